@@ -1,0 +1,59 @@
+package spool
+
+import (
+	"sync/atomic"
+
+	"golang.org/x/sync/semaphore"
+)
+
+// budget is the hard limit on chunk memory shared by all buffers of a
+// Manager. It is a weighted semaphore whose weight is the budget in bytes;
+// a buffer holds one unit of weight for every byte of chunk capacity it
+// keeps in memory.
+//
+// budget never blocks. semaphore.Weighted has two properties that rule out
+// its blocking Acquire here: TryAcquire fails whenever any Acquire is
+// queued (even if the free weight would satisfy it), and an Acquire of more
+// than the semaphore's size waits until its context ends. spool therefore
+// only ever calls TryAcquire; when memory is short the caller frees some by
+// rolling other buffers over to disk (Manager.makeRoom) and tries again, or
+// writes to disk itself. Because nobody queues, TryAcquire succeeds exactly
+// when enough weight is free.
+//
+// inUse mirrors the semaphore's held weight for Stats. It is raised after a
+// successful TryAcquire and lowered before Release, so at every instant
+// 0 <= inUse <= held weight <= size.
+type budget struct {
+	sem   *semaphore.Weighted
+	size  int64
+	inUse atomic.Int64
+}
+
+func newBudget(size int64) *budget {
+	return &budget{sem: semaphore.NewWeighted(size), size: size}
+}
+
+// tryAcquire takes n bytes of the budget if they are free right now, and
+// reports whether it did. It never blocks.
+func (b *budget) tryAcquire(n int64) bool {
+	if n <= 0 {
+		return true
+	}
+	if n > b.size || !b.sem.TryAcquire(n) {
+		return false
+	}
+	b.inUse.Add(n)
+	return true
+}
+
+// release gives back n bytes taken by tryAcquire.
+func (b *budget) release(n int64) {
+	if n <= 0 {
+		return
+	}
+	b.inUse.Add(-n)
+	b.sem.Release(n)
+}
+
+// used reports the bytes currently held.
+func (b *budget) used() int64 { return b.inUse.Load() }

@@ -1,0 +1,644 @@
+package spool
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// A Buffer is a file-like byte buffer that keeps its data in memory, in
+// chunks from its Manager's budget, until it rolls over to a temporary
+// file. Get one from Manager.NewBuffer; the zero Buffer is not usable.
+//
+// Buffer behaves like an *os.File opened for reading and writing: Read,
+// Write, Seek, ReadByte, WriteByte, WriteString, ReadFrom and WriteTo share
+// one offset; ReadAt and WriteAt leave it alone; writing past the end fills
+// the gap with zeros; Truncate shrinks or extends with zeros; Read at the
+// end returns io.EOF. A byte that was never written reads as zero.
+//
+// A Buffer rolls over to disk when Rollover is called, when it would grow
+// past Options.BufferThreshold or the whole budget, when the Manager picks
+// it to free memory for another buffer, or when a write to it needs memory
+// that cannot be freed. Once on disk it stays on disk. Spill files are
+// anonymous (or unlinked at once), so they vanish when the buffer is closed
+// or the process ends.
+//
+// All methods are safe for concurrent use; ReadAt calls run in parallel
+// with each other. Methods that use the shared offset from several
+// goroutines at once see it move in an unspecified interleaving, as with an
+// *os.File. After Close, every method returns ErrClosed (Size returns 0 and
+// OnDisk false).
+//
+// A Buffer does not retain the slices passed to its methods.
+type Buffer struct {
+	m  *Manager
+	id uint64
+
+	lastUse atomic.Uint64 // Manager clock at the last access
+	mem     atomic.Int64  // chunk bytes held; changed under mu, read anywhere
+	idx     int           // index in m.bufs; guarded by m.mu
+
+	// mu protects the following fields. See lock.go for the lock order.
+	mu     sync.RWMutex
+	closed bool
+	size   int64 // logical size in bytes
+	off    int64 // offset shared by Read, Write and Seek
+	// chunks[i], if not nil, holds bytes [i*cs, (i+1)*cs) of the buffer,
+	// and is authoritative for them; only its bytes below size are
+	// meaningful (the rest may hold anything and are zeroed before size
+	// grows over them). A nil or missing chunk reads from file if there is
+	// one and as zeros if not. Only chunks below size are held: when size
+	// shrinks, chunks past it are given back.
+	chunks []*[]byte
+	// file, once created, is where every byte not held in chunks lives;
+	// it is never removed before Close. Bytes at or past fileSize read as
+	// zero without touching it. fileSize never exceeds size and is at
+	// least the extent of everything ever written to file.
+	file     spillFile
+	fileSize int64
+	pending  []SpillEvent // to deliver to OnSpill after unlock
+}
+
+// ID returns the buffer's identifier, unique within its Manager, as used
+// in SpillEvent.
+func (b *Buffer) ID() uint64 { return b.id }
+
+func (b *Buffer) touch() { b.lastUse.Store(b.m.clock.Add(1)) }
+
+// resident reports whether chunk i is held in memory.
+func (b *Buffer) resident(i int64) bool {
+	return i < int64(len(b.chunks)) && b.chunks[i] != nil
+}
+
+// Write writes p at the offset and advances the offset by the bytes
+// written. It returns a non-nil error when n < len(p).
+func (b *Buffer) Write(p []byte) (n int, err error) {
+	b.lock()
+	defer b.unlock()
+	if b.closed {
+		return 0, ErrClosed
+	}
+	n, err = b.writeAt(p, b.off)
+	b.off += int64(n)
+	return n, err
+}
+
+// WriteString is like Write, without copying s to a byte slice.
+func (b *Buffer) WriteString(s string) (n int, err error) {
+	// writeAt only reads from its argument.
+	return b.Write(unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
+// WriteByte writes one byte at the offset and advances it.
+func (b *Buffer) WriteByte(c byte) error {
+	p := [1]byte{c}
+	_, err := b.Write(p[:])
+	return err
+}
+
+// WriteAt writes p at offset off, leaving the offset unchanged. Writing
+// past the end extends the buffer, filling any gap with zeros.
+func (b *Buffer) WriteAt(p []byte, off int64) (n int, err error) {
+	b.lock()
+	defer b.unlock()
+	if b.closed {
+		return 0, ErrClosed
+	}
+	return b.writeAt(p, off)
+}
+
+// Read reads up to len(p) bytes from the offset and advances it. At the
+// end of the buffer it returns 0, io.EOF.
+func (b *Buffer) Read(p []byte) (n int, err error) {
+	b.lock()
+	defer b.unlock()
+	if b.closed {
+		return 0, ErrClosed
+	}
+	n, err = b.readAt(p, b.off)
+	b.off += int64(n)
+	if n > 0 && err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
+
+// ReadByte reads one byte at the offset and advances it. At the end of
+// the buffer it returns io.EOF.
+func (b *Buffer) ReadByte() (byte, error) {
+	var p [1]byte
+	n, err := b.Read(p[:])
+	if n == 1 {
+		return p[0], nil
+	}
+	return 0, err
+}
+
+// ReadAt reads len(p) bytes at offset off, leaving the offset unchanged.
+// When it reads fewer, it returns the reason: io.EOF at the end of the
+// buffer. ReadAt calls may run in parallel.
+func (b *Buffer) ReadAt(p []byte, off int64) (n int, err error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return 0, ErrClosed
+	}
+	return b.readAt(p, off)
+}
+
+// Seek sets the offset for the next Read or Write: offset relative to the
+// start for io.SeekStart, to the current offset for io.SeekCurrent, and to
+// the end for io.SeekEnd. It returns the new offset. Seeking past the end
+// is allowed; seeking before the start is an error (ErrNegativeOffset).
+func (b *Buffer) Seek(offset int64, whence int) (int64, error) {
+	b.lock()
+	defer b.unlock()
+	if b.closed {
+		return 0, ErrClosed
+	}
+	var base int64
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		base = b.off
+	case io.SeekEnd:
+		base = b.size
+	default:
+		return 0, fmt.Errorf("%w: %d", ErrInvalidWhence, whence)
+	}
+	pos := base + offset
+	if (offset > 0 && pos < base) || (offset < 0 && pos > base) {
+		return 0, ErrTooLarge
+	}
+	if pos < 0 {
+		return 0, ErrNegativeOffset
+	}
+	b.off = pos
+	return pos, nil
+}
+
+// Size returns the buffer's size in bytes, or 0 after Close.
+func (b *Buffer) Size() int64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.size
+}
+
+// OnDisk reports whether the buffer has rolled over to a file. After a
+// rollover that failed part way (see Rollover), part of the data may still
+// be in memory.
+func (b *Buffer) OnDisk() bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.file != nil
+}
+
+// Truncate changes the buffer's size. Shrinking gives back the memory past
+// the new end; growing adds zeros and takes no memory. The offset is left
+// unchanged.
+func (b *Buffer) Truncate(size int64) error {
+	b.lock()
+	defer b.unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	if size < 0 {
+		return ErrNegativeSize
+	}
+	b.touch()
+	old := b.size
+	switch {
+	case size < old:
+		if b.file != nil && b.fileSize > size {
+			if err := b.file.Truncate(size); err != nil {
+				return fmt.Errorf("spool: truncate: %w", err)
+			}
+			b.setFileSize(size)
+		}
+		keep := (size + b.m.cs - 1) / b.m.cs
+		for i := keep; i < int64(len(b.chunks)); i++ {
+			b.freeChunk(i)
+		}
+		if keep < int64(len(b.chunks)) {
+			clear(b.chunks[keep:]) // drop pointers for the GC
+			b.chunks = b.chunks[:keep]
+		}
+		b.size = size
+	case size > old:
+		if b.file == nil && size > b.m.memLimit {
+			if err := b.rollover(b.growReason(size)); err != nil {
+				return err
+			}
+		}
+		b.zeroTail(old, size)
+		if b.file == nil {
+			b.growTable(size)
+		}
+		b.size = size
+	}
+	return nil
+}
+
+// Rollover moves the buffer's data to disk now, if it is not there
+// already. Memory is given back chunk by chunk as each chunk reaches the
+// file, so memory use falls during a rollover and never rises. If a disk
+// error stops it part way, Rollover returns the error (wrapped, so
+// errors.Is(err, syscall.ENOSPC) works); every byte stays readable, from
+// the file or from memory, and the buffer stays usable.
+func (b *Buffer) Rollover() error {
+	b.lock()
+	defer b.unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	return b.rollover(SpillRequested)
+}
+
+// Close gives back the buffer's memory, closes and so removes its spill
+// file, and returns the error of closing that file. Later calls of any
+// method return ErrClosed.
+func (b *Buffer) Close() error {
+	b.lock()
+	if b.closed {
+		b.unlock()
+		return ErrClosed
+	}
+	b.closed = true
+	for i := range b.chunks {
+		b.freeChunk(int64(i))
+	}
+	b.chunks = nil
+	var err error
+	if b.file != nil {
+		if cerr := b.file.Close(); cerr != nil {
+			err = fmt.Errorf("spool: close spill file: %w", cerr)
+		}
+		b.file = nil
+		b.setFileSize(0)
+		b.m.onDisk.Add(-1)
+	}
+	b.size, b.off = 0, 0
+	b.unlock()
+	b.m.unregister(b)
+	return err
+}
+
+// scratchSize is the size of the transient slices ReadFrom and WriteTo move
+// data through. They are not buffer memory and are not counted in the
+// budget; at most one is in use per ReadFrom or WriteTo call in progress.
+const scratchSize = 64 << 10
+
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, scratchSize); return &b }}
+
+// ReadFrom reads from r until io.EOF and writes what it read at the offset,
+// advancing it. It returns the number of bytes written and the first error
+// other than io.EOF. The buffer is locked only while each piece is written,
+// never while r.Read runs.
+func (b *Buffer) ReadFrom(r io.Reader) (n int64, err error) {
+	sp := scratchPool.Get().(*[]byte)
+	defer scratchPool.Put(sp)
+	buf := *sp
+	for {
+		nr, rerr := r.Read(buf)
+		if nr > 0 {
+			nw, werr := b.Write(buf[:nr])
+			n += int64(nw)
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+// WriteTo writes the buffer's bytes from the offset to the end to w,
+// advancing the offset by the bytes w accepted. The buffer is locked only
+// while each piece is copied out, never while w.Write runs.
+func (b *Buffer) WriteTo(w io.Writer) (n int64, err error) {
+	sp := scratchPool.Get().(*[]byte)
+	defer scratchPool.Put(sp)
+	buf := *sp
+	for {
+		b.lock()
+		if b.closed {
+			b.unlock()
+			return n, ErrClosed
+		}
+		start := b.off
+		nr, rerr := b.readAt(buf, start)
+		b.off = start + int64(nr)
+		b.unlock()
+		if nr > 0 {
+			nw, werr := w.Write(buf[:nr])
+			n += int64(nw)
+			if nw < nr {
+				// Give back the offset of what w did not take.
+				b.lock()
+				if !b.closed && b.off == start+int64(nr) {
+					b.off = start + int64(nw)
+				}
+				b.unlock()
+				if werr == nil {
+					werr = io.ErrShortWrite
+				}
+				return n, werr
+			}
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+// writeAt writes p at off. b.mu is held for writing.
+func (b *Buffer) writeAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, ErrNegativeOffset
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	end := off + int64(len(p))
+	if end < off {
+		return 0, ErrTooLarge
+	}
+	b.touch()
+	if b.file == nil {
+		if end > b.m.memLimit {
+			if err := b.rollover(b.growReason(end)); err != nil {
+				return 0, err
+			}
+		} else if ok, err := b.reserve(off, end); err != nil {
+			return 0, err
+		} else if ok {
+			b.memWrite(p, off, end)
+			return len(p), nil
+		}
+	}
+	return b.fileWrite(p, off, end)
+}
+
+// growReason says why growing to size takes a buffer to disk.
+func (b *Buffer) growReason(size int64) SpillReason {
+	if t := b.m.opts.BufferThreshold; t > 0 && size > t {
+		return SpillThreshold
+	}
+	return SpillTooLarge
+}
+
+// reserve takes from the budget the chunks a write of [off, end) needs and
+// reports whether it got them. If the budget lacks them, other buffers are
+// rolled over; if that is not enough, b itself rolls over and reserve
+// returns false (and the error of that rollover, if it failed).
+func (b *Buffer) reserve(off, end int64) (bool, error) {
+	cs := b.m.cs
+	var need int64
+	for i := off / cs; i <= (end-1)/cs; i++ {
+		if !b.resident(i) {
+			need += cs
+		}
+	}
+	if b.m.budget.tryAcquire(need) || b.m.makeRoom(need, b) {
+		return true, nil
+	}
+	return false, b.rollover(SpillBudget)
+}
+
+// memWrite copies p to [off, end) of a buffer without a file whose chunks
+// for that range have been reserved.
+func (b *Buffer) memWrite(p []byte, off, end int64) {
+	cs := b.m.cs
+	old := b.size
+	if off > old {
+		b.zeroTail(old, off)
+	}
+	newSize := max(old, end)
+	b.growTable(newSize)
+	for pos := off; pos < end; {
+		i := pos / cs
+		start := i * cs
+		lo, hi := pos-start, min(cs, end-start)
+		c := b.chunks[i]
+		if c == nil {
+			c = b.m.pool.get()
+			b.chunks[i] = c
+			b.mem.Add(cs)
+			// A recycled chunk holds stale bytes: zero the part of it
+			// inside the new size that this write does not cover.
+			clear((*c)[:lo])
+			if valid := min(cs, newSize-start); hi < valid {
+				clear((*c)[hi:valid])
+			}
+		}
+		copy((*c)[lo:hi], p[pos-off:])
+		pos = start + hi
+	}
+	b.size = newSize
+}
+
+// fileWrite writes p to [off, end) of a buffer that has a file: to the
+// chunks still held in memory where there are some, to the file elsewhere.
+func (b *Buffer) fileWrite(p []byte, off, end int64) (int, error) {
+	cs := b.m.cs
+	old := b.size
+	if off > old {
+		b.zeroTail(old, off)
+	}
+	n := 0
+	var err error
+	for pos := off; pos < end; pos = off + int64(n) {
+		i := pos / cs
+		if b.resident(i) {
+			start := i * cs
+			hi := min(cs, end-start)
+			n += copy((*b.chunks[i])[pos-start:hi], p[n:])
+			continue
+		}
+		runEnd := b.runEnd(i, end)
+		var w int
+		w, err = b.file.WriteAt(p[n:n+int(runEnd-pos)], pos)
+		if w > 0 {
+			b.setFileSize(max(b.fileSize, pos+int64(w)))
+			n += w
+		}
+		if err != nil {
+			err = fmt.Errorf("spool: write: %w", err)
+			break
+		}
+	}
+	b.size = max(old, off+int64(n))
+	return n, err
+}
+
+// readAt reads into p from off. b.mu is held, for reading at least.
+func (b *Buffer) readAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, ErrNegativeOffset
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	b.touch()
+	if off >= b.size {
+		return 0, io.EOF
+	}
+	end := off + min(int64(len(p)), b.size-off)
+	cs := b.m.cs
+	n := 0
+	for pos := off; pos < end; pos = off + int64(n) {
+		i := pos / cs
+		start := i * cs
+		if b.resident(i) {
+			hi := min(cs, end-start)
+			n += copy(p[n:], (*b.chunks[i])[pos-start:hi])
+			continue
+		}
+		runEnd := b.runEnd(i, end)
+		dst := p[n : n+int(runEnd-pos)]
+		if b.file != nil && pos < b.fileSize {
+			fdst := dst[:min(runEnd, b.fileSize)-pos]
+			r, err := b.file.ReadAt(fdst, pos)
+			if err != nil && !(errors.Is(err, io.EOF) && r == len(fdst)) {
+				if !errors.Is(err, io.EOF) {
+					return n + r, fmt.Errorf("spool: read: %w", err)
+				}
+				// The file is shorter than recorded: what is missing
+				// was never written, so it is zero.
+				clear(fdst[r:])
+			}
+			clear(dst[len(fdst):])
+		} else {
+			clear(dst)
+		}
+		n += len(dst)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// rollover moves every chunk held in memory to the file, creating it if
+// needed, and records the event. b.mu is held for writing.
+func (b *Buffer) rollover(reason SpillReason) error {
+	m := b.m
+	if b.file != nil && b.mem.Load() == 0 {
+		return nil
+	}
+	created := false
+	if b.file == nil {
+		f, err := m.fs.createTemp(m.opts.TempDir, m.opts.Pattern)
+		if err != nil {
+			return b.spillFailed(reason, 0, fmt.Errorf("spool: create spill file: %w", err))
+		}
+		b.file, b.fileSize, created = f, 0, true
+		m.onDisk.Add(1)
+	}
+	cs := m.cs
+	var moved int64
+	for i, c := range b.chunks {
+		if c == nil {
+			continue
+		}
+		start := int64(i) * cs
+		n := min(cs, b.size-start)
+		w, err := b.file.WriteAt((*c)[:n], start)
+		if w > 0 {
+			b.setFileSize(max(b.fileSize, start+int64(w)))
+		}
+		if err != nil {
+			if created && moved == 0 {
+				// Nothing reached the file: go back to being a memory
+				// buffer, as if the rollover had not started.
+				b.file.Close()
+				b.file = nil
+				b.setFileSize(0)
+				m.onDisk.Add(-1)
+			}
+			return b.spillFailed(reason, moved, fmt.Errorf("spool: rollover: %w", err))
+		}
+		b.freeChunk(int64(i))
+		moved += n
+	}
+	b.chunks = nil
+	m.spills.Add(1)
+	m.spilledBytes.Add(moved)
+	if reason == SpillEvicted {
+		m.evictions.Add(1)
+	}
+	b.pending = append(b.pending, SpillEvent{Buffer: b.id, Reason: reason, Size: b.size, Moved: moved})
+	return nil
+}
+
+func (b *Buffer) spillFailed(reason SpillReason, moved int64, err error) error {
+	b.m.spillErrors.Add(1)
+	b.m.spilledBytes.Add(moved)
+	b.pending = append(b.pending, SpillEvent{Buffer: b.id, Reason: reason, Size: b.size, Moved: moved, Err: err})
+	return err
+}
+
+// freeChunk gives chunk i, if held, back to the pool and the budget.
+func (b *Buffer) freeChunk(i int64) {
+	c := b.chunks[i]
+	if c == nil {
+		return
+	}
+	b.chunks[i] = nil
+	b.m.pool.put(c)
+	b.mem.Add(-b.m.cs)
+	b.m.budget.release(b.m.cs)
+}
+
+// runEnd returns where the run of chunks not in memory that starts with
+// chunk i ends, capped at end.
+func (b *Buffer) runEnd(i, end int64) int64 {
+	j := i + 1
+	for j < int64(len(b.chunks)) && b.chunks[j] == nil {
+		j++
+	}
+	if j >= int64(len(b.chunks)) {
+		return end
+	}
+	return min(end, j*b.m.cs)
+}
+
+// growTable makes the chunk table of a buffer without a file long enough
+// for size bytes; new entries are nil (zeros).
+func (b *Buffer) growTable(size int64) {
+	n := int((size + b.m.cs - 1) / b.m.cs)
+	if n > len(b.chunks) {
+		b.chunks = append(b.chunks, make([]*[]byte, n-len(b.chunks))...)
+	}
+}
+
+// zeroTail zeroes the bytes from old (the current size) up to limit in the
+// chunk that holds byte old, if that chunk is in memory, before the size
+// grows over them.
+func (b *Buffer) zeroTail(old, limit int64) {
+	cs := b.m.cs
+	i := old / cs
+	if old%cs == 0 || !b.resident(i) {
+		return
+	}
+	start := i * cs
+	clear((*b.chunks[i])[old-start : min(cs, limit-start)])
+}
+
+func (b *Buffer) setFileSize(n int64) {
+	b.m.diskInUse.Add(n - b.fileSize)
+	b.fileSize = n
+}

@@ -1,0 +1,33 @@
+package spool
+
+import "errors"
+
+// Errors returned by spool. Errors from the operating system (a full disk,
+// an I/O error) are returned wrapped, so errors.Is(err, syscall.ENOSPC)
+// and errors.As(err, new(*os.PathError)) work on them.
+var (
+	// ErrClosed is returned by every method of a Buffer after its Close,
+	// and by every method of a Manager after its Close (which also closes
+	// all of its buffers).
+	ErrClosed = errors.New("spool: closed")
+
+	// ErrInvalidOptions is wrapped by the error NewManager returns for an
+	// invalid Options field; the message names the field.
+	ErrInvalidOptions = errors.New("spool: invalid options")
+
+	// ErrNegativeOffset is returned for a negative offset passed to ReadAt
+	// or WriteAt, and by Seek when the resulting position would be
+	// negative.
+	ErrNegativeOffset = errors.New("spool: negative offset")
+
+	// ErrInvalidWhence is returned by Seek for a whence other than
+	// io.SeekStart, io.SeekCurrent or io.SeekEnd.
+	ErrInvalidWhence = errors.New("spool: invalid whence")
+
+	// ErrNegativeSize is returned by Truncate for a negative size.
+	ErrNegativeSize = errors.New("spool: negative size")
+
+	// ErrTooLarge is returned when an offset plus a length would overflow
+	// int64, the largest size a Buffer can have.
+	ErrTooLarge = errors.New("spool: offset out of range")
+)

@@ -1,0 +1,69 @@
+package spool
+
+// Lock protocol
+//
+// spool has three kinds of lock-like state. This comment is the single
+// place that says how they nest; every function that takes a lock follows
+// it, and stress_test.go checks it with a watchdog that dumps all goroutine
+// stacks if any operation stops making progress.
+//
+//  1. Buffer.mu (sync.RWMutex) guards the buffer's contents, size, offset,
+//     chunk table and spill file. Operations that change any of these
+//     (Write, WriteAt, Read, Seek, Truncate, Rollover, Close, ReadByte, ...)
+//     hold it for writing; ReadAt, Size and OnDisk hold it for reading, so
+//     ReadAt calls run in parallel with each other.
+//
+//  2. Manager.mu (sync.Mutex) guards the Manager's list of live buffers and
+//     its closed flag. It is a leaf: while holding it, code takes no other
+//     lock (not even with TryLock), does no I/O and calls no user code.
+//
+//  3. The memory budget (budget.go) is a semaphore used only through
+//     TryAcquire and Release, which never block. No code ever waits for
+//     memory.
+//
+// Order. A goroutine blocks on at most one Buffer.mu at a time: the lock of
+// the buffer whose method it is running. While holding it, it may take the
+// lock of *another* buffer only with TryLock, to roll that buffer over to
+// disk (Manager.makeRoom), and it skips that buffer if TryLock fails. A
+// TryLock never waits, so no cycle of waiting goroutines can form, whatever
+// the number of buffers and goroutines: that is the whole deadlock argument.
+// Manager.mu may be taken while holding a Buffer.mu (to register, unregister
+// or snapshot buffers); a Buffer.mu is never taken while holding Manager.mu.
+//
+// What is done while holding Buffer.mu. Copies between chunks and the
+// caller's slice, and reads and writes of the buffer's own spill file
+// (a rollover writes a whole buffer to disk under its lock). Never: a call
+// into user code (io.Reader/io.Writer passed to ReadFrom/WriteTo, the OnSpill
+// callback) and never a blocking wait on another buffer. ReadFrom and WriteTo
+// move data through a scratch slice and lock the buffer only around each
+// piece, so a slow network peer cannot pin a buffer's lock.
+//
+// Manager.Close sets closed under Manager.mu, takes a snapshot of the live
+// buffers, releases Manager.mu, and then closes each buffer with a blocking
+// Lock; it holds no other lock while doing so, so it only waits for
+// operations already in progress, each of which is finite.
+//
+// Callbacks. A rollover records its SpillEvent in the rolled-over buffer's
+// pending list; an evicting goroutine moves the victim's events to its own
+// buffer before releasing the victim. unlock delivers pending events to
+// Options.OnSpill after releasing the lock, so OnSpill runs with no spool
+// lock held and may call any method.
+
+// lock takes b.mu for writing.
+func (b *Buffer) lock() { b.mu.Lock() }
+
+// unlock releases b.mu (held for writing) and then delivers the spill
+// events recorded while it was held.
+func (b *Buffer) unlock() {
+	ev := b.pending
+	b.pending = nil
+	b.mu.Unlock()
+	if len(ev) == 0 {
+		return
+	}
+	if f := b.m.opts.OnSpill; f != nil {
+		for _, e := range ev {
+			f(e)
+		}
+	}
+}

@@ -1,0 +1,115 @@
+package spool
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Defaults for zero Options fields.
+const (
+	// DefaultMemoryBudget is the budget used when Options.MemoryBudget is 0.
+	DefaultMemoryBudget = 64 << 20
+	// DefaultChunkSize is the chunk size used when Options.ChunkSize is 0.
+	DefaultChunkSize = 64 << 10
+	// DefaultPattern is the spill file name pattern used when
+	// Options.Pattern is "".
+	DefaultPattern = "spool-*"
+
+	// MinChunkSize and MaxChunkSize bound Options.ChunkSize.
+	MinChunkSize = 4 << 10
+	MaxChunkSize = 1 << 20
+)
+
+// Options configures a Manager. The zero value is valid: a 64 MiB budget,
+// 64 KiB chunks, no per-buffer threshold, spill files in os.TempDir(), the
+// LargestFirst policy and no spill callback.
+type Options struct {
+	// MemoryBudget is the number of bytes of RAM that all buffers of the
+	// Manager together may hold, counted by chunk capacity. It is a hard
+	// limit: it is never exceeded, even for a moment. 0 means
+	// DefaultMemoryBudget. It must not be negative and, if set, must be at
+	// least ChunkSize. Only whole chunks are handed out, so the usable
+	// budget is MemoryBudget rounded down to a multiple of ChunkSize.
+	MemoryBudget int64
+
+	// BufferThreshold caps the size of a single buffer kept in memory, like
+	// the max_size of Python's SpooledTemporaryFile: a buffer whose size
+	// would pass it rolls over to disk. 0 means no per-buffer cap; only the
+	// budget decides. It must not be negative.
+	BufferThreshold int64
+
+	// ChunkSize is the allocation granule of buffer memory: a power of two
+	// from MinChunkSize (4 KiB) to MaxChunkSize (1 MiB). 0 means
+	// DefaultChunkSize (64 KiB).
+	ChunkSize int
+
+	// TempDir is the directory spill files are created in. "" means
+	// os.TempDir(). It must exist and be a directory.
+	TempDir string
+
+	// Pattern names spill files as the pattern of os.CreateTemp does (a
+	// "*" is replaced by a random string). It is only visible where the
+	// file system does not support anonymous files (O_TMPFILE); spill files
+	// are unlinked right after they are created either way. "" means
+	// DefaultPattern. It must not contain a path separator.
+	Pattern string
+
+	// Policy chooses which buffers roll over first when memory is short.
+	// The zero value is LargestFirst.
+	Policy Policy
+
+	// OnSpill, if not nil, is called after a buffer rolled over to disk,
+	// or tried to and failed (SpillEvent.Err). It is called on the
+	// goroutine whose operation caused the rollover, after that operation
+	// has released every lock, so it may call methods of the Manager and
+	// its buffers. It should return quickly: the operation that caused the
+	// rollover returns only after OnSpill does.
+	OnSpill func(SpillEvent)
+}
+
+// withDefaults validates o and returns a copy with zero fields replaced by
+// their defaults.
+func (o Options) withDefaults() (Options, error) {
+	bad := func(field string, format string, args ...any) (Options, error) {
+		return Options{}, fmt.Errorf("%w: %s %s", ErrInvalidOptions, field, fmt.Sprintf(format, args...))
+	}
+	if o.ChunkSize == 0 {
+		o.ChunkSize = DefaultChunkSize
+	}
+	if o.ChunkSize < MinChunkSize || o.ChunkSize > MaxChunkSize || o.ChunkSize&(o.ChunkSize-1) != 0 {
+		return bad("ChunkSize", "%d is not a power of two from %d to %d", o.ChunkSize, MinChunkSize, MaxChunkSize)
+	}
+	if o.MemoryBudget < 0 {
+		return bad("MemoryBudget", "%d is negative", o.MemoryBudget)
+	}
+	if o.MemoryBudget == 0 {
+		o.MemoryBudget = DefaultMemoryBudget
+	}
+	if o.MemoryBudget < int64(o.ChunkSize) {
+		return bad("MemoryBudget", "%d is smaller than ChunkSize %d", o.MemoryBudget, o.ChunkSize)
+	}
+	if o.BufferThreshold < 0 {
+		return bad("BufferThreshold", "%d is negative", o.BufferThreshold)
+	}
+	if o.TempDir == "" {
+		o.TempDir = os.TempDir()
+	}
+	fi, err := os.Stat(o.TempDir)
+	if err != nil {
+		return Options{}, fmt.Errorf("%w: TempDir: %w", ErrInvalidOptions, err)
+	}
+	if !fi.IsDir() {
+		return bad("TempDir", "%q is not a directory", o.TempDir)
+	}
+	if o.Pattern == "" {
+		o.Pattern = DefaultPattern
+	}
+	if strings.ContainsAny(o.Pattern, `/`+string(os.PathSeparator)) {
+		return bad("Pattern", "%q contains a path separator", o.Pattern)
+	}
+	if !o.Policy.valid() {
+		return bad("Policy", "%v is not a known policy", o.Policy)
+	}
+	return o, nil
+}

@@ -1,0 +1,27 @@
+package spool
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// openAnonymous opens an unnamed file in dir with O_TMPFILE: it has no name
+// to collide with, to be replaced by a symlink, or to be left behind by a
+// crash. O_EXCL keeps it from ever being linked into the directory.
+func openAnonymous(dir string) (*os.File, error) {
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	return os.NewFile(uintptr(fd), filepath.Join(dir, "(spool spill file)")), nil
+}
+
+// anonymousUnsupported reports whether err from openAnonymous means the
+// kernel or file system cannot make anonymous files, so a named temporary
+// file should be tried instead.
+func anonymousUnsupported(err error) bool {
+	return errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL)
+}

@@ -1,0 +1,87 @@
+package spool
+
+import "fmt"
+
+// Stats is a snapshot of a Manager's counters, as returned by
+// Manager.Stats. The fields are read one by one without stopping the
+// Manager, so under concurrent use they may not add up exactly; each field
+// on its own is exact at the moment it was read.
+type Stats struct {
+	// MemoryBudget is the budget the Manager enforces, in bytes.
+	MemoryBudget int64
+	// MemoryInUse is the chunk memory all live buffers hold, in bytes,
+	// counted by chunk capacity. It never exceeds MemoryBudget.
+	MemoryInUse int64
+	// DiskInUse is the total extent of all spill files, in bytes (holes
+	// left by WriteAt past the end count as bytes).
+	DiskInUse int64
+	// Buffers is the number of live (not closed) buffers.
+	Buffers int
+	// BuffersOnDisk is the number of live buffers that have a spill file.
+	BuffersOnDisk int
+	// Spills is the number of completed rollovers, whatever their reason.
+	Spills int64
+	// SpilledBytes is the number of bytes copied from memory to disk by
+	// rollovers.
+	SpilledBytes int64
+	// Evictions is the number of rollovers of a buffer made to free memory
+	// for a write to another buffer (SpillEvicted). It is included in
+	// Spills.
+	Evictions int64
+	// SpillErrors is the number of rollovers that failed with a disk error.
+	// The data of such a buffer is intact and it stays usable.
+	SpillErrors int64
+}
+
+// SpillReason says why a buffer rolled over to disk.
+type SpillReason int
+
+const (
+	// SpillRequested: Buffer.Rollover was called.
+	SpillRequested SpillReason = iota + 1
+	// SpillThreshold: the buffer would have grown past
+	// Options.BufferThreshold.
+	SpillThreshold
+	// SpillTooLarge: the buffer would have grown past the whole memory
+	// budget.
+	SpillTooLarge
+	// SpillBudget: a write to this buffer needed memory, and rolling other
+	// buffers over did not free enough, so this buffer went to disk.
+	SpillBudget
+	// SpillEvicted: the policy chose this buffer to free memory for a
+	// write to another buffer.
+	SpillEvicted
+)
+
+// String returns the reason's name, as in the constant without "Spill".
+func (r SpillReason) String() string {
+	switch r {
+	case SpillRequested:
+		return "Requested"
+	case SpillThreshold:
+		return "Threshold"
+	case SpillTooLarge:
+		return "TooLarge"
+	case SpillBudget:
+		return "Budget"
+	case SpillEvicted:
+		return "Evicted"
+	}
+	return fmt.Sprintf("SpillReason(%d)", int(r))
+}
+
+// SpillEvent describes one rollover, for Options.OnSpill.
+type SpillEvent struct {
+	// Buffer is the ID of the buffer that rolled over (Buffer.ID).
+	Buffer uint64
+	// Reason says why it rolled over.
+	Reason SpillReason
+	// Size is the buffer's size in bytes at the time.
+	Size int64
+	// Moved is the number of bytes copied from memory to disk.
+	Moved int64
+	// Err is nil if the rollover completed. Otherwise the rollover stopped
+	// at a disk error: the buffer's data is intact, part of it possibly
+	// still in memory, and the buffer stays usable.
+	Err error
+}
