@@ -20,7 +20,8 @@ import (
 // end returns io.EOF. A byte that was never written reads as zero.
 //
 // A Buffer rolls over to disk when Rollover is called, when it would grow
-// past Options.BufferThreshold or the whole budget, when the Manager picks
+// past Options.BufferThreshold or the whole budget, when a write far past
+// its end would leave a hole much larger than its data, when the Manager picks
 // it to free memory for another buffer, or when a write to it needs memory
 // that cannot be freed. Once on disk it stays on disk. Spill files are
 // anonymous (or unlinked at once), so they vanish when the buffer is closed
@@ -234,9 +235,6 @@ func (b *Buffer) Truncate(size int64) error {
 			}
 		}
 		b.zeroTail(old, size)
-		if b.file == nil {
-			b.growTable(size)
-		}
 		b.size = size
 	}
 	return nil
@@ -298,6 +296,12 @@ var scratchPool = sync.Pool{New: func() any { b := make([]byte, scratchSize); re
 // other than io.EOF. The buffer is locked only while each piece is written,
 // never while r.Read runs.
 func (b *Buffer) ReadFrom(r io.Reader) (n int64, err error) {
+	b.mu.RLock()
+	closed := b.closed
+	b.mu.RUnlock()
+	if closed {
+		return 0, ErrClosed
+	}
 	sp := scratchPool.Get().(*[]byte)
 	defer scratchPool.Put(sp)
 	buf := *sp
@@ -382,6 +386,10 @@ func (b *Buffer) writeAt(p []byte, off int64) (int, error) {
 			if err := b.rollover(b.growReason(end)); err != nil {
 				return 0, err
 			}
+		} else if b.tooSparse(end) {
+			if err := b.rollover(SpillSparse); err != nil {
+				return 0, err
+			}
 		} else if ok, err := b.reserve(off, end); err != nil {
 			return 0, err
 		} else if ok {
@@ -399,6 +407,25 @@ func (b *Buffer) growReason(size int64) SpillReason {
 	}
 	return SpillTooLarge
 }
+
+// tooSparse reports whether writing up to end would grow the chunk table
+// of a buffer in memory far beyond the chunks it holds: a write far past
+// the end, leaving a large hole. The table (8 bytes per chunk, holes
+// included) is not counted in the budget, so such a buffer goes to disk,
+// where a hole costs nothing; this keeps every table within a few times
+// the memory its buffer holds.
+func (b *Buffer) tooSparse(end int64) bool {
+	n := (end-1)/b.m.cs + 1
+	if n <= int64(len(b.chunks)) {
+		return false
+	}
+	held := b.mem.Load() / b.m.cs
+	return n > 4*(held+1)+sparseSlack
+}
+
+// sparseSlack is the number of chunk table entries a buffer may have
+// beyond 4 per chunk held before a hole sends it to disk.
+const sparseSlack = 64
 
 // reserve takes from the budget the chunks a write of [off, end) needs and
 // reports whether it got them. If the budget lacks them, other buffers are
@@ -427,7 +454,7 @@ func (b *Buffer) memWrite(p []byte, off, end int64) {
 		b.zeroTail(old, off)
 	}
 	newSize := max(old, end)
-	b.growTable(newSize)
+	b.growTable(end)
 	for pos := off; pos < end; {
 		i := pos / cs
 		start := i * cs
@@ -473,6 +500,7 @@ func (b *Buffer) fileWrite(p []byte, off, end int64) (int, error) {
 		w, err = b.file.WriteAt(p[n:n+int(runEnd-pos)], pos)
 		if w > 0 {
 			b.setFileSize(max(b.fileSize, pos+int64(w)))
+			b.m.diskWritten.Add(int64(w))
 			n += w
 		}
 		if err != nil {
@@ -559,6 +587,7 @@ func (b *Buffer) rollover(reason SpillReason) error {
 		w, err := b.file.WriteAt((*c)[:n], start)
 		if w > 0 {
 			b.setFileSize(max(b.fileSize, start+int64(w)))
+			m.diskWritten.Add(int64(w))
 		}
 		if err != nil {
 			if created && moved == 0 {
@@ -616,10 +645,11 @@ func (b *Buffer) runEnd(i, end int64) int64 {
 	return min(end, j*b.m.cs)
 }
 
-// growTable makes the chunk table of a buffer without a file long enough
-// for size bytes; new entries are nil (zeros).
-func (b *Buffer) growTable(size int64) {
-	n := int((size + b.m.cs - 1) / b.m.cs)
+// growTable makes the chunk table long enough for a write that ends at
+// end; new entries are nil. The table is never longer than the last chunk
+// written needs: chunks past its end read as holes too.
+func (b *Buffer) growTable(end int64) {
+	n := int((end + b.m.cs - 1) / b.m.cs)
 	if n > len(b.chunks) {
 		b.chunks = append(b.chunks, make([]*[]byte, n-len(b.chunks))...)
 	}

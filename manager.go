@@ -35,6 +35,7 @@ type Manager struct {
 	onDisk       atomic.Int64
 	spills       atomic.Int64
 	spilledBytes atomic.Int64
+	diskWritten  atomic.Int64
 	evictions    atomic.Int64
 	spillErrors  atomic.Int64
 
@@ -99,6 +100,7 @@ func (m *Manager) Stats() Stats {
 		BuffersOnDisk: int(m.onDisk.Load()),
 		Spills:        m.spills.Load(),
 		SpilledBytes:  m.spilledBytes.Load(),
+		DiskWritten:   m.diskWritten.Load(),
 		Evictions:     m.evictions.Load(),
 		SpillErrors:   m.spillErrors.Load(),
 	}

@@ -32,9 +32,14 @@ func (osFS) createTemp(dir, pattern string) (spillFile, error) {
 		}
 		return f, nil
 	}
-	// Fallback: a named file, created with O_EXCL and mode 0600 by
-	// os.CreateTemp, unlinked at once so that nothing is left behind even if
-	// the process dies.
+	return createNamed(dir, pattern)
+}
+
+// createNamed is the fallback where anonymous files are not supported: a
+// named file, created with O_EXCL and mode 0600 by os.CreateTemp (which
+// never follows a symlink planted at its random name), unlinked at once so
+// that nothing is left behind even if the process dies.
+func createNamed(dir, pattern string) (*os.File, error) {
 	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {
 		return nil, err

@@ -24,6 +24,9 @@ type Stats struct {
 	// SpilledBytes is the number of bytes copied from memory to disk by
 	// rollovers.
 	SpilledBytes int64
+	// DiskWritten is the number of bytes written to spill files, by
+	// rollovers and by writes to buffers already on disk.
+	DiskWritten int64
 	// Evictions is the number of rollovers of a buffer made to free memory
 	// for a write to another buffer (SpillEvicted). It is included in
 	// Spills.
@@ -51,6 +54,9 @@ const (
 	// SpillEvicted: the policy chose this buffer to free memory for a
 	// write to another buffer.
 	SpillEvicted
+	// SpillSparse: a write far past the end would have left a hole much
+	// larger than the data the buffer holds; holes cost nothing on disk.
+	SpillSparse
 )
 
 // String returns the reason's name, as in the constant without "Spill".
@@ -66,6 +72,8 @@ func (r SpillReason) String() string {
 		return "Budget"
 	case SpillEvicted:
 		return "Evicted"
+	case SpillSparse:
+		return "Sparse"
 	}
 	return fmt.Sprintf("SpillReason(%d)", int(r))
 }

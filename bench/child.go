@@ -1,0 +1,265 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Child-process protocol. The parent runs
+//
+//	<os.Executable()> -child NAME <Config.childArgs...>
+//
+// (with SPOOLBENCH_CHILD=1 in its environment) for each implementation,
+// one after another. The child measures its
+// baseline memory, runs the scenario, and writes one Result as JSON on
+// stdout; the parent copies its stderr to its own after its progress line. It exits 0
+// if the run was clean, 1 if uploads read back wrong or operations failed
+// (the Result is still printed), and 2 if it could not run at all. The
+// parent adds the child's CPU time from its rusage.
+
+// childEnv is set to "1" in a child's environment. The bench binary does
+// not need it (the -child flag says it all); a test binary re-executed as a
+// child uses it to know it should act as bench.
+const childEnv = "SPOOLBENCH_CHILD"
+
+// Result is the measurement of one implementation in one scenario.
+type Result struct {
+	Scenario    string `json:"scenario"`
+	Impl        string `json:"impl"`
+	Label       string `json:"label"`
+	Clients     int    `json:"clients"`
+	Uploads     int    `json:"uploads"`      // uploads completed
+	WantUploads int    `json:"want_uploads"` // uploads in the workload
+	Bytes       int64  `json:"bytes"`        // bytes of the uploads completed
+	WantBytes   int64  `json:"want_bytes"`   // bytes of the workload
+
+	WallSeconds    float64 `json:"wall_seconds"`     // the workload, in the child
+	CPUUserSeconds float64 `json:"cpu_user_seconds"` // whole child, from rusage
+	CPUSysSeconds  float64 `json:"cpu_sys_seconds"`
+
+	// Memory, from /proc/self/status (0 where unavailable). The child
+	// resets VmHWM to VmRSS before the workload if the kernel lets it
+	// (HWMReset), reads BaselineRSS and BaselineHWM, runs the workload
+	// and reads PeakHWM. PeakRSSAboveBaseline is PeakHWM - BaselineRSS.
+	BaselineRSS          int64 `json:"baseline_rss"`
+	BaselineHWM          int64 `json:"baseline_hwm"`
+	PeakHWM              int64 `json:"peak_hwm"`
+	PeakRSSAboveBaseline int64 `json:"peak_rss_above_baseline"`
+	HWMReset             bool  `json:"hwm_reset"`
+
+	// Bytes passed to write(2)/pwrite(2) and read(2)/pread(2) by the
+	// workload, from /proc/self/io (wchar, rchar); -1 where unavailable.
+	SyscallWriteBytes int64 `json:"syscall_write_bytes"`
+	SyscallReadBytes  int64 `json:"syscall_read_bytes"`
+	// Bytes the workload dirtied in the page cache for the storage layer,
+	// and bytes of those cancelled by truncating or deleting files before
+	// they were written back (/proc/self/io write_bytes and
+	// cancelled_write_bytes); -1 where unavailable.
+	StorageWriteBytes   int64 `json:"storage_write_bytes"`
+	CancelledWriteBytes int64 `json:"cancelled_write_bytes"`
+
+	// Latency of the Write calls of the uploads (each of one piece).
+	WriteLatency Latency `json:"write_latency"`
+
+	Store StoreStats `json:"store"`
+
+	// Go runtime, at the end of the workload.
+	NumGC        uint32  `json:"num_gc"`
+	GCPauseMs    float64 `json:"gc_pause_ms"`
+	TotalAlloc   uint64  `json:"total_alloc"` // bytes allocated on the heap, cumulative
+	RuntimeSys   uint64  `json:"runtime_sys"` // bytes obtained from the OS by the runtime
+	HeapReleased uint64  `json:"heap_released"`
+
+	ChecksumErrors int64  `json:"checksum_errors"` // uploads read back wrong
+	Errors         int64  `json:"errors"`          // operations that failed
+	FirstError     string `json:"first_error,omitempty"`
+}
+
+// GBps is the throughput in decimal GB of uploads per second of wall time.
+func (r Result) GBps() float64 {
+	if r.WallSeconds <= 0 {
+		return 0
+	}
+	return float64(r.Bytes) / r.WallSeconds / 1e9
+}
+
+// CPUSeconds is user plus system CPU time of the child.
+func (r Result) CPUSeconds() float64 { return r.CPUUserSeconds + r.CPUSysSeconds }
+
+// problem describes what is wrong with r, or returns "" if nothing is.
+func (r Result) problem() string {
+	var p []string
+	if r.ChecksumErrors > 0 {
+		p = append(p, fmt.Sprintf("%d checksum errors", r.ChecksumErrors))
+	}
+	if r.Errors > 0 {
+		p = append(p, fmt.Sprintf("%d errors", r.Errors))
+	}
+	if r.Uploads != r.WantUploads || r.Bytes != r.WantBytes {
+		p = append(p, fmt.Sprintf("%d of %d uploads (%d of %d bytes) completed", r.Uploads, r.WantUploads, r.Bytes, r.WantBytes))
+	}
+	if r.Store.SpillErrors > 0 {
+		p = append(p, fmt.Sprintf("%d spill errors", r.Store.SpillErrors))
+	}
+	if len(p) == 0 {
+		return ""
+	}
+	s := strings.Join(p, ", ")
+	if r.FirstError != "" {
+		s += "; first: " + r.FirstError
+	}
+	return s
+}
+
+// runChild runs impl in a child process and returns its Result and what
+// it wrote to stderr. The error is not nil if the child failed; the Result
+// is filled in as far as the child got.
+func runChild(cfg Config, impl Impl) (Result, []byte, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return Result{}, nil, err
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(exe, cfg.childArgs(impl.Name)...)
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	runErr := cmd.Run()
+	var res Result
+	if len(bytes.TrimSpace(stdout.Bytes())) > 0 {
+		if err := json.Unmarshal(stdout.Bytes(), &res); err != nil && runErr == nil {
+			runErr = fmt.Errorf("bad result from child: %w", err)
+		}
+	} else if runErr == nil {
+		runErr = errors.New("child printed no result")
+	}
+	if ps := cmd.ProcessState; ps != nil {
+		res.CPUUserSeconds = ps.UserTime().Seconds()
+		res.CPUSysSeconds = ps.SystemTime().Seconds()
+	}
+	if runErr != nil {
+		return res, stderr.Bytes(), fmt.Errorf("child %s: %w", impl.Name, runErr)
+	}
+	return res, stderr.Bytes(), nil
+}
+
+// childMain runs cfg.Child in this process, prints its Result as JSON to
+// stdout and returns the exit code.
+func childMain(cfg Config, stdout, stderr io.Writer) int {
+	impl, _ := lookupImpl(cfg.Child)
+	sc, _ := lookupScenario(cfg.Scenario)
+
+	hwmReset := resetHWM()
+	base := readProcStatus()
+	ioBefore := readProcIO()
+
+	res, err := sc.run(cfg, impl)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: child %s: %v\n", cfg.Child, err)
+		return 2
+	}
+
+	peak := readProcStatus()
+	ioAfter := readProcIO()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+
+	res.HWMReset = hwmReset
+	res.BaselineRSS = base["VmRSS"]
+	res.BaselineHWM = base["VmHWM"]
+	res.PeakHWM = peak["VmHWM"]
+	if res.PeakHWM > 0 {
+		res.PeakRSSAboveBaseline = res.PeakHWM - res.BaselineRSS
+	}
+	res.SyscallWriteBytes, res.SyscallReadBytes = -1, -1
+	res.StorageWriteBytes, res.CancelledWriteBytes = -1, -1
+	if ioBefore != nil && ioAfter != nil {
+		res.SyscallWriteBytes = ioAfter["wchar"] - ioBefore["wchar"]
+		res.SyscallReadBytes = ioAfter["rchar"] - ioBefore["rchar"]
+		res.StorageWriteBytes = ioAfter["write_bytes"] - ioBefore["write_bytes"]
+		res.CancelledWriteBytes = ioAfter["cancelled_write_bytes"] - ioBefore["cancelled_write_bytes"]
+	}
+	res.NumGC = ms.NumGC
+	res.GCPauseMs = float64(ms.PauseTotalNs) / float64(time.Millisecond)
+	res.TotalAlloc = ms.TotalAlloc
+	res.RuntimeSys = ms.Sys
+	res.HeapReleased = ms.HeapReleased
+
+	if err := json.NewEncoder(stdout).Encode(res); err != nil {
+		fmt.Fprintf(stderr, "bench: child %s: %v\n", cfg.Child, err)
+		return 2
+	}
+	if res.problem() != "" {
+		return 1
+	}
+	return 0
+}
+
+// resetHWM resets this process's VmHWM to its current VmRSS (Linux 4.0+),
+// and reports whether it could.
+func resetHWM() bool {
+	f, err := os.OpenFile("/proc/self/clear_refs", os.O_WRONLY, 0)
+	if err != nil {
+		return false
+	}
+	_, err = f.WriteString("5")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err == nil
+}
+
+// readProcStatus returns the "Vm*" and "Rss*" fields of /proc/self/status
+// in bytes, or an empty map where that file does not exist.
+func readProcStatus() map[string]int64 {
+	m := make(map[string]int64)
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return m
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		key, val, ok := strings.Cut(sc.Text(), ":")
+		if !ok || !(strings.HasPrefix(key, "Vm") || strings.HasPrefix(key, "Rss")) {
+			continue
+		}
+		f := strings.Fields(val)
+		if len(f) != 2 || f[1] != "kB" {
+			continue
+		}
+		if n, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+			m[key] = n << 10
+		}
+	}
+	return m
+}
+
+// readProcIO returns the fields of /proc/self/io, or nil where that file
+// cannot be read.
+func readProcIO() map[string]int64 {
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return nil
+	}
+	m := make(map[string]int64)
+	for _, line := range strings.Split(string(data), "\n") {
+		key, val, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseInt(strings.TrimSpace(val), 10, 64); err == nil {
+			m[key] = n
+		}
+	}
+	return m
+}

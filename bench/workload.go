@@ -1,0 +1,249 @@
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The uploads scenario: cfg.Clients goroutines receive uploads of
+// log-uniform random size from cfg.MinSize to cfg.MaxSize, each written in
+// cfg.Piece-byte pieces with a runtime.Gosched after each (so the clients
+// interleave like slow network peers), into a Sink of the implementation;
+// then each upload is read back through the Sink, checksummed against the
+// checksum computed while its bytes were generated, and closed. Each client
+// takes the next upload from a shared queue and handles its uploads one
+// after another.
+
+// Upload is one upload of a workload. Its bytes are a pure function of
+// Seed, so they need not be stored.
+type Upload struct {
+	Size int64
+	Seed uint64
+}
+
+// Workload is the list of uploads of a run.
+type Workload struct {
+	Uploads []Upload
+	Total   int64 // sum of the sizes
+}
+
+// newWorkload draws upload sizes from seed until their sum reaches total:
+// the upload count is the smallest that does. Sizes are log-uniform in
+// [minSize, maxSize].
+func newWorkload(seed uint64, total, minSize, maxSize int64) Workload {
+	rng := rand.New(rand.NewPCG(seed, 0x5eed_5b0b_5eed_5b0b))
+	lo, hi := math.Log(float64(minSize)), math.Log(float64(maxSize))
+	var w Workload
+	for i := uint64(0); w.Total < total; i++ {
+		size := int64(math.Round(math.Exp(lo + rng.Float64()*(hi-lo))))
+		size = min(max(size, minSize), maxSize)
+		w.Uploads = append(w.Uploads, Upload{Size: size, Seed: splitmix64(seed ^ (i+1)*0x9e3779b97f4a7c15)})
+		w.Total += size
+	}
+	return w
+}
+
+// splitmix64 scrambles x; it never returns the same value for two inputs.
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// gen generates an upload's bytes: a xorshift64 stream, 8 bytes a step.
+// Filling pieces whose lengths are multiples of 8 (except the last) gives
+// the same bytes as filling the whole at once; other lengths give other,
+// equally deterministic bytes.
+type gen struct{ s uint64 }
+
+func newGen(seed uint64) gen {
+	if seed == 0 {
+		seed = 1 // xorshift is stuck at 0
+	}
+	return gen{s: seed}
+}
+
+func (g *gen) fill(p []byte) {
+	s := g.s
+	for len(p) >= 8 {
+		s ^= s << 13
+		s ^= s >> 7
+		s ^= s << 17
+		binary.LittleEndian.PutUint64(p, s)
+		p = p[8:]
+	}
+	if len(p) > 0 {
+		s ^= s << 13
+		s ^= s >> 7
+		s ^= s << 17
+		var tail [8]byte
+		binary.LittleEndian.PutUint64(tail[:], s)
+		copy(p, tail[:])
+	}
+	g.s = s
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// uploadStats are the counters of runUploadsOn.
+type uploadStats struct {
+	uploads        atomic.Int64
+	bytes          atomic.Int64 // bytes written and read back
+	checksumErrors atomic.Int64 // uploads read back wrong (size or bytes)
+	errors         atomic.Int64 // operations that failed
+	firstErr       atomic.Pointer[string]
+
+	mu        sync.Mutex
+	latencies []time.Duration // of every Write, merged from the clients
+}
+
+// Latency summarizes durations, in milliseconds.
+type Latency struct {
+	Count int     `json:"count"`
+	P50   float64 `json:"p50_ms"`
+	P99   float64 `json:"p99_ms"`
+	P999  float64 `json:"p999_ms"`
+	Max   float64 `json:"max_ms"`
+}
+
+func summarize(d []time.Duration) Latency {
+	if len(d) == 0 {
+		return Latency{}
+	}
+	slices.Sort(d)
+	at := func(q float64) float64 {
+		return float64(d[int(q*float64(len(d)-1))]) / float64(time.Millisecond)
+	}
+	return Latency{Count: len(d), P50: at(0.5), P99: at(0.99), P999: at(0.999), Max: at(1)}
+}
+
+func (s *uploadStats) fail(format string, args ...any) {
+	s.errors.Add(1)
+	msg := fmt.Sprintf(format, args...)
+	s.firstErr.CompareAndSwap(nil, &msg)
+}
+
+// runUploadsOn runs workload w against store with clients goroutines and
+// returns its counters and wall time.
+func runUploadsOn(store Store, w Workload, clients, piece int) (*uploadStats, time.Duration) {
+	var (
+		st   uploadStats
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	start := time.Now()
+	for range clients {
+		wg.Go(func() {
+			buf := make([]byte, piece)
+			h := crc32.New(castagnoli)
+			var lat []time.Duration
+			defer func() {
+				st.mu.Lock()
+				st.latencies = append(st.latencies, lat...)
+				st.mu.Unlock()
+			}()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(w.Uploads)) {
+					return
+				}
+				lat = upload(store, w.Uploads[i], int(i), buf, h, &st, lat)
+			}
+		})
+	}
+	wg.Wait()
+	return &st, time.Since(start)
+}
+
+// upload receives one upload into a new Sink of store, reads it back into
+// h and checks it. It appends the latency of each Write to lat.
+func upload(store Store, u Upload, idx int, buf []byte, h hash32, st *uploadStats, lat []time.Duration) []time.Duration {
+	sink, err := store.New()
+	if err != nil {
+		st.fail("upload %d: new: %v", idx, err)
+		return lat
+	}
+	defer func() {
+		if err := sink.Close(); err != nil {
+			st.fail("upload %d: close: %v", idx, err)
+		}
+	}()
+	g := newGen(u.Seed)
+	var want uint32
+	for off := int64(0); off < u.Size; {
+		p := buf[:min(int64(len(buf)), u.Size-off)]
+		g.fill(p)
+		want = crc32.Update(want, castagnoli, p)
+		t0 := time.Now()
+		n, err := sink.Write(p)
+		lat = append(lat, time.Since(t0))
+		off += int64(n)
+		if err != nil {
+			st.fail("upload %d: write at %d: %v", idx, off, err)
+			return lat
+		}
+		runtime.Gosched()
+	}
+	h.Reset()
+	n, err := sink.ReadBack(h)
+	if err != nil {
+		st.fail("upload %d: read back: %v", idx, err)
+		return lat
+	}
+	if n != u.Size || h.Sum32() != want {
+		st.checksumErrors.Add(1)
+		msg := fmt.Sprintf("upload %d: read back %d bytes with crc %08x, want %d bytes with crc %08x", idx, n, h.Sum32(), u.Size, want)
+		st.firstErr.CompareAndSwap(nil, &msg)
+	}
+	st.uploads.Add(1)
+	st.bytes.Add(u.Size)
+	return lat
+}
+
+type hash32 interface {
+	Write(p []byte) (int, error)
+	Reset()
+	Sum32() uint32
+}
+
+// runUploads is the run function of the uploads scenario.
+func runUploads(cfg Config, impl Impl) (Result, error) {
+	w := newWorkload(cfg.Seed, cfg.Total, cfg.MinSize, cfg.MaxSize)
+	store, err := impl.Open(cfg)
+	if err != nil {
+		return Result{}, fmt.Errorf("open %s: %w", impl.Name, err)
+	}
+	st, wall := runUploadsOn(store, w, cfg.Clients, cfg.Piece)
+	ss := store.Stats() // after every operation has returned
+	if err := store.Close(); err != nil {
+		st.fail("close %s: %v", impl.Name, err)
+	}
+	res := Result{
+		Scenario:       "uploads",
+		Impl:           impl.Name,
+		Label:          impl.Label,
+		Clients:        cfg.Clients,
+		Uploads:        int(st.uploads.Load()),
+		WantUploads:    len(w.Uploads),
+		Bytes:          st.bytes.Load(),
+		WantBytes:      w.Total,
+		WallSeconds:    wall.Seconds(),
+		Store:          ss,
+		ChecksumErrors: st.checksumErrors.Load(),
+		Errors:         st.errors.Load(),
+		WriteLatency:   summarize(st.latencies),
+	}
+	if p := st.firstErr.Load(); p != nil {
+		res.FirstError = *p
+	}
+	return res, nil
+}

@@ -1,0 +1,204 @@
+package spool_test
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"testing"
+
+	"github.com/spoolkit/spool"
+)
+
+// Benchmarks come in pairs: spool and the baseline it is measured
+// against, in the same run. Compare them with benchstat or by eye; the
+// README quotes the ratios.
+
+const (
+	memTotal   = 64 << 20  // bytes written and read per op, in memory
+	spillTotal = 256 << 20 // bytes written and read per op, on disk
+	piece      = 64 << 10  // size of each Write and Read
+)
+
+func pieceOf(n int) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte(i*7 + 1)
+	}
+	return p
+}
+
+// writeRead writes total bytes to rw in pieces of p, seeks back to the
+// start if rw is an io.Seeker, and reads them back in pieces of len(q).
+func writeRead(b *testing.B, rw io.ReadWriter, p, q []byte, total int) {
+	for n := 0; n < total; n += len(p) {
+		if _, err := rw.Write(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if s, ok := rw.(io.Seeker); ok {
+		if _, err := s.Seek(0, io.SeekStart); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for n := 0; n < total; {
+		k, err := rw.Read(q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += k
+	}
+}
+
+// BenchmarkWriteRead writes 64 MiB in 64 KiB pieces and reads it back, in
+// memory: spool against a reused bytes.Buffer.
+func BenchmarkWriteRead(b *testing.B) {
+	p, q := pieceOf(piece), make([]byte, piece)
+	b.Run("bytes.Buffer", func(b *testing.B) {
+		b.SetBytes(memTotal)
+		b.ReportAllocs()
+		var buf bytes.Buffer
+		buf.Grow(memTotal)
+		writeRead(b, &buf, p, q, memTotal) // warm up, untimed
+		for b.Loop() {
+			buf.Reset()
+			writeRead(b, &buf, p, q, memTotal)
+		}
+	})
+	b.Run("spool", func(b *testing.B) {
+		// Like the bytes.Buffer above, one Buffer is reused: Truncate(0)
+		// is its Reset.
+		m, buf := memBuffer(b)
+		writeRead(b, buf, p, q, memTotal) // warm up the chunk pool, untimed
+		b.SetBytes(memTotal)
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := buf.Truncate(0); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := buf.Seek(0, io.SeekStart); err != nil {
+				b.Fatal(err)
+			}
+			writeRead(b, buf, p, q, memTotal)
+		}
+		if buf.OnDisk() || m.Stats().Spills != 0 {
+			b.Fatal("buffer went to disk")
+		}
+	})
+	b.Run("spool-new", func(b *testing.B) {
+		// A new Buffer for every op, closed after it.
+		m, warm := memBuffer(b)
+		writeRead(b, warm, p, q, memTotal) // warm up the chunk pool, untimed
+		warm.Close()
+		b.SetBytes(memTotal)
+		b.ReportAllocs()
+		for b.Loop() {
+			buf, err := m.NewBuffer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			writeRead(b, buf, p, q, memTotal)
+			if err := buf.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if m.Stats().Spills != 0 {
+			b.Fatal("buffer went to disk")
+		}
+	})
+}
+
+// memBuffer returns a Manager whose budget holds memTotal with room to
+// spare, and a Buffer of it.
+func memBuffer(b *testing.B) (*spool.Manager, *spool.Buffer) {
+	m, err := spool.NewManager(spool.Options{MemoryBudget: 2 * memTotal, TempDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close() })
+	buf, err := m.NewBuffer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m, buf
+}
+
+// BenchmarkSpilledRoundTrip writes 256 MiB in 64 KiB pieces to disk and
+// reads it back: a spool Buffer that has rolled over against a raw
+// *os.File.
+func BenchmarkSpilledRoundTrip(b *testing.B) {
+	p, q := pieceOf(piece), make([]byte, piece)
+	dir := b.TempDir()
+	b.Run("os.File", func(b *testing.B) {
+		b.SetBytes(spillTotal)
+		b.ReportAllocs()
+		for b.Loop() {
+			f, err := os.CreateTemp(dir, "raw-*")
+			if err != nil {
+				b.Fatal(err)
+			}
+			os.Remove(f.Name())
+			writeRead(b, f, p, q, spillTotal)
+			f.Close()
+		}
+	})
+	b.Run("spool", func(b *testing.B) {
+		m, err := spool.NewManager(spool.Options{TempDir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer m.Close()
+		b.SetBytes(spillTotal)
+		b.ReportAllocs()
+		for b.Loop() {
+			buf, err := m.NewBuffer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := buf.Rollover(); err != nil {
+				b.Fatal(err)
+			}
+			writeRead(b, buf, p, q, spillTotal)
+			buf.Close()
+		}
+	})
+}
+
+// BenchmarkNewBufferClose creates and closes an empty buffer.
+func BenchmarkNewBufferClose(b *testing.B) {
+	m, err := spool.NewManager(spool.Options{TempDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, err := m.NewBuffer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := buf.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNewBufferCloseParallel is BenchmarkNewBufferClose from all
+// cores at once, to show contention on the Manager.
+func BenchmarkNewBufferCloseParallel(b *testing.B) {
+	m, err := spool.NewManager(spool.Options{TempDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			buf, err := m.NewBuffer()
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			buf.Close()
+		}
+	})
+}

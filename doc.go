@@ -1,0 +1,61 @@
+// Package spool hands out file-like buffers that together never hold more
+// than a fixed number of bytes of RAM, and lose nothing when memory runs
+// out: data that does not fit goes to temporary files.
+//
+// # The budget model
+//
+// A Manager owns one memory budget (Options.MemoryBudget) and hands out
+// Buffers. A Buffer keeps its bytes in fixed-size chunks (Options.ChunkSize)
+// recycled through a sync.Pool; every chunk a buffer holds counts against
+// the budget by its full capacity, and the sum over all buffers of a
+// Manager never exceeds the budget, not even for a moment: it is enforced
+// by a weighted semaphore that is only ever tried, never waited on.
+// Manager.Stats reports the memory and disk in use.
+//
+// # When data goes to disk
+//
+// A Buffer rolls over to a temporary file, and stays there, when:
+//   - Buffer.Rollover is called;
+//   - it would grow past Options.BufferThreshold (if set) or past the whole
+//     budget, or a write far past its end would leave a hole much larger
+//     than the data it holds (holes cost nothing on disk);
+//   - another buffer's write needs memory the budget lacks, and the
+//     Manager's Policy picks it (LargestFirst or LeastRecentlyUsed);
+//     buffers in use by another goroutine at that moment are skipped;
+//   - its own write needs memory and rolling other buffers over did not
+//     free enough.
+//
+// A rollover copies chunk by chunk and gives each chunk back as soon as it
+// is on disk, so memory falls while it runs. No operation ever waits for
+// memory: the write that cannot get any goes to disk instead.
+//
+// # Concurrency
+//
+// Every method of Manager and Buffer is safe for concurrent use. Each
+// Buffer has its own lock; ReadAt calls share it and run in parallel. No
+// spool lock is held while calling user code (the io.Reader or io.Writer
+// given to ReadFrom or WriteTo, or Options.OnSpill), and an operation
+// never blocks on a buffer other than its own, so spool cannot deadlock
+// however many goroutines use however many buffers. The lock protocol is
+// written down in lock.go.
+//
+// # Lifetimes
+//
+// Close a Buffer when done with it: that gives its memory back to the
+// budget and removes its spill file. Manager.Close closes every buffer
+// still open. Spill files are created anonymous (O_TMPFILE) where the
+// system supports it and are unlinked right after creation otherwise, so a
+// crashed process leaves none behind.
+//
+// # Caveats
+//
+// Spill files hold buffer data in plain text, readable by the same user
+// (mode 0600) through /proc while the process runs. Disk errors (a full
+// disk, an I/O error) are returned wrapped, so errors.Is(err,
+// syscall.ENOSPC) works; data written before the error stays intact and
+// readable. Besides the chunks, each buffer keeps a small table of its
+// chunks (8 bytes per chunk, holes included, kept within a few times the
+// chunks it holds) and its own struct; these are not counted in the budget,
+// and neither are the scratch slices that ReadFrom and WriteTo move data
+// through (64 KiB each, one per call in progress).
+package spool

@@ -1,0 +1,97 @@
+package spool
+
+import (
+	"sync"
+)
+
+// Hooks for the external tests.
+
+// SetPoison makes m's chunk pool overwrite every chunk given back with p, so
+// tests can prove that no stale byte is ever shown.
+func SetPoison(m *Manager, p byte) { m.pool.poison = p }
+
+// Faults injects errors into a Manager's spill files: operation number
+// FailAt (counted from 0 over every create, write, read, truncate and
+// close) fails with Err; with Persistent, every later operation fails too.
+// With Short, a failing write writes half of its bytes first.
+type Faults struct {
+	FailAt     int
+	Persistent bool
+	Short      bool
+	Err        error
+
+	mu  sync.Mutex
+	ops int
+}
+
+// Ops reports how many operations were attempted.
+func (f *Faults) Ops() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ops
+}
+
+// fail counts one operation and reports whether it must fail.
+func (f *Faults) fail() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := f.ops
+	f.ops++
+	return f.FailAt >= 0 && (n == f.FailAt || (f.Persistent && n > f.FailAt))
+}
+
+// NewManagerWithFaults is NewManager with spill files that fail as f says.
+func NewManagerWithFaults(opts Options, f *Faults) (*Manager, error) {
+	return newManager(opts, faultyFS{f})
+}
+
+type faultyFS struct{ f *Faults }
+
+func (fs faultyFS) createTemp(dir, pattern string) (spillFile, error) {
+	if fs.f.fail() {
+		return nil, fs.f.Err
+	}
+	file, err := osFS{}.createTemp(dir, pattern)
+	if err != nil {
+		return nil, err
+	}
+	return faultyFile{file, fs.f}, nil
+}
+
+type faultyFile struct {
+	spillFile
+	f *Faults
+}
+
+func (ff faultyFile) WriteAt(p []byte, off int64) (int, error) {
+	if ff.f.fail() {
+		if ff.f.Short && len(p) > 1 {
+			n, _ := ff.spillFile.WriteAt(p[:len(p)/2], off)
+			return n, ff.f.Err
+		}
+		return 0, ff.f.Err
+	}
+	return ff.spillFile.WriteAt(p, off)
+}
+
+func (ff faultyFile) ReadAt(p []byte, off int64) (int, error) {
+	if ff.f.fail() {
+		return 0, ff.f.Err
+	}
+	return ff.spillFile.ReadAt(p, off)
+}
+
+func (ff faultyFile) Truncate(size int64) error {
+	if ff.f.fail() {
+		return ff.f.Err
+	}
+	return ff.spillFile.Truncate(size)
+}
+
+func (ff faultyFile) Close() error {
+	err := ff.spillFile.Close() // always release the descriptor
+	if ff.f.fail() {
+		return ff.f.Err
+	}
+	return err
+}
