@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"sync"
 	"testing"
 
 	"github.com/spoolkit/spool"
@@ -64,6 +65,19 @@ func BenchmarkWriteRead(b *testing.B) {
 			writeRead(b, &buf, p, q, memTotal)
 		}
 	})
+	b.Run("bytes.Buffer+mutex", func(b *testing.B) {
+		// The same with a mutex around each call: what any buffer that is
+		// safe for concurrent use pays at least.
+		var buf lockedBuffer
+		buf.b.Grow(memTotal)
+		writeRead(b, &buf, p, q, memTotal) // warm up, untimed
+		b.SetBytes(memTotal)
+		b.ReportAllocs()
+		for b.Loop() {
+			buf.b.Reset()
+			writeRead(b, &buf, p, q, memTotal)
+		}
+	})
 	b.Run("spool", func(b *testing.B) {
 		// Like the bytes.Buffer above, one Buffer is reused: Truncate(0)
 		// is its Reset.
@@ -105,6 +119,24 @@ func BenchmarkWriteRead(b *testing.B) {
 			b.Fatal("buffer went to disk")
 		}
 	})
+}
+
+// lockedBuffer is a bytes.Buffer behind a mutex.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Read(p)
 }
 
 // memBuffer returns a Manager whose budget holds memTotal with room to

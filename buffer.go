@@ -219,7 +219,10 @@ func (b *Buffer) Truncate(size int64) error {
 			}
 			b.setFileSize(size)
 		}
-		keep := (size + b.m.cs - 1) / b.m.cs
+		keep := size / b.m.cs // chunks that stay: ceil(size/cs), without overflow
+		if size%b.m.cs != 0 {
+			keep++
+		}
 		for i := keep; i < int64(len(b.chunks)); i++ {
 			b.freeChunk(i)
 		}
@@ -508,7 +511,9 @@ func (b *Buffer) fileWrite(p []byte, off, end int64) (int, error) {
 			break
 		}
 	}
-	b.size = max(old, off+int64(n))
+	if n > 0 {
+		b.size = max(old, off+int64(n))
+	}
 	return n, err
 }
 

@@ -34,9 +34,11 @@
 // Every method of Manager and Buffer is safe for concurrent use. Each
 // Buffer has its own lock; ReadAt calls share it and run in parallel. No
 // spool lock is held while calling user code (the io.Reader or io.Writer
-// given to ReadFrom or WriteTo, or Options.OnSpill), and an operation
-// never blocks on a buffer other than its own, so spool cannot deadlock
-// however many goroutines use however many buffers. The lock protocol is
+// given to ReadFrom or WriteTo, or Options.OnSpill), and a Buffer's
+// methods never wait for another buffer's lock (they only try it, and skip
+// a busy buffer), so spool cannot deadlock however many goroutines use
+// however many buffers. Manager.Close waits for the operations in progress
+// on each buffer to finish. The lock protocol is
 // written down in lock.go.
 //
 // # Lifetimes

@@ -3,10 +3,12 @@ package spool_test
 import (
 	"archive/zip"
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"log"
 	"os"
+	"strings"
 
 	"github.com/spoolkit/spool"
 )
@@ -179,4 +181,39 @@ func Example_zip() {
 	// readme.txt: spool keeps small buffers in memory
 	// big.txt: 65536 bytes
 	// notes.txt: and spills big ones to disk
+}
+
+// ExampleManager spools an upload (here a string reader standing in for a
+// request body) into a Buffer, then reads it back to checksum it. The same
+// code is in the README.
+func ExampleManager() {
+	m, err := spool.NewManager(spool.Options{MemoryBudget: 64 << 20}) // 64 MiB for all buffers
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+
+	body := strings.NewReader(strings.Repeat("upload ", 1000))
+
+	buf, err := m.NewBuffer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer buf.Close()
+	if _, err := io.Copy(buf, body); err != nil { // in memory, or on disk if memory is short
+		log.Fatal(err)
+	}
+
+	if _, err := buf.Seek(0, io.SeekStart); err != nil {
+		log.Fatal(err)
+	}
+	sum := sha256.New()
+	if _, err := io.Copy(sum, buf); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%d bytes, sha256 %x...\n", buf.Size(), sum.Sum(nil)[:4])
+	fmt.Println("within budget:", m.Stats().MemoryInUse <= 64<<20)
+	// Output:
+	// 7000 bytes, sha256 2856b515...
+	// within budget: true
 }

@@ -188,5 +188,6 @@ func (m *Manager) makeRoom(need int64, self *Buffer) bool {
 			return true
 		}
 	}
-	return false
+	// Memory may have been freed meanwhile by a Close or a Truncate.
+	return m.budget.tryAcquire(need)
 }
