@@ -173,26 +173,34 @@ func BenchmarkSpilledRoundTrip(b *testing.B) {
 			f.Close()
 		}
 	})
-	b.Run("spool", func(b *testing.B) {
-		m, err := spool.NewManager(spool.Options{TempDir: dir})
+	for _, encrypt := range []bool{false, true} {
+		name := "spool"
+		if encrypt {
+			name = "spool-encrypted"
+		}
+		b.Run(name, func(b *testing.B) { spilledRoundTrip(b, dir, encrypt, p, q) })
+	}
+}
+
+func spilledRoundTrip(b *testing.B, dir string, encrypt bool, p, q []byte) {
+	m, err := spool.NewManager(spool.Options{TempDir: dir, EncryptSpill: encrypt})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	b.SetBytes(spillTotal)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, err := m.NewBuffer()
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer m.Close()
-		b.SetBytes(spillTotal)
-		b.ReportAllocs()
-		for b.Loop() {
-			buf, err := m.NewBuffer()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := buf.Rollover(); err != nil {
-				b.Fatal(err)
-			}
-			writeRead(b, buf, p, q, spillTotal)
-			buf.Close()
+		if err := buf.Rollover(); err != nil {
+			b.Fatal(err)
 		}
-	})
+		writeRead(b, buf, p, q, spillTotal)
+		buf.Close()
+	}
 }
 
 // BenchmarkNewBufferClose creates and closes an empty buffer.

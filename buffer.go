@@ -578,7 +578,7 @@ func (b *Buffer) rollover(reason SpillReason) error {
 		if err != nil {
 			return b.spillFailed(reason, 0, fmt.Errorf("spool: create spill file: %w", err))
 		}
-		b.file, b.fileSize, created = f, 0, true
+		b.file, b.fileSize, created = newBlockFile(f, m.seal), 0, true
 		m.onDisk.Add(1)
 	}
 	cs := m.cs

@@ -27,6 +27,12 @@ var (
 	// ErrNegativeSize is returned by Truncate for a negative size.
 	ErrNegativeSize = errors.New("spool: negative size")
 
+	// ErrCorrupt is returned by reads of spilled data that fails its
+	// checksum (or, with Options.EncryptSpill, its authentication): the
+	// disk returned other bytes than were written. The bytes are never
+	// returned.
+	ErrCorrupt = errors.New("spool: spilled data corrupted")
+
 	// ErrTooLarge is returned when an offset plus a length would overflow
 	// int64, the largest size a Buffer can have.
 	ErrTooLarge = errors.New("spool: offset out of range")

@@ -95,3 +95,20 @@ func (ff faultyFile) Close() error {
 	}
 	return err
 }
+
+// RawSpillFile returns the file under b's checksums or encryption, to
+// tamper with, or nil if b has no spill file.
+func RawSpillFile(b *Buffer) interface {
+	ReadAt(p []byte, off int64) (int, error)
+	WriteAt(p []byte, off int64) (int, error)
+} {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if bf, ok := b.file.(*blockFile); ok {
+		return bf.f
+	}
+	return nil
+}
+
+// BlockSize is the unit of checksums of spilled data.
+const BlockSize = blockSize

@@ -120,9 +120,11 @@ func TestRolloverFailsPartWay(t *testing.T) {
 }
 
 // TestSpilledWriteFails: a write to a spilled buffer that fails part way
-// reports how much it wrote; those bytes and everything before are intact.
+// reports how much it wrote, counting whole checksummed blocks; those bytes
+// and everything before are intact, and the block whose write failed keeps
+// its former content.
 func TestSpilledWriteFails(t *testing.T) {
-	f := &spool.Faults{FailAt: 2, Err: syscall.ENOSPC, Short: true} // 0 create, 1 first write, 2 second
+	f := &spool.Faults{FailAt: 3, Err: syscall.ENOSPC, Short: true} // 0 create, 1 first write, 2 block 0, 3 block 1
 	m := faultManager(t, f)
 	b, _ := m.NewBuffer()
 	if err := b.Rollover(); err != nil {
@@ -132,16 +134,21 @@ func TestSpilledWriteFails(t *testing.T) {
 	if _, err := b.Write(first); err != nil {
 		t.Fatal(err)
 	}
-	second := randBytes(5, 3000)
+	second := randBytes(5, 200<<10)
 	n, err := b.Write(second)
-	if !errors.Is(err, syscall.ENOSPC) || n != 1500 {
-		t.Fatalf("Write = %d, %v; want 1500, ENOSPC", n, err)
+	if want := 64<<10 - 3000; !errors.Is(err, syscall.ENOSPC) || n != want {
+		t.Fatalf("Write = %d, %v; want %d, ENOSPC", n, err, want)
 	}
 	want := append(first, second[:n]...)
 	if b.Size() != int64(len(want)) {
 		t.Errorf("Size = %d, want %d", b.Size(), len(want))
 	}
 	wantContent(t, b, want)
+	// The fault was transient: writing the rest now works.
+	if _, err := b.Write(second[n:]); err != nil {
+		t.Fatal(err)
+	}
+	wantContent(t, b, append(first, second...))
 }
 
 // TestReadFails: a read error on a spilled buffer is returned wrapped,
@@ -221,10 +228,11 @@ func TestEvictionFails(t *testing.T) {
 func TestFaultSweep(t *testing.T) {
 	injected := errors.New("injected fault")
 	points := 0
-	for _, persistent := range []bool{false, true} {
+	for _, mode := range []struct{ persistent, encrypt bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		persistent := mode.persistent
 		for n := 0; ; n++ {
 			f := &spool.Faults{FailAt: n, Persistent: persistent, Short: n%2 == 1, Err: injected}
-			faulted := sweepRun(t, f, injected)
+			faulted := sweepRun(t, f, injected, mode.encrypt)
 			if t.Failed() {
 				t.Fatalf("failed with fault at operation %d (persistent %v)", n, persistent)
 			}
@@ -241,10 +249,10 @@ func TestFaultSweep(t *testing.T) {
 }
 
 // sweepRun runs the workload and reports whether the fault was reached.
-func sweepRun(t *testing.T, f *spool.Faults, injected error) bool {
+func sweepRun(t *testing.T, f *spool.Faults, injected error, encrypt bool) bool {
 	dir := t.TempDir()
 	fds := openFDs(t)
-	m, err := spool.NewManagerWithFaults(spool.Options{MemoryBudget: 4 * 4096, ChunkSize: 4096, TempDir: dir}, f)
+	m, err := spool.NewManagerWithFaults(spool.Options{MemoryBudget: 4 * 4096, ChunkSize: 4096, TempDir: dir, EncryptSpill: encrypt}, f)
 	if err != nil {
 		t.Fatal(err)
 	}

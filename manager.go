@@ -2,6 +2,7 @@ package spool
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 )
@@ -25,8 +26,9 @@ type Manager struct {
 	budget   *budget
 	pool     *chunkPool
 	fs       fileSystem
-	cs       int64 // chunk size
-	memLimit int64 // largest size a buffer may have and stay in memory
+	seal     *sealer // encrypts spilled blocks; nil without EncryptSpill
+	cs       int64   // chunk size
+	memLimit int64   // largest size a buffer may have and stay in memory
 
 	clock  atomic.Uint64 // logical time of buffer accesses, for LRU
 	nextID atomic.Uint64
@@ -61,7 +63,14 @@ func newManager(opts Options, fs fileSystem) (*Manager, error) {
 	if o.BufferThreshold > 0 && o.BufferThreshold < limit {
 		limit = o.BufferThreshold
 	}
+	var seal *sealer
+	if o.EncryptSpill {
+		if seal, err = newSealer(); err != nil {
+			return nil, fmt.Errorf("spool: EncryptSpill: %w", err)
+		}
+	}
 	return &Manager{
+		seal:     seal,
 		opts:     o,
 		budget:   newBudget(o.MemoryBudget),
 		pool:     newChunkPool(o.ChunkSize),

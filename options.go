@@ -59,6 +59,15 @@ type Options struct {
 	// The zero value is LargestFirst.
 	Policy Policy
 
+	// EncryptSpill encrypts spilled data with AES-256-GCM under a key
+	// generated for the Manager from crypto/rand and kept only in memory,
+	// so that spill files left on disk (after a crash, or read by another
+	// process) are unreadable. Without it, spilled data is protected by
+	// CRC-32C checksums, which detect corruption but hide nothing. Either
+	// way a read returns ErrCorrupt rather than bytes that differ from
+	// what was written.
+	EncryptSpill bool
+
 	// OnSpill, if not nil, is called after a buffer rolled over to disk,
 	// or tried to and failed (SpillEvent.Err). It is called on the
 	// goroutine whose operation caused the rollover, after that operation

@@ -1,0 +1,415 @@
+package spool
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"sync"
+	"sync/atomic"
+)
+
+// blockSize is the unit of integrity of spilled data: every blockSize bytes
+// of a spill file carry their own checksum, or their own authentication tag
+// when spilled data is encrypted.
+const blockSize = 64 << 10
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// blockFile keeps a buffer's spilled bytes in a spill file, at their own
+// offsets (so holes stay holes), and checks them on the way back.
+//
+// The metadata of each block (its length, its CRC-32C, or its nonce and
+// GCM tag) stays in memory, never on disk: a file system that loses a
+// write, returns stale or zeroed pages after an error, or flips a bit
+// cannot produce a block that verifies. A read of a block that does not
+// verify returns ErrCorrupt, never the bytes. With a sealer, blocks are
+// encrypted with AES-GCM under a key that exists only in memory, with a
+// fresh nonce for every write of a block, so a spill file left on disk
+// (after a crash, or read through /proc) is unreadable.
+//
+// blockFile implements spillFile for Buffer, with the semantics Buffer
+// expects: bytes never written read as zeros. It is not safe for
+// concurrent use except for concurrent ReadAt calls, which the Buffer's
+// lock provides.
+type blockFile struct {
+	f    spillFile
+	seal *sealer // nil: checksums only
+	meta blockTable
+	end  int64 // extent of the data written to f
+}
+
+func newBlockFile(f spillFile, s *sealer) *blockFile {
+	return &blockFile{f: f, seal: s}
+}
+
+// blockMeta describes block i of a blockFile: its first n bytes were
+// written (sealed) as a unit, of which the first valid are the block's
+// data (Truncate can shorten valid without rewriting the block); bytes past
+// valid read as zero. n == 0 means the block was never written: a hole.
+type blockMeta struct {
+	n, valid uint32
+	crc      uint32   // CRC-32C of the n bytes, without a sealer
+	ctr      uint64   // nonce counter of the last seal, with a sealer
+	tag      [16]byte // GCM tag of the last seal, with a sealer
+}
+
+// blockTable maps block indexes to their metadata. Pages of metaPage
+// entries are allocated as blocks are written, so a sparse file (a write
+// at 1<<40) costs one page, not a table of every block before it.
+type blockTable struct {
+	pages map[int64]*metaPage
+}
+
+const metaPageLen = 512
+
+type metaPage [metaPageLen]blockMeta
+
+func (t *blockTable) get(i int64) blockMeta {
+	if p := t.pages[i/metaPageLen]; p != nil {
+		return p[i%metaPageLen]
+	}
+	return blockMeta{}
+}
+
+func (t *blockTable) set(i int64, m blockMeta) {
+	p := t.pages[i/metaPageLen]
+	if p == nil {
+		if t.pages == nil {
+			t.pages = make(map[int64]*metaPage)
+		}
+		p = new(metaPage)
+		t.pages[i/metaPageLen] = p
+	}
+	p[i%metaPageLen] = m
+}
+
+// dropFrom forgets every block from i on.
+func (t *blockTable) dropFrom(i int64) {
+	for k, p := range t.pages {
+		switch {
+		case k*metaPageLen >= i:
+			delete(t.pages, k)
+		case (k+1)*metaPageLen > i:
+			clear(p[i-k*metaPageLen:])
+		}
+	}
+}
+
+// blockPool holds scratch blocks with room for a GCM tag.
+var blockPool = sync.Pool{New: func() any { b := make([]byte, blockSize+16); return &b }}
+
+func getBlock() *[]byte  { return blockPool.Get().(*[]byte) }
+func putBlock(b *[]byte) { blockPool.Put(b) }
+
+// WriteAt writes p at off, block by block. It returns the number of bytes
+// written; a block whose write failed is not counted and keeps its former
+// content (restored on disk if the failed write may have touched it).
+func (bf *blockFile) WriteAt(p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) {
+		pos := off + int64(n)
+		i := pos / blockSize
+		lo := int(pos - i*blockSize)
+		seg := p[n:min(len(p), n+blockSize-lo)]
+		if err := bf.writeBlock(i, lo, seg); err != nil {
+			return n, err
+		}
+		n += len(seg)
+	}
+	return n, nil
+}
+
+func (bf *blockFile) writeBlock(i int64, lo int, seg []byte) error {
+	m := bf.meta.get(i)
+	hi := lo + len(seg)
+	base := i * blockSize
+	if bf.seal != nil {
+		return bf.sealBlock(i, m, lo, seg)
+	}
+	if lo >= int(m.n) {
+		// Appending to the block (or a new block): the bytes written
+		// before stay as they are, and the checksum extends over the new
+		// ones. A gap after the valid bytes is written as zeros.
+		crc := m.crc
+		if int(m.valid) < int(m.n) || lo > int(m.n) {
+			// Bytes past valid (left by Truncate) or a gap: take the
+			// general path, which rewrites them as zeros.
+			return bf.rewriteBlock(i, m, lo, seg)
+		}
+		if err := bf.pwrite(seg, base+int64(lo)); err != nil {
+			return err
+		}
+		m.crc = crc32.Update(crc, castagnoli, seg)
+		m.n, m.valid = uint32(hi), uint32(hi)
+		bf.meta.set(i, m)
+		return nil
+	}
+	return bf.rewriteBlock(i, m, lo, seg)
+}
+
+// rewriteBlock writes seg at lo in block i, which holds data that the
+// write overlaps or leaves a gap after: it reads and verifies the block,
+// merges, and writes back the whole span that changed.
+func (bf *blockFile) rewriteBlock(i int64, m blockMeta, lo int, seg []byte) error {
+	base := i * blockSize
+	oldp := getBlock()
+	defer putBlock(oldp)
+	old := (*oldp)[:m.n]
+	if err := bf.readVerified(i, m, old); err != nil {
+		return err
+	}
+	newp := getBlock()
+	defer putBlock(newp)
+	hi := lo + len(seg)
+	newN := max(int(m.valid), hi)
+	buf := (*newp)[:newN]
+	copy(buf, old[:m.valid])
+	clear(buf[m.valid:]) // bytes past valid, and any gap, are zeros
+	copy(buf[lo:], seg)
+	// Write from the first byte that differs on disk: from lo, or from
+	// valid if bytes past valid must be cleared.
+	from := min(lo, int(m.valid))
+	if err := bf.pwrite(buf[from:], base+int64(from)); err != nil {
+		bf.restore(old, from, base)
+		return err
+	}
+	m.n, m.valid = uint32(newN), uint32(newN)
+	m.crc = crc32.Checksum(buf, castagnoli)
+	bf.meta.set(i, m)
+	return nil
+}
+
+// sealBlock writes seg at lo in block i of an encrypted file: the block's
+// plaintext is rebuilt, sealed under a fresh nonce, and written whole.
+func (bf *blockFile) sealBlock(i int64, m blockMeta, lo int, seg []byte) error {
+	base := i * blockSize
+	hi := lo + len(seg)
+	ptp := getBlock()
+	defer putBlock(ptp)
+	oldp := getBlock()
+	defer putBlock(oldp)
+	old := (*oldp)[:m.n] // the old ciphertext, to restore on failure
+	newN := max(int(m.valid), hi)
+	pt := (*ptp)[:newN]
+	if m.n > 0 {
+		if err := bf.readRaw(i, old); err != nil {
+			return err
+		}
+		if lo > 0 || hi < int(m.valid) {
+			if err := bf.seal.open(pt[:0], i, m, old); err != nil {
+				return err
+			}
+		}
+	}
+	clear(pt[m.valid:])
+	copy(pt[lo:], seg)
+	ctp := getBlock()
+	defer putBlock(ctp)
+	ctr, ct, tag := bf.seal.seal((*ctp)[:0], i, pt)
+	if err := bf.pwrite(ct, base); err != nil {
+		bf.restore(old, 0, base)
+		return err
+	}
+	m.n, m.valid, m.ctr, m.tag = uint32(newN), uint32(newN), ctr, tag
+	bf.meta.set(i, m)
+	return nil
+}
+
+// restore writes back old[from:] after a failed write, so that a transient
+// error does not leave the block unreadable. If it fails too, the block no
+// longer verifies, and reads of it return ErrCorrupt.
+func (bf *blockFile) restore(old []byte, from int, base int64) {
+	if from < len(old) {
+		_, _ = bf.f.WriteAt(old[from:], base+int64(from))
+	}
+}
+
+func (bf *blockFile) pwrite(p []byte, off int64) error {
+	w, err := bf.f.WriteAt(p, off)
+	if w > 0 {
+		bf.end = max(bf.end, off+int64(w))
+	}
+	return err
+}
+
+// ReadAt reads len(p) bytes at off. Bytes never written read as zeros; a
+// block that does not verify makes it return ErrCorrupt.
+func (bf *blockFile) ReadAt(p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) {
+		pos := off + int64(n)
+		i := pos / blockSize
+		lo := int(pos - i*blockSize)
+		seg := p[n:min(len(p), n+blockSize-lo)]
+		if err := bf.readBlock(i, lo, seg); err != nil {
+			return n, err
+		}
+		n += len(seg)
+	}
+	return n, nil
+}
+
+func (bf *blockFile) readBlock(i int64, lo int, seg []byte) error {
+	m := bf.meta.get(i)
+	hi := lo + len(seg)
+	valid := int(m.valid)
+	if lo >= valid {
+		clear(seg)
+		return nil
+	}
+	if lo == 0 && hi >= int(m.n) {
+		// The whole block is wanted: read and verify (or decrypt) it
+		// straight into seg.
+		if err := bf.readVerified(i, m, seg[:m.n]); err != nil {
+			return err
+		}
+		clear(seg[valid:])
+		return nil
+	}
+	bp := getBlock()
+	defer putBlock(bp)
+	buf := (*bp)[:m.n]
+	if err := bf.readVerified(i, m, buf); err != nil {
+		return err
+	}
+	c := copy(seg, buf[lo:valid])
+	clear(seg[c:])
+	return nil
+}
+
+// readVerified reads the m.n bytes of block i into p (len(p) == m.n) and
+// checks them: it returns ErrCorrupt if they are not what was written.
+// With a sealer, p receives the plaintext.
+func (bf *blockFile) readVerified(i int64, m blockMeta, p []byte) error {
+	if m.n == 0 {
+		return nil
+	}
+	if bf.seal != nil {
+		ctp := getBlock()
+		defer putBlock(ctp)
+		ct := (*ctp)[:m.n]
+		if err := bf.readRaw(i, ct); err != nil {
+			return err
+		}
+		return bf.seal.open(p[:0], i, m, ct)
+	}
+	if err := bf.readRaw(i, p); err != nil {
+		return err
+	}
+	if crc32.Checksum(p, castagnoli) != m.crc {
+		return fmt.Errorf("%w: checksum mismatch in block at offset %d", ErrCorrupt, i*blockSize)
+	}
+	return nil
+}
+
+// readRaw reads the bytes of block i as they are on disk. A file shorter
+// than what was written is corruption too.
+func (bf *blockFile) readRaw(i int64, p []byte) error {
+	r, err := bf.f.ReadAt(p, i*blockSize)
+	if err != nil && !(errors.Is(err, io.EOF) && r == len(p)) {
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w: block at offset %d is short (%d of %d bytes)", ErrCorrupt, i*blockSize, r, len(p))
+		}
+		return err
+	}
+	return nil
+}
+
+// Truncate shortens or lengthens the data to size. Blocks past the new end
+// are forgotten and cut off the file; the block holding the new end keeps
+// its sealed bytes and only its valid length shrinks.
+func (bf *blockFile) Truncate(size int64) error {
+	keep := size / blockSize
+	rem := size % blockSize
+	cut := keep * blockSize
+	if rem != 0 {
+		cut += blockSize // keep the block that holds the end, whole
+	}
+	if cut < bf.end {
+		if err := bf.f.Truncate(cut); err != nil {
+			return err
+		}
+		bf.end = cut
+	}
+	if rem != 0 {
+		if m := bf.meta.get(keep); int64(m.valid) > rem {
+			m.valid = uint32(rem)
+			bf.meta.set(keep, m)
+		}
+		keep++
+	}
+	bf.meta.dropFrom(keep)
+	return nil
+}
+
+func (bf *blockFile) Close() error { return bf.f.Close() }
+
+// sealer encrypts spilled blocks with AES-256-GCM under a key made for one
+// Manager from crypto/rand and kept only in memory. Nonces are a random
+// 4-byte prefix and a 64-bit counter, so no nonce repeats under a key. The
+// additional data binds each sealed block to its index and length, so
+// blocks cannot be moved or cut. It is safe for concurrent use.
+type sealer struct {
+	aead   cipher.AEAD
+	prefix [4]byte
+	ctr    atomic.Uint64
+}
+
+func newSealer() (*sealer, error) {
+	var key [32]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(key[:])
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	s := &sealer{aead: aead}
+	if _, err := rand.Read(s.prefix[:]); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *sealer) nonce(ctr uint64) []byte {
+	var n [12]byte
+	copy(n[:4], s.prefix[:])
+	binary.LittleEndian.PutUint64(n[4:], ctr)
+	return n[:]
+}
+
+func additional(i int64, n int) []byte {
+	var ad [12]byte
+	binary.LittleEndian.PutUint64(ad[:8], uint64(i))
+	binary.LittleEndian.PutUint32(ad[8:], uint32(n))
+	return ad[:]
+}
+
+// seal encrypts pt as block i into dst (which needs room for len(pt)+16
+// bytes) and returns the nonce counter, the ciphertext and the tag.
+func (s *sealer) seal(dst []byte, i int64, pt []byte) (uint64, []byte, [16]byte) {
+	ctr := s.ctr.Add(1)
+	out := s.aead.Seal(dst, s.nonce(ctr), pt, additional(i, len(pt)))
+	var tag [16]byte
+	copy(tag[:], out[len(pt):])
+	return ctr, out[:len(pt)], tag
+}
+
+// open decrypts ct, block i as described by m, into dst and checks its
+// tag. ct must have 16 bytes of spare capacity for the tag.
+func (s *sealer) open(dst []byte, i int64, m blockMeta, ct []byte) error {
+	in := append(ct[:len(ct):len(ct)+16], m.tag[:]...)
+	if _, err := s.aead.Open(dst, s.nonce(m.ctr), in, additional(i, len(ct))); err != nil {
+		return fmt.Errorf("%w: authentication failed for block at offset %d", ErrCorrupt, i*blockSize)
+	}
+	return nil
+}
