@@ -27,6 +27,18 @@ import (
 // anonymous (or unlinked at once), so they vanish when the buffer is closed
 // or the process ends.
 //
+// Disk errors. A Buffer has no sticky error: every operation that needs
+// the disk tries it again, so a buffer recovers once space is freed or the
+// fault passes. The operation that meets an error returns it, wrapped
+// (errors.Is(err, syscall.ENOSPC) works), together with what it did:
+// Write and WriteAt report the bytes written, counted on disk in whole
+// checksummed blocks; a block whose write failed keeps its former content.
+// A rollover stopped by an error leaves every byte where it was readable:
+// the chunks not yet copied stay in memory, those copied are on disk and
+// their memory is back in the budget, and a rollover that copied nothing
+// leaves the buffer entirely in memory, without a file. Spilled data that
+// fails its checksum reads as ErrCorrupt, never as other bytes.
+//
 // All methods are safe for concurrent use; ReadAt calls run in parallel
 // with each other. Methods that use the shared offset from several
 // goroutines at once see it move in an unspecified interleaving, as with an
@@ -273,13 +285,8 @@ func (b *Buffer) Close() error {
 	}
 	b.chunks = nil
 	var err error
-	if b.file != nil {
-		if cerr := b.file.Close(); cerr != nil {
-			err = fmt.Errorf("spool: close spill file: %w", cerr)
-		}
-		b.file = nil
-		b.setFileSize(0)
-		b.m.onDisk.Add(-1)
+	if cerr := b.closeFile(); cerr != nil {
+		err = fmt.Errorf("spool: close spill file: %w", cerr)
 	}
 	b.size, b.off = 0, 0
 	b.unlock()
@@ -500,12 +507,8 @@ func (b *Buffer) fileWrite(p []byte, off, end int64) (int, error) {
 		}
 		runEnd := b.runEnd(i, end)
 		var w int
-		w, err = b.file.WriteAt(p[n:n+int(runEnd-pos)], pos)
-		if w > 0 {
-			b.setFileSize(max(b.fileSize, pos+int64(w)))
-			b.m.diskWritten.Add(int64(w))
-			n += w
-		}
+		w, err = b.writeFile(p[n:n+int(runEnd-pos)], pos)
+		n += w
 		if err != nil {
 			err = fmt.Errorf("spool: write: %w", err)
 			break
@@ -574,12 +577,11 @@ func (b *Buffer) rollover(reason SpillReason) error {
 	}
 	created := false
 	if b.file == nil {
-		f, err := m.fs.createTemp(m.opts.TempDir, m.opts.Pattern)
+		f, err := m.openSpill()
 		if err != nil {
 			return b.spillFailed(reason, 0, fmt.Errorf("spool: create spill file: %w", err))
 		}
-		b.file, b.fileSize, created = newBlockFile(f, m.seal), 0, true
-		m.onDisk.Add(1)
+		b.file, b.fileSize, created = f, 0, true
 	}
 	cs := m.cs
 	var moved int64
@@ -589,19 +591,12 @@ func (b *Buffer) rollover(reason SpillReason) error {
 		}
 		start := int64(i) * cs
 		n := min(cs, b.size-start)
-		w, err := b.file.WriteAt((*c)[:n], start)
-		if w > 0 {
-			b.setFileSize(max(b.fileSize, start+int64(w)))
-			m.diskWritten.Add(int64(w))
-		}
-		if err != nil {
+		if _, err := b.writeFile((*c)[:n], start); err != nil {
 			if created && moved == 0 {
 				// Nothing reached the file: go back to being a memory
-				// buffer, as if the rollover had not started.
-				b.file.Close()
-				b.file = nil
-				b.setFileSize(0)
-				m.onDisk.Add(-1)
+				// buffer, as if the rollover had not started. The write
+				// error is the one to report; the file held nothing.
+				_ = b.closeFile()
 			}
 			return b.spillFailed(reason, moved, fmt.Errorf("spool: rollover: %w", err))
 		}
@@ -673,6 +668,39 @@ func (b *Buffer) zeroTail(old, limit int64) {
 	clear((*b.chunks[i])[old-start : min(cs, limit-start)])
 }
 
+// writeFile writes p at off in the spill file, within the disk budget:
+// the growth of the file's extent is reserved first, and what was not
+// written is given back.
+func (b *Buffer) writeFile(p []byte, off int64) (int, error) {
+	old := b.fileSize
+	if end := off + int64(len(p)); end > old {
+		if err := b.m.reserveDisk(end - old); err != nil {
+			return 0, err
+		}
+		b.fileSize = end
+	}
+	w, err := b.file.WriteAt(p, off)
+	if w < len(p) {
+		b.setFileSize(max(old, off+int64(w)))
+	}
+	b.m.diskWritten.Add(int64(w))
+	return w, err
+}
+
+// closeFile closes the spill file, if any, and gives back its share of the
+// disk budget and of the spill file limit.
+func (b *Buffer) closeFile() error {
+	if b.file == nil {
+		return nil
+	}
+	err := b.file.Close()
+	b.file = nil
+	b.setFileSize(0)
+	b.m.onDisk.Add(-1)
+	return err
+}
+
+// setFileSize records a new extent of the spill file, and so of DiskInUse.
 func (b *Buffer) setFileSize(n int64) {
 	b.m.diskInUse.Add(n - b.fileSize)
 	b.fileSize = n

@@ -27,6 +27,16 @@ var (
 	// ErrNegativeSize is returned by Truncate for a negative size.
 	ErrNegativeSize = errors.New("spool: negative size")
 
+	// ErrDiskBudget is returned by a write or rollover that would take the
+	// spill files past Options.DiskBudget. Nothing is written; data
+	// written before is intact.
+	ErrDiskBudget = errors.New("spool: disk budget exhausted")
+
+	// ErrSpillFiles is returned by a write or rollover that needs a new
+	// spill file when Options.MaxSpillFiles are open. The buffer stays in
+	// memory, intact.
+	ErrSpillFiles = errors.New("spool: too many spill files")
+
 	// ErrCorrupt is returned by reads of spilled data that fails its
 	// checksum (or, with Options.EncryptSpill, its authentication): the
 	// disk returned other bytes than were written. The bytes are never

@@ -104,6 +104,7 @@ func (m *Manager) Stats() Stats {
 	return Stats{
 		MemoryBudget:  m.opts.MemoryBudget,
 		MemoryInUse:   m.budget.used(),
+		DiskBudget:    m.opts.DiskBudget,
 		DiskInUse:     m.diskInUse.Load(),
 		Buffers:       n,
 		BuffersOnDisk: int(m.onDisk.Load()),
@@ -137,6 +138,40 @@ func (m *Manager) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// reserveDisk takes n bytes of the disk budget, or returns ErrDiskBudget.
+func (m *Manager) reserveDisk(n int64) error {
+	limit := m.opts.DiskBudget
+	for {
+		cur := m.diskInUse.Load()
+		if limit > 0 && cur+n > limit {
+			return fmt.Errorf("%w: %d bytes in use of %d, %d more needed", ErrDiskBudget, cur, limit, n)
+		}
+		if m.diskInUse.CompareAndSwap(cur, cur+n) {
+			return nil
+		}
+	}
+}
+
+// openSpill creates a spill file, within the limit on spill files.
+func (m *Manager) openSpill() (*blockFile, error) {
+	limit := int64(m.opts.MaxSpillFiles)
+	for {
+		cur := m.onDisk.Load()
+		if limit > 0 && cur >= limit {
+			return nil, fmt.Errorf("%w: %d open", ErrSpillFiles, cur)
+		}
+		if m.onDisk.CompareAndSwap(cur, cur+1) {
+			break
+		}
+	}
+	f, err := m.fs.createTemp(m.opts.TempDir, m.opts.Pattern)
+	if err != nil {
+		m.onDisk.Add(-1)
+		return nil, err
+	}
+	return newBlockFile(f, m.seal), nil
 }
 
 // unregister removes a closed buffer from the live list.

@@ -48,6 +48,19 @@ type Options struct {
 	// os.TempDir(). It must exist and be a directory.
 	TempDir string
 
+	// DiskBudget limits the bytes of all spill files of the Manager
+	// together (their extents, holes included), so that a flood of data
+	// cannot fill the disk. A write or rollover past it fails with
+	// ErrDiskBudget and writes nothing. 0 means no limit. It must not be
+	// negative.
+	DiskBudget int64
+
+	// MaxSpillFiles limits how many spill files (one per buffer on disk)
+	// may be open at once, so that many buffers cannot exhaust file
+	// descriptors. A rollover past it fails with ErrSpillFiles and the
+	// buffer stays in memory. 0 means no limit. It must not be negative.
+	MaxSpillFiles int
+
 	// Pattern names spill files as the pattern of os.CreateTemp does (a
 	// "*" is replaced by a random string). It is only visible where the
 	// file system does not support anonymous files (O_TMPFILE); spill files
@@ -100,6 +113,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.BufferThreshold < 0 {
 		return bad("BufferThreshold", "%d is negative", o.BufferThreshold)
+	}
+	if o.DiskBudget < 0 {
+		return bad("DiskBudget", "%d is negative", o.DiskBudget)
+	}
+	if o.MaxSpillFiles < 0 {
+		return bad("MaxSpillFiles", "%d is negative", o.MaxSpillFiles)
 	}
 	if o.TempDir == "" {
 		o.TempDir = os.TempDir()

@@ -1,8 +1,14 @@
 package spool
 
 import (
+	"errors"
 	"io"
+	"io/fs"
+	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 )
 
 // spillFile is what a Buffer needs of the file it rolls over to. *os.File
@@ -36,17 +42,36 @@ func (osFS) createTemp(dir, pattern string) (spillFile, error) {
 }
 
 // createNamed is the fallback where anonymous files are not supported: a
-// named file, created with O_EXCL and mode 0600 by os.CreateTemp (which
-// never follows a symlink planted at its random name), unlinked at once so
-// that nothing is left behind even if the process dies.
+// named file, created with O_CREATE|O_EXCL|O_NOFOLLOW|O_CLOEXEC and mode
+// 0600 (so a file or symlink planted at its name makes the open fail and a
+// new name is tried; nothing planted is ever followed or opened), and
+// unlinked at once so that nothing is left behind even if the process dies.
 func createNamed(dir, pattern string) (*os.File, error) {
-	f, err := os.CreateTemp(dir, pattern)
-	if err != nil {
-		return nil, err
+	return createNamedWith(dir, pattern, randomName)
+}
+
+func createNamedWith(dir, pattern string, random func() string) (*os.File, error) {
+	prefix, suffix := pattern, ""
+	if i := strings.LastIndexByte(pattern, '*'); i >= 0 {
+		prefix, suffix = pattern[:i], pattern[i+1:]
 	}
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
-		return nil, err
+	for try := 0; ; try++ {
+		name := filepath.Join(dir, prefix+random()+suffix)
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL|noFollow, 0o600)
+		if errors.Is(err, fs.ErrExist) && try < 10000 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Remove(name); err != nil {
+			f.Close()
+			return nil, err
+		}
+		return f, nil
 	}
-	return f, nil
+}
+
+func randomName() string {
+	return strconv.FormatUint(rand.Uint64(), 36)
 }

@@ -1,8 +1,13 @@
+//go:build linux
+
 package spool
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestCreateNamed checks the fallback used where O_TMPFILE is missing: the
@@ -57,5 +62,56 @@ func TestOSFSCreateTemp(t *testing.T) {
 		t.Logf("anonymous files not supported here (%v); the named fallback was used", err)
 	} else {
 		af.Close()
+	}
+}
+
+// TestCreateNamedRefusesSymlink plants a symlink at the first name the
+// fallback tries: it is not followed (its target is untouched), and the
+// file is created under the next name.
+func TestCreateNamedRefusesSymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(target, []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(dir, "x-planted")); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"planted", "fresh"}
+	f, err := createNamedWith(dir, "x-*", func() string { n := names[0]; names = names[1:]; return n })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte("spilled"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(target); string(got) != "precious" {
+		t.Errorf("symlink target now holds %q", got)
+	}
+	if len(names) != 0 {
+		t.Errorf("the second name was not tried")
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || ents[0].Name() != "x-planted" {
+		t.Errorf("directory holds %v, want only the planted symlink", ents)
+	}
+	// Descriptors are close-on-exec.
+	flags, err := unix.FcntlInt(f.Fd(), unix.F_GETFD, 0)
+	if err != nil || flags&unix.FD_CLOEXEC == 0 {
+		t.Errorf("F_GETFD = %#x, %v: not close-on-exec", flags, err)
+	}
+}
+
+// TestAnonymousCloexec: the O_TMPFILE descriptor is close-on-exec.
+func TestAnonymousCloexec(t *testing.T) {
+	f, err := openAnonymous(t.TempDir())
+	if err != nil {
+		t.Skipf("no O_TMPFILE here: %v", err)
+	}
+	defer f.Close()
+	flags, err := unix.FcntlInt(f.Fd(), unix.F_GETFD, 0)
+	if err != nil || flags&unix.FD_CLOEXEC == 0 {
+		t.Errorf("F_GETFD = %#x, %v: not close-on-exec", flags, err)
 	}
 }

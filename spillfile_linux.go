@@ -8,6 +8,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// noFollow makes the named fallback refuse a symlink at its name, and
+// keeps its descriptor out of child processes.
+const noFollow = unix.O_NOFOLLOW | unix.O_CLOEXEC
+
 // openAnonymous opens an unnamed file in dir with O_TMPFILE: it has no name
 // to collide with, to be replaced by a symlink, or to be left behind by a
 // crash. O_EXCL keeps it from ever being linked into the directory.

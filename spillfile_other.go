@@ -7,6 +7,10 @@ import (
 	"os"
 )
 
+// noFollow: os.OpenFile already sets O_CLOEXEC where it exists; O_EXCL
+// alone refuses a name that exists, symlink or not.
+const noFollow = 0
+
 var errNoAnonymous = errors.New("anonymous files not supported")
 
 func openAnonymous(dir string) (*os.File, error) { return nil, errNoAnonymous }

@@ -12,12 +12,18 @@ type Stats struct {
 	// MemoryInUse is the chunk memory all live buffers hold, in bytes,
 	// counted by chunk capacity. It never exceeds MemoryBudget.
 	MemoryInUse int64
+	// DiskBudget is Options.DiskBudget: the limit on DiskInUse, or 0 for
+	// none.
+	DiskBudget int64
 	// DiskInUse is the total extent of all spill files, in bytes (holes
-	// left by WriteAt past the end count as bytes).
+	// left by WriteAt past the end count as bytes). It never exceeds a
+	// DiskBudget.
 	DiskInUse int64
 	// Buffers is the number of live (not closed) buffers.
 	Buffers int
-	// BuffersOnDisk is the number of live buffers that have a spill file.
+	// BuffersOnDisk is the number of live buffers that have a spill file,
+	// which is the number of open spill files. It never exceeds
+	// Options.MaxSpillFiles, if set.
 	BuffersOnDisk int
 	// Spills is the number of completed rollovers, whatever their reason.
 	Spills int64
