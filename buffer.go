@@ -1,12 +1,8 @@
 package spool
 
 import (
-	"errors"
-	"fmt"
 	"io"
-	"sync"
-	"sync/atomic"
-	"unsafe"
+	"runtime"
 )
 
 // A Buffer is a file-like byte buffer that keeps its data in memory, in
@@ -45,121 +41,94 @@ import (
 // *os.File. After Close, every method returns ErrClosed (Size returns 0 and
 // OnDisk false).
 //
-// A Buffer does not retain the slices passed to its methods.
+// A Buffer does not retain the slices passed to its methods. Close it when
+// done. A Buffer that becomes unreachable without Close is cleaned up by
+// the garbage collector: its memory goes back to the budget, its spill
+// file is closed, and Stats.Leaked counts it. Relying on that is a bug
+// (memory stays taken until a GC runs), but it cannot drain the budget
+// for good.
 type Buffer struct {
-	m  *Manager
-	id uint64
+	s       *store
+	cleanup runtime.Cleanup // releases s if the Buffer is dropped without Close
+}
 
-	lastUse atomic.Uint64 // Manager clock at the last access
-	mem     atomic.Int64  // chunk bytes held; changed under mu, read anywhere
-	idx     int           // index in m.bufs; guarded by m.mu
+// Interfaces a *Buffer implements.
+var (
+	_ io.ReadWriteSeeker = (*Buffer)(nil)
+	_ io.ReaderAt        = (*Buffer)(nil)
+	_ io.WriterAt        = (*Buffer)(nil)
+	_ io.ReaderFrom      = (*Buffer)(nil)
+	_ io.WriterTo        = (*Buffer)(nil)
+	_ io.ByteReader      = (*Buffer)(nil)
+	_ io.ByteWriter      = (*Buffer)(nil)
+	_ io.StringWriter    = (*Buffer)(nil)
+	_ io.Closer          = (*Buffer)(nil)
+)
 
-	// mu protects the following fields. See lock.go for the lock order.
-	mu     sync.RWMutex
-	closed bool
-	size   int64 // logical size in bytes
-	off    int64 // offset shared by Read, Write and Seek
-	// chunks[i], if not nil, holds bytes [i*cs, (i+1)*cs) of the buffer,
-	// and is authoritative for them; only its bytes below size are
-	// meaningful (the rest may hold anything and are zeroed before size
-	// grows over them). A nil or missing chunk reads from file if there is
-	// one and as zeros if not. Only chunks below size are held: when size
-	// shrinks, chunks past it are given back.
-	chunks []*[]byte
-	// file, once created, is where every byte not held in chunks lives;
-	// it is never removed before Close. Bytes at or past fileSize read as
-	// zero without touching it. fileSize never exceeds size and is at
-	// least the extent of everything ever written to file.
-	file     spillFile
-	fileSize int64
-	pending  []SpillEvent // to deliver to OnSpill after unlock
+// Each method keeps its Buffer reachable until it returns (the deferred
+// runtime.KeepAlive), so the cleanup cannot close a store under a call in
+// progress, such as a ReadFrom between two pieces.
+
+// newBuffer wraps s in a Buffer whose loss without Close releases s.
+func newBuffer(s *store) *Buffer {
+	b := &Buffer{s: s}
+	b.cleanup = runtime.AddCleanup(b, (*store).leaked, s)
+	return b
 }
 
 // ID returns the buffer's identifier, unique within its Manager, as used
 // in SpillEvent.
-func (b *Buffer) ID() uint64 { return b.id }
-
-func (b *Buffer) touch() { b.lastUse.Store(b.m.clock.Add(1)) }
-
-// resident reports whether chunk i is held in memory.
-func (b *Buffer) resident(i int64) bool {
-	return i < int64(len(b.chunks)) && b.chunks[i] != nil
+func (b *Buffer) ID() uint64 {
+	defer runtime.KeepAlive(b)
+	return b.s.ID()
 }
 
 // Write writes p at the offset and advances the offset by the bytes
 // written. It returns a non-nil error when n < len(p).
-func (b *Buffer) Write(p []byte) (n int, err error) {
-	b.lock()
-	defer b.unlock()
-	if b.closed {
-		return 0, ErrClosed
-	}
-	n, err = b.writeAt(p, b.off)
-	b.off += int64(n)
-	return n, err
+func (b *Buffer) Write(p []byte) (int, error) {
+	defer runtime.KeepAlive(b)
+	return b.s.Write(p)
 }
 
 // WriteString is like Write, without copying s to a byte slice.
-func (b *Buffer) WriteString(s string) (n int, err error) {
-	// writeAt only reads from its argument.
-	return b.Write(unsafe.Slice(unsafe.StringData(s), len(s)))
+func (b *Buffer) WriteString(s string) (int, error) {
+	defer runtime.KeepAlive(b)
+	return b.s.WriteString(s)
 }
 
 // WriteByte writes one byte at the offset and advances it.
 func (b *Buffer) WriteByte(c byte) error {
-	p := [1]byte{c}
-	_, err := b.Write(p[:])
-	return err
+	defer runtime.KeepAlive(b)
+	return b.s.WriteByte(c)
 }
 
 // WriteAt writes p at offset off, leaving the offset unchanged. Writing
 // past the end extends the buffer, filling any gap with zeros.
-func (b *Buffer) WriteAt(p []byte, off int64) (n int, err error) {
-	b.lock()
-	defer b.unlock()
-	if b.closed {
-		return 0, ErrClosed
-	}
-	return b.writeAt(p, off)
+func (b *Buffer) WriteAt(p []byte, off int64) (int, error) {
+	defer runtime.KeepAlive(b)
+	return b.s.WriteAt(p, off)
 }
 
 // Read reads up to len(p) bytes from the offset and advances it. At the
 // end of the buffer it returns 0, io.EOF.
-func (b *Buffer) Read(p []byte) (n int, err error) {
-	b.lock()
-	defer b.unlock()
-	if b.closed {
-		return 0, ErrClosed
-	}
-	n, err = b.readAt(p, b.off)
-	b.off += int64(n)
-	if n > 0 && err == io.EOF {
-		err = nil
-	}
-	return n, err
+func (b *Buffer) Read(p []byte) (int, error) {
+	defer runtime.KeepAlive(b)
+	return b.s.Read(p)
 }
 
 // ReadByte reads one byte at the offset and advances it. At the end of
 // the buffer it returns io.EOF.
 func (b *Buffer) ReadByte() (byte, error) {
-	var p [1]byte
-	n, err := b.Read(p[:])
-	if n == 1 {
-		return p[0], nil
-	}
-	return 0, err
+	defer runtime.KeepAlive(b)
+	return b.s.ReadByte()
 }
 
 // ReadAt reads len(p) bytes at offset off, leaving the offset unchanged.
 // When it reads fewer, it returns the reason: io.EOF at the end of the
 // buffer. ReadAt calls may run in parallel.
-func (b *Buffer) ReadAt(p []byte, off int64) (n int, err error) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if b.closed {
-		return 0, ErrClosed
-	}
-	return b.readAt(p, off)
+func (b *Buffer) ReadAt(p []byte, off int64) (int, error) {
+	defer runtime.KeepAlive(b)
+	return b.s.ReadAt(p, off)
 }
 
 // Seek sets the offset for the next Read or Write: offset relative to the
@@ -167,92 +136,30 @@ func (b *Buffer) ReadAt(p []byte, off int64) (n int, err error) {
 // the end for io.SeekEnd. It returns the new offset. Seeking past the end
 // is allowed; seeking before the start is an error (ErrNegativeOffset).
 func (b *Buffer) Seek(offset int64, whence int) (int64, error) {
-	b.lock()
-	defer b.unlock()
-	if b.closed {
-		return 0, ErrClosed
-	}
-	var base int64
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		base = b.off
-	case io.SeekEnd:
-		base = b.size
-	default:
-		return 0, fmt.Errorf("%w: %d", ErrInvalidWhence, whence)
-	}
-	pos := base + offset
-	if (offset > 0 && pos < base) || (offset < 0 && pos > base) {
-		return 0, ErrTooLarge
-	}
-	if pos < 0 {
-		return 0, ErrNegativeOffset
-	}
-	b.off = pos
-	return pos, nil
+	defer runtime.KeepAlive(b)
+	return b.s.Seek(offset, whence)
 }
 
 // Size returns the buffer's size in bytes, or 0 after Close.
 func (b *Buffer) Size() int64 {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return b.size
+	defer runtime.KeepAlive(b)
+	return b.s.Size()
 }
 
 // OnDisk reports whether the buffer has rolled over to a file. After a
 // rollover that failed part way (see Rollover), part of the data may still
 // be in memory.
 func (b *Buffer) OnDisk() bool {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return b.file != nil
+	defer runtime.KeepAlive(b)
+	return b.s.OnDisk()
 }
 
 // Truncate changes the buffer's size. Shrinking gives back the memory past
 // the new end; growing adds zeros and takes no memory. The offset is left
 // unchanged.
 func (b *Buffer) Truncate(size int64) error {
-	b.lock()
-	defer b.unlock()
-	if b.closed {
-		return ErrClosed
-	}
-	if size < 0 {
-		return ErrNegativeSize
-	}
-	b.touch()
-	old := b.size
-	switch {
-	case size < old:
-		if b.file != nil && b.fileSize > size {
-			if err := b.file.Truncate(size); err != nil {
-				return fmt.Errorf("spool: truncate: %w", err)
-			}
-			b.setFileSize(size)
-		}
-		keep := size / b.m.cs // chunks that stay: ceil(size/cs), without overflow
-		if size%b.m.cs != 0 {
-			keep++
-		}
-		for i := keep; i < int64(len(b.chunks)); i++ {
-			b.freeChunk(i)
-		}
-		if keep < int64(len(b.chunks)) {
-			clear(b.chunks[keep:]) // drop pointers for the GC
-			b.chunks = b.chunks[:keep]
-		}
-		b.size = size
-	case size > old:
-		if b.file == nil && size > b.m.memLimit {
-			if err := b.rollover(b.growReason(size)); err != nil {
-				return err
-			}
-		}
-		b.zeroTail(old, size)
-		b.size = size
-	}
-	return nil
+	defer runtime.KeepAlive(b)
+	return b.s.Truncate(size)
 }
 
 // Rollover moves the buffer's data to disk now, if it is not there
@@ -262,446 +169,31 @@ func (b *Buffer) Truncate(size int64) error {
 // errors.Is(err, syscall.ENOSPC) works); every byte stays readable, from
 // the file or from memory, and the buffer stays usable.
 func (b *Buffer) Rollover() error {
-	b.lock()
-	defer b.unlock()
-	if b.closed {
-		return ErrClosed
-	}
-	return b.rollover(SpillRequested)
+	defer runtime.KeepAlive(b)
+	return b.s.Rollover()
+}
+
+// ReadFrom reads from r until io.EOF and writes what it read at the offset,
+// advancing it. It returns the number of bytes written and the first error
+// other than io.EOF. The buffer is locked only while each piece is written,
+// never while r.Read runs.
+func (b *Buffer) ReadFrom(r io.Reader) (int64, error) {
+	defer runtime.KeepAlive(b)
+	return b.s.ReadFrom(r)
+}
+
+// WriteTo writes the buffer's bytes from the offset to the end to w,
+// advancing the offset by the bytes w accepted. The buffer is locked only
+// while each piece is copied out, never while w.Write runs.
+func (b *Buffer) WriteTo(w io.Writer) (int64, error) {
+	defer runtime.KeepAlive(b)
+	return b.s.WriteTo(w)
 }
 
 // Close gives back the buffer's memory, closes and so removes its spill
 // file, and returns the error of closing that file. Later calls of any
 // method return ErrClosed.
 func (b *Buffer) Close() error {
-	b.lock()
-	if b.closed {
-		b.unlock()
-		return ErrClosed
-	}
-	b.closed = true
-	for i := range b.chunks {
-		b.freeChunk(int64(i))
-	}
-	b.chunks = nil
-	var err error
-	if cerr := b.closeFile(); cerr != nil {
-		err = fmt.Errorf("spool: close spill file: %w", cerr)
-	}
-	b.size, b.off = 0, 0
-	b.unlock()
-	b.m.unregister(b)
-	return err
-}
-
-// scratchSize is the size of the transient slices ReadFrom and WriteTo move
-// data through. They are not buffer memory and are not counted in the
-// budget; at most one is in use per ReadFrom or WriteTo call in progress.
-const scratchSize = 64 << 10
-
-var scratchPool = sync.Pool{New: func() any { b := make([]byte, scratchSize); return &b }}
-
-// ReadFrom reads from r until io.EOF and writes what it read at the offset,
-// advancing it. It returns the number of bytes written and the first error
-// other than io.EOF. The buffer is locked only while each piece is written,
-// never while r.Read runs.
-func (b *Buffer) ReadFrom(r io.Reader) (n int64, err error) {
-	b.mu.RLock()
-	closed := b.closed
-	b.mu.RUnlock()
-	if closed {
-		return 0, ErrClosed
-	}
-	sp := scratchPool.Get().(*[]byte)
-	defer scratchPool.Put(sp)
-	buf := *sp
-	for {
-		nr, rerr := r.Read(buf)
-		if nr > 0 {
-			nw, werr := b.Write(buf[:nr])
-			n += int64(nw)
-			if werr != nil {
-				return n, werr
-			}
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, rerr
-		}
-	}
-}
-
-// WriteTo writes the buffer's bytes from the offset to the end to w,
-// advancing the offset by the bytes w accepted. The buffer is locked only
-// while each piece is copied out, never while w.Write runs.
-func (b *Buffer) WriteTo(w io.Writer) (n int64, err error) {
-	sp := scratchPool.Get().(*[]byte)
-	defer scratchPool.Put(sp)
-	buf := *sp
-	for {
-		b.lock()
-		if b.closed {
-			b.unlock()
-			return n, ErrClosed
-		}
-		start := b.off
-		nr, rerr := b.readAt(buf, start)
-		b.off = start + int64(nr)
-		b.unlock()
-		if nr > 0 {
-			nw, werr := w.Write(buf[:nr])
-			n += int64(nw)
-			if nw < nr {
-				// Give back the offset of what w did not take.
-				b.lock()
-				if !b.closed && b.off == start+int64(nr) {
-					b.off = start + int64(nw)
-				}
-				b.unlock()
-				if werr == nil {
-					werr = io.ErrShortWrite
-				}
-				return n, werr
-			}
-			if werr != nil {
-				return n, werr
-			}
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, rerr
-		}
-	}
-}
-
-// writeAt writes p at off. b.mu is held for writing.
-func (b *Buffer) writeAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, ErrNegativeOffset
-	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	end := off + int64(len(p))
-	if end < off {
-		return 0, ErrTooLarge
-	}
-	b.touch()
-	if b.file == nil {
-		if end > b.m.memLimit {
-			if err := b.rollover(b.growReason(end)); err != nil {
-				return 0, err
-			}
-		} else if b.tooSparse(end) {
-			if err := b.rollover(SpillSparse); err != nil {
-				return 0, err
-			}
-		} else if ok, err := b.reserve(off, end); err != nil {
-			return 0, err
-		} else if ok {
-			b.memWrite(p, off, end)
-			return len(p), nil
-		}
-	}
-	return b.fileWrite(p, off, end)
-}
-
-// growReason says why growing to size takes a buffer to disk.
-func (b *Buffer) growReason(size int64) SpillReason {
-	if t := b.m.opts.BufferThreshold; t > 0 && size > t {
-		return SpillThreshold
-	}
-	return SpillTooLarge
-}
-
-// tooSparse reports whether writing up to end would grow the chunk table
-// of a buffer in memory far beyond the chunks it holds: a write far past
-// the end, leaving a large hole. The table (8 bytes per chunk, holes
-// included) is not counted in the budget, so such a buffer goes to disk,
-// where a hole costs nothing; this keeps every table within a few times
-// the memory its buffer holds.
-func (b *Buffer) tooSparse(end int64) bool {
-	n := (end-1)/b.m.cs + 1
-	if n <= int64(len(b.chunks)) {
-		return false
-	}
-	held := b.mem.Load() / b.m.cs
-	return n > 4*(held+1)+sparseSlack
-}
-
-// sparseSlack is the number of chunk table entries a buffer may have
-// beyond 4 per chunk held before a hole sends it to disk.
-const sparseSlack = 64
-
-// reserve takes from the budget the chunks a write of [off, end) needs and
-// reports whether it got them. If the budget lacks them, other buffers are
-// rolled over; if that is not enough, b itself rolls over and reserve
-// returns false (and the error of that rollover, if it failed).
-func (b *Buffer) reserve(off, end int64) (bool, error) {
-	cs := b.m.cs
-	var need int64
-	for i := off / cs; i <= (end-1)/cs; i++ {
-		if !b.resident(i) {
-			need += cs
-		}
-	}
-	if b.m.budget.tryAcquire(need) || b.m.makeRoom(need, b) {
-		return true, nil
-	}
-	return false, b.rollover(SpillBudget)
-}
-
-// memWrite copies p to [off, end) of a buffer without a file whose chunks
-// for that range have been reserved.
-func (b *Buffer) memWrite(p []byte, off, end int64) {
-	cs := b.m.cs
-	old := b.size
-	if off > old {
-		b.zeroTail(old, off)
-	}
-	newSize := max(old, end)
-	b.growTable(end)
-	for pos := off; pos < end; {
-		i := pos / cs
-		start := i * cs
-		lo, hi := pos-start, min(cs, end-start)
-		c := b.chunks[i]
-		if c == nil {
-			c = b.m.pool.get()
-			b.chunks[i] = c
-			b.mem.Add(cs)
-			// A recycled chunk holds stale bytes: zero the part of it
-			// inside the new size that this write does not cover.
-			clear((*c)[:lo])
-			if valid := min(cs, newSize-start); hi < valid {
-				clear((*c)[hi:valid])
-			}
-		}
-		copy((*c)[lo:hi], p[pos-off:])
-		pos = start + hi
-	}
-	b.size = newSize
-}
-
-// fileWrite writes p to [off, end) of a buffer that has a file: to the
-// chunks still held in memory where there are some, to the file elsewhere.
-func (b *Buffer) fileWrite(p []byte, off, end int64) (int, error) {
-	cs := b.m.cs
-	old := b.size
-	if off > old {
-		b.zeroTail(old, off)
-	}
-	n := 0
-	var err error
-	for pos := off; pos < end; pos = off + int64(n) {
-		i := pos / cs
-		if b.resident(i) {
-			start := i * cs
-			hi := min(cs, end-start)
-			n += copy((*b.chunks[i])[pos-start:hi], p[n:])
-			continue
-		}
-		runEnd := b.runEnd(i, end)
-		var w int
-		w, err = b.writeFile(p[n:n+int(runEnd-pos)], pos)
-		n += w
-		if err != nil {
-			err = fmt.Errorf("spool: write: %w", err)
-			break
-		}
-	}
-	if n > 0 {
-		b.size = max(old, off+int64(n))
-	}
-	return n, err
-}
-
-// readAt reads into p from off. b.mu is held, for reading at least.
-func (b *Buffer) readAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, ErrNegativeOffset
-	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	b.touch()
-	if off >= b.size {
-		return 0, io.EOF
-	}
-	end := off + min(int64(len(p)), b.size-off)
-	cs := b.m.cs
-	n := 0
-	for pos := off; pos < end; pos = off + int64(n) {
-		i := pos / cs
-		start := i * cs
-		if b.resident(i) {
-			hi := min(cs, end-start)
-			n += copy(p[n:], (*b.chunks[i])[pos-start:hi])
-			continue
-		}
-		runEnd := b.runEnd(i, end)
-		dst := p[n : n+int(runEnd-pos)]
-		if b.file != nil && pos < b.fileSize {
-			fdst := dst[:min(runEnd, b.fileSize)-pos]
-			r, err := b.file.ReadAt(fdst, pos)
-			if err != nil && !(errors.Is(err, io.EOF) && r == len(fdst)) {
-				if !errors.Is(err, io.EOF) {
-					return n + r, fmt.Errorf("spool: read: %w", err)
-				}
-				// The file is shorter than recorded: what is missing
-				// was never written, so it is zero.
-				clear(fdst[r:])
-			}
-			clear(dst[len(fdst):])
-		} else {
-			clear(dst)
-		}
-		n += len(dst)
-	}
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
-
-// rollover moves every chunk held in memory to the file, creating it if
-// needed, and records the event. b.mu is held for writing.
-func (b *Buffer) rollover(reason SpillReason) error {
-	m := b.m
-	if b.file != nil && b.mem.Load() == 0 {
-		return nil
-	}
-	created := false
-	if b.file == nil {
-		f, err := m.openSpill()
-		if err != nil {
-			return b.spillFailed(reason, 0, fmt.Errorf("spool: create spill file: %w", err))
-		}
-		b.file, b.fileSize, created = f, 0, true
-	}
-	cs := m.cs
-	var moved int64
-	for i, c := range b.chunks {
-		if c == nil {
-			continue
-		}
-		start := int64(i) * cs
-		n := min(cs, b.size-start)
-		if _, err := b.writeFile((*c)[:n], start); err != nil {
-			if created && moved == 0 {
-				// Nothing reached the file: go back to being a memory
-				// buffer, as if the rollover had not started. The write
-				// error is the one to report; the file held nothing.
-				_ = b.closeFile()
-			}
-			return b.spillFailed(reason, moved, fmt.Errorf("spool: rollover: %w", err))
-		}
-		b.freeChunk(int64(i))
-		moved += n
-	}
-	b.chunks = nil
-	m.spills.Add(1)
-	m.spilledBytes.Add(moved)
-	if reason == SpillEvicted {
-		m.evictions.Add(1)
-	}
-	b.pending = append(b.pending, SpillEvent{Buffer: b.id, Reason: reason, Size: b.size, Moved: moved})
-	return nil
-}
-
-func (b *Buffer) spillFailed(reason SpillReason, moved int64, err error) error {
-	b.m.spillErrors.Add(1)
-	b.m.spilledBytes.Add(moved)
-	b.pending = append(b.pending, SpillEvent{Buffer: b.id, Reason: reason, Size: b.size, Moved: moved, Err: err})
-	return err
-}
-
-// freeChunk gives chunk i, if held, back to the pool and the budget.
-func (b *Buffer) freeChunk(i int64) {
-	c := b.chunks[i]
-	if c == nil {
-		return
-	}
-	b.chunks[i] = nil
-	b.m.pool.put(c)
-	b.mem.Add(-b.m.cs)
-	b.m.budget.release(b.m.cs)
-}
-
-// runEnd returns where the run of chunks not in memory that starts with
-// chunk i ends, capped at end.
-func (b *Buffer) runEnd(i, end int64) int64 {
-	j := i + 1
-	for j < int64(len(b.chunks)) && b.chunks[j] == nil {
-		j++
-	}
-	if j >= int64(len(b.chunks)) {
-		return end
-	}
-	return min(end, j*b.m.cs)
-}
-
-// growTable makes the chunk table long enough for a write that ends at
-// end; new entries are nil. The table is never longer than the last chunk
-// written needs: chunks past its end read as holes too.
-func (b *Buffer) growTable(end int64) {
-	n := int((end + b.m.cs - 1) / b.m.cs)
-	if n > len(b.chunks) {
-		b.chunks = append(b.chunks, make([]*[]byte, n-len(b.chunks))...)
-	}
-}
-
-// zeroTail zeroes the bytes from old (the current size) up to limit in the
-// chunk that holds byte old, if that chunk is in memory, before the size
-// grows over them.
-func (b *Buffer) zeroTail(old, limit int64) {
-	cs := b.m.cs
-	i := old / cs
-	if old%cs == 0 || !b.resident(i) {
-		return
-	}
-	start := i * cs
-	clear((*b.chunks[i])[old-start : min(cs, limit-start)])
-}
-
-// writeFile writes p at off in the spill file, within the disk budget:
-// the growth of the file's extent is reserved first, and what was not
-// written is given back.
-func (b *Buffer) writeFile(p []byte, off int64) (int, error) {
-	old := b.fileSize
-	if end := off + int64(len(p)); end > old {
-		if err := b.m.reserveDisk(end - old); err != nil {
-			return 0, err
-		}
-		b.fileSize = end
-	}
-	w, err := b.file.WriteAt(p, off)
-	if w < len(p) {
-		b.setFileSize(max(old, off+int64(w)))
-	}
-	b.m.diskWritten.Add(int64(w))
-	return w, err
-}
-
-// closeFile closes the spill file, if any, and gives back its share of the
-// disk budget and of the spill file limit.
-func (b *Buffer) closeFile() error {
-	if b.file == nil {
-		return nil
-	}
-	err := b.file.Close()
-	b.file = nil
-	b.setFileSize(0)
-	b.m.onDisk.Add(-1)
-	return err
-}
-
-// setFileSize records a new extent of the spill file, and so of DiskInUse.
-func (b *Buffer) setFileSize(n int64) {
-	b.m.diskInUse.Add(n - b.fileSize)
-	b.fileSize = n
+	b.cleanup.Stop()
+	return b.s.Close()
 }

@@ -102,9 +102,10 @@ func RawSpillFile(b *Buffer) interface {
 	ReadAt(p []byte, off int64) (int, error)
 	WriteAt(p []byte, off int64) (int, error)
 } {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if bf, ok := b.file.(*blockFile); ok {
+	s := b.s
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if bf, ok := s.file.(*blockFile); ok {
 		return bf.f
 	}
 	return nil

@@ -7,7 +7,8 @@ package spool
 // it, and stress_test.go checks it with a watchdog that dumps all goroutine
 // stacks if any operation stops making progress.
 //
-//  1. Buffer.mu (sync.RWMutex) guards the buffer's contents, size, offset,
+//  1. store.mu (sync.RWMutex), one per Buffer (a Buffer is a handle on its
+//     store; see buffer.go), guards the buffer's contents, size, offset,
 //     chunk table and spill file. Operations that change any of these
 //     (Write, WriteAt, Read, Seek, Truncate, Rollover, Close, ReadByte, ...)
 //     hold it for writing; ReadAt, Size and OnDisk hold it for reading, so
@@ -21,16 +22,16 @@ package spool
 //     TryAcquire and Release, which never block. No code ever waits for
 //     memory.
 //
-// Order. A goroutine blocks on at most one Buffer.mu at a time: the lock of
+// Order. A goroutine blocks on at most one store.mu at a time: the lock of
 // the buffer whose method it is running. While holding it, it may take the
 // lock of *another* buffer only with TryLock, to roll that buffer over to
 // disk (Manager.makeRoom), and it skips that buffer if TryLock fails. A
 // TryLock never waits, so no cycle of waiting goroutines can form, whatever
 // the number of buffers and goroutines: that is the whole deadlock argument.
-// Manager.mu may be taken while holding a Buffer.mu (to register, unregister
-// or snapshot buffers); a Buffer.mu is never taken while holding Manager.mu.
+// Manager.mu may be taken while holding a store.mu (to register, unregister
+// or snapshot buffers); a store.mu is never taken while holding Manager.mu.
 //
-// What is done while holding Buffer.mu. Copies between chunks and the
+// What is done while holding store.mu. Copies between chunks and the
 // caller's slice, and reads and writes of the buffer's own spill file
 // (a rollover writes a whole buffer to disk under its lock). Never: a call
 // into user code (io.Reader/io.Writer passed to ReadFrom/WriteTo, the OnSpill
@@ -43,6 +44,10 @@ package spool
 // Lock; it holds no other lock while doing so, so it only waits for
 // operations already in progress, each of which is finite.
 //
+// The garbage collector's cleanup of a Buffer dropped without Close runs
+// store.Close on the runtime's cleanup goroutine: one blocking Lock of that
+// store, with nothing else held, exactly like a user's Close.
+//
 // Callbacks. A rollover records its SpillEvent in the rolled-over buffer's
 // pending list; an evicting goroutine moves the victim's events to its own
 // buffer before releasing the victim. unlock delivers pending events to
@@ -50,11 +55,11 @@ package spool
 // lock held and may call any method.
 
 // lock takes b.mu for writing.
-func (b *Buffer) lock() { b.mu.Lock() }
+func (b *store) lock() { b.mu.Lock() }
 
 // unlock releases b.mu (held for writing) and then delivers the spill
 // events recorded while it was held.
-func (b *Buffer) unlock() {
+func (b *store) unlock() {
 	ev := b.pending
 	b.pending = nil
 	b.mu.Unlock()

@@ -40,11 +40,12 @@ type Manager struct {
 	diskWritten  atomic.Int64
 	evictions    atomic.Int64
 	spillErrors  atomic.Int64
+	leaked       atomic.Int64
 
 	// mu protects the following fields. See lock.go: it is a leaf lock.
 	mu     sync.Mutex
 	closed bool
-	bufs   []*Buffer // live buffers; bufs[b.idx] == b
+	bufs   []*store // live buffers; bufs[s.idx] == s
 }
 
 // NewManager returns a Manager configured by opts, or an error wrapping
@@ -83,16 +84,17 @@ func newManager(opts Options, fs fileSystem) (*Manager, error) {
 // NewBuffer returns a new, empty Buffer in memory. It takes no memory from
 // the budget until data is written. It returns ErrClosed after Close.
 func (m *Manager) NewBuffer() (*Buffer, error) {
-	b := &Buffer{m: m, id: m.nextID.Add(1)}
-	b.lastUse.Store(m.clock.Add(1))
+	s := &store{m: m, id: m.nextID.Add(1)}
+	s.lastUse.Store(m.clock.Add(1))
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.closed {
+		m.mu.Unlock()
 		return nil, ErrClosed
 	}
-	b.idx = len(m.bufs)
-	m.bufs = append(m.bufs, b)
-	return b, nil
+	s.idx = len(m.bufs)
+	m.bufs = append(m.bufs, s)
+	m.mu.Unlock()
+	return newBuffer(s), nil
 }
 
 // Stats returns a snapshot of the Manager's counters. It works after Close
@@ -113,6 +115,7 @@ func (m *Manager) Stats() Stats {
 		DiskWritten:   m.diskWritten.Load(),
 		Evictions:     m.evictions.Load(),
 		SpillErrors:   m.spillErrors.Load(),
+		Leaked:        m.leaked.Load(),
 	}
 }
 
@@ -128,7 +131,7 @@ func (m *Manager) Close() error {
 		return ErrClosed
 	}
 	m.closed = true
-	bufs := append([]*Buffer(nil), m.bufs...)
+	bufs := append([]*store(nil), m.bufs...)
 	m.mu.Unlock()
 
 	var errs []error
@@ -175,7 +178,7 @@ func (m *Manager) openSpill() (*blockFile, error) {
 }
 
 // unregister removes a closed buffer from the live list.
-func (m *Manager) unregister(b *Buffer) {
+func (m *Manager) unregister(b *store) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	i := b.idx
@@ -192,7 +195,7 @@ func (m *Manager) unregister(b *Buffer) {
 
 // candidates returns the live buffers other than self that hold memory, in
 // the order the policy would roll them over.
-func (m *Manager) candidates(self *Buffer) []candidate {
+func (m *Manager) candidates(self *store) []candidate {
 	m.mu.Lock()
 	cs := make([]candidate, 0, len(m.bufs))
 	for _, b := range m.bufs {
@@ -213,7 +216,7 @@ func (m *Manager) candidates(self *Buffer) []candidate {
 // by the caller; other buffers are only ever TryLocked (see lock.go), so a
 // buffer in use elsewhere is skipped. Spill events of the victims are handed
 // to self, to be delivered when self is unlocked.
-func (m *Manager) makeRoom(need int64, self *Buffer) bool {
+func (m *Manager) makeRoom(need int64, self *store) bool {
 	for _, c := range m.candidates(self) {
 		v := c.b
 		if !v.mu.TryLock() {

@@ -43,7 +43,7 @@ func (p Policy) valid() bool {
 // numbers may be stale by the time the buffer is locked; they only order
 // the attempts.
 type candidate struct {
-	b       *Buffer
+	b       *store
 	mem     int64  // chunk bytes the buffer held
 	lastUse uint64 // Manager clock at its last access
 }

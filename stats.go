@@ -37,6 +37,9 @@ type Stats struct {
 	// for a write to another buffer (SpillEvicted). It is included in
 	// Spills.
 	Evictions int64
+	// Leaked is the number of buffers that were garbage-collected without
+	// Close; their memory and spill files were released then.
+	Leaked int64
 	// SpillErrors is the number of rollovers that failed with a disk error.
 	// The data of such a buffer is intact and it stays usable.
 	SpillErrors int64

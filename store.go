@@ -1,0 +1,658 @@
+package spool
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// store holds the data of one Buffer: its chunks in memory, its spill
+// file, its size and offset. The Manager's list of live buffers and its
+// eviction work on stores, never on Buffer handles, so that a Buffer the
+// program drops can be garbage-collected and its store cleaned up (see
+// Buffer). The exported-named methods implement those of Buffer.
+type store struct {
+	m  *Manager
+	id uint64
+
+	lastUse atomic.Uint64 // Manager clock at the last access
+	mem     atomic.Int64  // chunk bytes held; changed under mu, read anywhere
+	idx     int           // index in m.bufs; guarded by m.mu
+
+	// mu protects the following fields. See lock.go for the lock order.
+	mu     sync.RWMutex
+	closed bool
+	size   int64 // logical size in bytes
+	off    int64 // offset shared by Read, Write and Seek
+	// chunks[i], if not nil, holds bytes [i*cs, (i+1)*cs) of the buffer,
+	// and is authoritative for them; only its bytes below size are
+	// meaningful (the rest may hold anything and are zeroed before size
+	// grows over them). A nil or missing chunk reads from file if there is
+	// one and as zeros if not. Only chunks below size are held: when size
+	// shrinks, chunks past it are given back.
+	chunks []*[]byte
+	// file, once created, is where every byte not held in chunks lives;
+	// it is never removed before Close. Bytes at or past fileSize read as
+	// zero without touching it. fileSize never exceeds size and is at
+	// least the extent of everything ever written to file.
+	file     spillFile
+	fileSize int64
+	pending  []SpillEvent // to deliver to OnSpill after unlock
+}
+
+// ID implements Buffer.ID.
+func (b *store) ID() uint64 { return b.id }
+
+func (b *store) touch() { b.lastUse.Store(b.m.clock.Add(1)) }
+
+// resident reports whether chunk i is held in memory.
+func (b *store) resident(i int64) bool {
+	return i < int64(len(b.chunks)) && b.chunks[i] != nil
+}
+
+// Write implements Buffer.Write.
+func (b *store) Write(p []byte) (n int, err error) {
+	b.lock()
+	defer b.unlock()
+	if b.closed {
+		return 0, ErrClosed
+	}
+	n, err = b.writeAt(p, b.off)
+	b.off += int64(n)
+	return n, err
+}
+
+// WriteString implements Buffer.WriteString.
+func (b *store) WriteString(s string) (n int, err error) {
+	// writeAt only reads from its argument.
+	return b.Write(unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
+// WriteByte implements Buffer.WriteByte.
+func (b *store) WriteByte(c byte) error {
+	p := [1]byte{c}
+	_, err := b.Write(p[:])
+	return err
+}
+
+// WriteAt implements Buffer.WriteAt.
+func (b *store) WriteAt(p []byte, off int64) (n int, err error) {
+	b.lock()
+	defer b.unlock()
+	if b.closed {
+		return 0, ErrClosed
+	}
+	return b.writeAt(p, off)
+}
+
+// Read implements Buffer.Read.
+func (b *store) Read(p []byte) (n int, err error) {
+	b.lock()
+	defer b.unlock()
+	if b.closed {
+		return 0, ErrClosed
+	}
+	n, err = b.readAt(p, b.off)
+	b.off += int64(n)
+	if n > 0 && err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
+
+// ReadByte implements Buffer.ReadByte.
+func (b *store) ReadByte() (byte, error) {
+	var p [1]byte
+	n, err := b.Read(p[:])
+	if n == 1 {
+		return p[0], nil
+	}
+	return 0, err
+}
+
+// ReadAt implements Buffer.ReadAt.
+func (b *store) ReadAt(p []byte, off int64) (n int, err error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return 0, ErrClosed
+	}
+	return b.readAt(p, off)
+}
+
+// Seek implements Buffer.Seek.
+func (b *store) Seek(offset int64, whence int) (int64, error) {
+	b.lock()
+	defer b.unlock()
+	if b.closed {
+		return 0, ErrClosed
+	}
+	var base int64
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		base = b.off
+	case io.SeekEnd:
+		base = b.size
+	default:
+		return 0, fmt.Errorf("%w: %d", ErrInvalidWhence, whence)
+	}
+	pos := base + offset
+	if (offset > 0 && pos < base) || (offset < 0 && pos > base) {
+		return 0, ErrTooLarge
+	}
+	if pos < 0 {
+		return 0, ErrNegativeOffset
+	}
+	b.off = pos
+	return pos, nil
+}
+
+// Size implements Buffer.Size.
+func (b *store) Size() int64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.size
+}
+
+// OnDisk implements Buffer.OnDisk.
+func (b *store) OnDisk() bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.file != nil
+}
+
+// Truncate implements Buffer.Truncate.
+func (b *store) Truncate(size int64) error {
+	b.lock()
+	defer b.unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	if size < 0 {
+		return ErrNegativeSize
+	}
+	b.touch()
+	old := b.size
+	switch {
+	case size < old:
+		if b.file != nil && b.fileSize > size {
+			if err := b.file.Truncate(size); err != nil {
+				return fmt.Errorf("spool: truncate: %w", err)
+			}
+			b.setFileSize(size)
+		}
+		keep := size / b.m.cs // chunks that stay: ceil(size/cs), without overflow
+		if size%b.m.cs != 0 {
+			keep++
+		}
+		for i := keep; i < int64(len(b.chunks)); i++ {
+			b.freeChunk(i)
+		}
+		if keep < int64(len(b.chunks)) {
+			clear(b.chunks[keep:]) // drop pointers for the GC
+			b.chunks = b.chunks[:keep]
+		}
+		b.size = size
+	case size > old:
+		if b.file == nil && size > b.m.memLimit {
+			if err := b.rollover(b.growReason(size)); err != nil {
+				return err
+			}
+		}
+		b.zeroTail(old, size)
+		b.size = size
+	}
+	return nil
+}
+
+// Rollover implements Buffer.Rollover.
+func (b *store) Rollover() error {
+	b.lock()
+	defer b.unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	return b.rollover(SpillRequested)
+}
+
+// Close implements Buffer.Close.
+func (b *store) Close() error {
+	b.lock()
+	if b.closed {
+		b.unlock()
+		return ErrClosed
+	}
+	b.closed = true
+	for i := range b.chunks {
+		b.freeChunk(int64(i))
+	}
+	b.chunks = nil
+	var err error
+	if cerr := b.closeFile(); cerr != nil {
+		err = fmt.Errorf("spool: close spill file: %w", cerr)
+	}
+	b.size, b.off = 0, 0
+	b.unlock()
+	b.m.unregister(b)
+	return err
+}
+
+// leaked releases a store whose Buffer was garbage-collected without
+// Close. It runs on the runtime's cleanup goroutine.
+func (b *store) leaked() {
+	if err := b.Close(); errors.Is(err, ErrClosed) {
+		return // closed by Manager.Close meanwhile
+	}
+	b.m.leaked.Add(1)
+}
+
+// scratchSize is the size of the transient slices ReadFrom and WriteTo move
+// data through. They are not buffer memory and are not counted in the
+// budget; at most one is in use per ReadFrom or WriteTo call in progress.
+const scratchSize = 64 << 10
+
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, scratchSize); return &b }}
+
+// ReadFrom implements Buffer.ReadFrom.
+func (b *store) ReadFrom(r io.Reader) (n int64, err error) {
+	b.mu.RLock()
+	closed := b.closed
+	b.mu.RUnlock()
+	if closed {
+		return 0, ErrClosed
+	}
+	sp := scratchPool.Get().(*[]byte)
+	defer scratchPool.Put(sp)
+	buf := *sp
+	for {
+		nr, rerr := r.Read(buf)
+		if nr > 0 {
+			nw, werr := b.Write(buf[:nr])
+			n += int64(nw)
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+// WriteTo implements Buffer.WriteTo.
+func (b *store) WriteTo(w io.Writer) (n int64, err error) {
+	sp := scratchPool.Get().(*[]byte)
+	defer scratchPool.Put(sp)
+	buf := *sp
+	for {
+		b.lock()
+		if b.closed {
+			b.unlock()
+			return n, ErrClosed
+		}
+		start := b.off
+		nr, rerr := b.readAt(buf, start)
+		b.off = start + int64(nr)
+		b.unlock()
+		if nr > 0 {
+			nw, werr := w.Write(buf[:nr])
+			n += int64(nw)
+			if nw < nr {
+				// Give back the offset of what w did not take.
+				b.lock()
+				if !b.closed && b.off == start+int64(nr) {
+					b.off = start + int64(nw)
+				}
+				b.unlock()
+				if werr == nil {
+					werr = io.ErrShortWrite
+				}
+				return n, werr
+			}
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+// writeAt writes p at off. b.mu is held for writing.
+func (b *store) writeAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, ErrNegativeOffset
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	end := off + int64(len(p))
+	if end < off {
+		return 0, ErrTooLarge
+	}
+	b.touch()
+	if b.file == nil {
+		if end > b.m.memLimit {
+			if err := b.rollover(b.growReason(end)); err != nil {
+				return 0, err
+			}
+		} else if b.tooSparse(end) {
+			if err := b.rollover(SpillSparse); err != nil {
+				return 0, err
+			}
+		} else if ok, err := b.reserve(off, end); err != nil {
+			return 0, err
+		} else if ok {
+			b.memWrite(p, off, end)
+			return len(p), nil
+		}
+	}
+	return b.fileWrite(p, off, end)
+}
+
+// growReason says why growing to size takes a buffer to disk.
+func (b *store) growReason(size int64) SpillReason {
+	if t := b.m.opts.BufferThreshold; t > 0 && size > t {
+		return SpillThreshold
+	}
+	return SpillTooLarge
+}
+
+// tooSparse reports whether writing up to end would grow the chunk table
+// of a buffer in memory far beyond the chunks it holds: a write far past
+// the end, leaving a large hole. The table (8 bytes per chunk, holes
+// included) is not counted in the budget, so such a buffer goes to disk,
+// where a hole costs nothing; this keeps every table within a few times
+// the memory its buffer holds.
+func (b *store) tooSparse(end int64) bool {
+	n := (end-1)/b.m.cs + 1
+	if n <= int64(len(b.chunks)) {
+		return false
+	}
+	held := b.mem.Load() / b.m.cs
+	return n > 4*(held+1)+sparseSlack
+}
+
+// sparseSlack is the number of chunk table entries a buffer may have
+// beyond 4 per chunk held before a hole sends it to disk.
+const sparseSlack = 64
+
+// reserve takes from the budget the chunks a write of [off, end) needs and
+// reports whether it got them. If the budget lacks them, other buffers are
+// rolled over; if that is not enough, b itself rolls over and reserve
+// returns false (and the error of that rollover, if it failed).
+func (b *store) reserve(off, end int64) (bool, error) {
+	cs := b.m.cs
+	var need int64
+	for i := off / cs; i <= (end-1)/cs; i++ {
+		if !b.resident(i) {
+			need += cs
+		}
+	}
+	if b.m.budget.tryAcquire(need) || b.m.makeRoom(need, b) {
+		return true, nil
+	}
+	return false, b.rollover(SpillBudget)
+}
+
+// memWrite copies p to [off, end) of a buffer without a file whose chunks
+// for that range have been reserved.
+func (b *store) memWrite(p []byte, off, end int64) {
+	cs := b.m.cs
+	old := b.size
+	if off > old {
+		b.zeroTail(old, off)
+	}
+	newSize := max(old, end)
+	b.growTable(end)
+	for pos := off; pos < end; {
+		i := pos / cs
+		start := i * cs
+		lo, hi := pos-start, min(cs, end-start)
+		c := b.chunks[i]
+		if c == nil {
+			c = b.m.pool.get()
+			b.chunks[i] = c
+			b.mem.Add(cs)
+			// A recycled chunk holds stale bytes: zero the part of it
+			// inside the new size that this write does not cover.
+			clear((*c)[:lo])
+			if valid := min(cs, newSize-start); hi < valid {
+				clear((*c)[hi:valid])
+			}
+		}
+		copy((*c)[lo:hi], p[pos-off:])
+		pos = start + hi
+	}
+	b.size = newSize
+}
+
+// fileWrite writes p to [off, end) of a buffer that has a file: to the
+// chunks still held in memory where there are some, to the file elsewhere.
+func (b *store) fileWrite(p []byte, off, end int64) (int, error) {
+	cs := b.m.cs
+	old := b.size
+	if off > old {
+		b.zeroTail(old, off)
+	}
+	n := 0
+	var err error
+	for pos := off; pos < end; pos = off + int64(n) {
+		i := pos / cs
+		if b.resident(i) {
+			start := i * cs
+			hi := min(cs, end-start)
+			n += copy((*b.chunks[i])[pos-start:hi], p[n:])
+			continue
+		}
+		runEnd := b.runEnd(i, end)
+		var w int
+		w, err = b.writeFile(p[n:n+int(runEnd-pos)], pos)
+		n += w
+		if err != nil {
+			err = fmt.Errorf("spool: write: %w", err)
+			break
+		}
+	}
+	if n > 0 {
+		b.size = max(old, off+int64(n))
+	}
+	return n, err
+}
+
+// readAt reads into p from off. b.mu is held, for reading at least.
+func (b *store) readAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, ErrNegativeOffset
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	b.touch()
+	if off >= b.size {
+		return 0, io.EOF
+	}
+	end := off + min(int64(len(p)), b.size-off)
+	cs := b.m.cs
+	n := 0
+	for pos := off; pos < end; pos = off + int64(n) {
+		i := pos / cs
+		start := i * cs
+		if b.resident(i) {
+			hi := min(cs, end-start)
+			n += copy(p[n:], (*b.chunks[i])[pos-start:hi])
+			continue
+		}
+		runEnd := b.runEnd(i, end)
+		dst := p[n : n+int(runEnd-pos)]
+		if b.file != nil && pos < b.fileSize {
+			fdst := dst[:min(runEnd, b.fileSize)-pos]
+			r, err := b.file.ReadAt(fdst, pos)
+			if err != nil && !(errors.Is(err, io.EOF) && r == len(fdst)) {
+				if !errors.Is(err, io.EOF) {
+					return n + r, fmt.Errorf("spool: read: %w", err)
+				}
+				// The file is shorter than recorded: what is missing
+				// was never written, so it is zero.
+				clear(fdst[r:])
+			}
+			clear(dst[len(fdst):])
+		} else {
+			clear(dst)
+		}
+		n += len(dst)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// rollover moves every chunk held in memory to the file, creating it if
+// needed, and records the event. b.mu is held for writing.
+func (b *store) rollover(reason SpillReason) error {
+	m := b.m
+	if b.file != nil && b.mem.Load() == 0 {
+		return nil
+	}
+	created := false
+	if b.file == nil {
+		f, err := m.openSpill()
+		if err != nil {
+			return b.spillFailed(reason, 0, fmt.Errorf("spool: create spill file: %w", err))
+		}
+		b.file, b.fileSize, created = f, 0, true
+	}
+	cs := m.cs
+	var moved int64
+	for i, c := range b.chunks {
+		if c == nil {
+			continue
+		}
+		start := int64(i) * cs
+		n := min(cs, b.size-start)
+		if _, err := b.writeFile((*c)[:n], start); err != nil {
+			if created && moved == 0 {
+				// Nothing reached the file: go back to being a memory
+				// buffer, as if the rollover had not started. The write
+				// error is the one to report; the file held nothing.
+				_ = b.closeFile()
+			}
+			return b.spillFailed(reason, moved, fmt.Errorf("spool: rollover: %w", err))
+		}
+		b.freeChunk(int64(i))
+		moved += n
+	}
+	b.chunks = nil
+	m.spills.Add(1)
+	m.spilledBytes.Add(moved)
+	if reason == SpillEvicted {
+		m.evictions.Add(1)
+	}
+	b.pending = append(b.pending, SpillEvent{Buffer: b.id, Reason: reason, Size: b.size, Moved: moved})
+	return nil
+}
+
+func (b *store) spillFailed(reason SpillReason, moved int64, err error) error {
+	b.m.spillErrors.Add(1)
+	b.m.spilledBytes.Add(moved)
+	b.pending = append(b.pending, SpillEvent{Buffer: b.id, Reason: reason, Size: b.size, Moved: moved, Err: err})
+	return err
+}
+
+// freeChunk gives chunk i, if held, back to the pool and the budget.
+func (b *store) freeChunk(i int64) {
+	c := b.chunks[i]
+	if c == nil {
+		return
+	}
+	b.chunks[i] = nil
+	b.m.pool.put(c)
+	b.mem.Add(-b.m.cs)
+	b.m.budget.release(b.m.cs)
+}
+
+// runEnd returns where the run of chunks not in memory that starts with
+// chunk i ends, capped at end.
+func (b *store) runEnd(i, end int64) int64 {
+	j := i + 1
+	for j < int64(len(b.chunks)) && b.chunks[j] == nil {
+		j++
+	}
+	if j >= int64(len(b.chunks)) {
+		return end
+	}
+	return min(end, j*b.m.cs)
+}
+
+// growTable makes the chunk table long enough for a write that ends at
+// end; new entries are nil. The table is never longer than the last chunk
+// written needs: chunks past its end read as holes too.
+func (b *store) growTable(end int64) {
+	n := int((end + b.m.cs - 1) / b.m.cs)
+	if n > len(b.chunks) {
+		b.chunks = append(b.chunks, make([]*[]byte, n-len(b.chunks))...)
+	}
+}
+
+// zeroTail zeroes the bytes from old (the current size) up to limit in the
+// chunk that holds byte old, if that chunk is in memory, before the size
+// grows over them.
+func (b *store) zeroTail(old, limit int64) {
+	cs := b.m.cs
+	i := old / cs
+	if old%cs == 0 || !b.resident(i) {
+		return
+	}
+	start := i * cs
+	clear((*b.chunks[i])[old-start : min(cs, limit-start)])
+}
+
+// writeFile writes p at off in the spill file, within the disk budget:
+// the growth of the file's extent is reserved first, and what was not
+// written is given back.
+func (b *store) writeFile(p []byte, off int64) (int, error) {
+	old := b.fileSize
+	if end := off + int64(len(p)); end > old {
+		if err := b.m.reserveDisk(end - old); err != nil {
+			return 0, err
+		}
+		b.fileSize = end
+	}
+	w, err := b.file.WriteAt(p, off)
+	if w < len(p) {
+		b.setFileSize(max(old, off+int64(w)))
+	}
+	b.m.diskWritten.Add(int64(w))
+	return w, err
+}
+
+// closeFile closes the spill file, if any, and gives back its share of the
+// disk budget and of the spill file limit.
+func (b *store) closeFile() error {
+	if b.file == nil {
+		return nil
+	}
+	err := b.file.Close()
+	b.file = nil
+	b.setFileSize(0)
+	b.m.onDisk.Add(-1)
+	return err
+}
+
+// setFileSize records a new extent of the spill file, and so of DiskInUse.
+func (b *store) setFileSize(n int64) {
+	b.m.diskInUse.Add(n - b.fileSize)
+	b.fileSize = n
+}
