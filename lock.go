@@ -45,7 +45,7 @@ package spool
 // operations already in progress, each of which is finite.
 //
 // The garbage collector's cleanup of a Buffer dropped without Close runs
-// store.Close on the runtime's cleanup goroutine: one blocking Lock of that
+// store.Close on the runtime's finalizer goroutine: one blocking Lock of that
 // store, with nothing else held, exactly like a user's Close.
 //
 // Callbacks. A rollover records its SpillEvent in the rolled-over buffer's

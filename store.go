@@ -242,7 +242,7 @@ func (b *store) Close() error {
 }
 
 // leaked releases a store whose Buffer was garbage-collected without
-// Close. It runs on the runtime's cleanup goroutine.
+// Close. It runs on the runtime's finalizer goroutine.
 func (b *store) leaked() {
 	if err := b.Close(); errors.Is(err, ErrClosed) {
 		return // closed by Manager.Close meanwhile
