@@ -113,3 +113,14 @@ func RawSpillFile(b *Buffer) interface {
 
 // BlockSize is the unit of checksums of spilled data.
 const BlockSize = blockSize
+
+// ForceEvict rolls over every other buffer of b's Manager that is not in
+// use, as a write to b that needed the whole budget would.
+func ForceEvict(b *Buffer) {
+	s := b.s
+	s.lock()
+	defer s.unlock()
+	if !s.closed {
+		s.m.makeRoom(s.m.budget.size+1, s) // more than can ever be freed: tries them all
+	}
+}
