@@ -219,18 +219,23 @@ func TestEvictionFails(t *testing.T) {
 	wantContent(t, b, append(db, randBytes(9, 100)...))
 }
 
-// TestFaultSweep runs one scripted workload with the Nth spill-file
-// operation failing, for every N until the workload runs clean, once with
-// transient and once with persistent faults. After each run: every call
+// TestFaultSweep runs one scripted workload (three buffers under a budget
+// of four chunks: writes that force rollovers and evictions, a hole,
+// truncates, rollovers, reads, Close) with the Nth spill-file operation
+// (create, write, read, truncate, close) failing, for every N until the
+// workload runs clean: with transient and with persistent faults, plain
+// and encrypted, failing with ENOSPC, EIO, EACCES or another error, every
+// other one after a short write. After each run: every call
 // either succeeded or returned the injected error; every byte acknowledged
 // as written read back identical or the read failed with the injected
 // error; after Close nothing is left.
 func TestFaultSweep(t *testing.T) {
-	injected := errors.New("injected fault")
+	kinds := []error{syscall.ENOSPC, syscall.EIO, syscall.EACCES, errors.New("injected fault")}
 	points := 0
 	for _, mode := range []struct{ persistent, encrypt bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
 		persistent := mode.persistent
 		for n := 0; ; n++ {
+			injected := kinds[n%len(kinds)]
 			f := &spool.Faults{FailAt: n, Persistent: persistent, Short: n%2 == 1, Err: injected}
 			faulted := sweepRun(t, f, injected, mode.encrypt)
 			if t.Failed() {
