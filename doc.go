@@ -49,15 +49,37 @@
 // system supports it and are unlinked right after creation otherwise, so a
 // crashed process leaves none behind.
 //
+// # Spilled data
+//
+// Spill files are created with mode 0600 and O_CLOEXEC, anonymous where
+// possible, and otherwise with O_EXCL|O_NOFOLLOW under a random name that
+// is unlinked at once: nothing planted in TempDir is ever followed.
+//
+// Every 64 KiB block of a spill file is checked when read back: by a
+// CRC-32C, or with Options.EncryptSpill by AES-256-GCM under a key that
+// exists only in the Manager's memory. The checksums and tags are kept in
+// memory, not in the file, so a disk that flips a bit, loses a write or
+// returns stale pages cannot produce a block that passes: the read returns
+// ErrCorrupt, never other bytes.
+//
+// Options.DiskBudget limits the bytes of all spill files and
+// Options.MaxSpillFiles the number of open spill files; past them, writes
+// and rollovers fail with ErrDiskBudget or ErrSpillFiles and write
+// nothing. Disk errors (a full disk, an I/O error) are returned wrapped,
+// so errors.Is(err, syscall.ENOSPC) works; a buffer has no sticky error
+// and recovers when the disk does. Data written before an error stays
+// intact and readable (see Buffer for the details).
+//
 // # Caveats
 //
-// Spill files hold buffer data in plain text, readable by the same user
-// (mode 0600) through /proc while the process runs. Disk errors (a full
-// disk, an I/O error) are returned wrapped, so errors.Is(err,
-// syscall.ENOSPC) works; data written before the error stays intact and
-// readable. Besides the chunks, each buffer keeps a small table of its
+// Without EncryptSpill, spill files hold buffer data in plain text,
+// readable by the same user through /proc while the process runs. Besides
+// the chunks, each buffer keeps a small table of its
 // chunks (8 bytes per chunk, holes included, kept within a few times the
-// chunks it holds) and its own struct; these are not counted in the budget,
-// and neither are the scratch slices that ReadFrom and WriteTo move data
-// through (64 KiB each, one per call in progress).
+// chunks it holds), 40 bytes of checksum or tag per 64 KiB block on disk,
+// and its own struct; these are not counted in the budget, and neither are
+// the scratch slices that reads and writes move data through (64 KiB
+// each, a few per call in progress). A Buffer dropped without Close is
+// cleaned up when the garbage collector finds it (Stats.Leaked counts
+// those); until then its memory stays taken.
 package spool

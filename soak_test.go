@@ -246,12 +246,16 @@ func testSoak(t *testing.T, cfg soakConfig) {
 
 	var spillEvents, spillErrs atomic.Int64
 	var reasons [8]atomic.Int64
+	var memAtBudget, inMem atomic.Int64
+	var m *spool.Manager
+	defer func() { t.Logf("avg mem at budget spill %d, avg buffers not on disk %d", memAtBudget.Load()/max(1,reasons[spool.SpillBudget].Load()), inMem.Load()/max(1,reasons[spool.SpillBudget].Load())) }()
 	defer func() {
 		for i := range reasons {
 			t.Logf("reason %v: %d", spool.SpillReason(i), reasons[i].Load())
 		}
 	}()
-	m, err := spool.NewManager(spool.Options{
+	var err error
+	m, err = spool.NewManager(spool.Options{
 		MemoryBudget: soakBudget,
 		ChunkSize:    soakChunk,
 		TempDir:      dir,
@@ -260,6 +264,11 @@ func testSoak(t *testing.T, cfg soakConfig) {
 		OnSpill: func(e spool.SpillEvent) {
 			spillEvents.Add(1)
 			reasons[e.Reason].Add(1)
+			if e.Reason == spool.SpillBudget {
+				st := m.Stats()
+				memAtBudget.Add(st.MemoryInUse)
+				inMem.Add(int64(st.Buffers - st.BuffersOnDisk))
+			}
 			if e.Err != nil {
 				spillErrs.Add(1)
 				t.Errorf("spill event with error: %+v", e)
