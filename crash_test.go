@@ -155,7 +155,7 @@ func testCrash(t *testing.T) {
 		}
 		t.Errorf("after SIGKILL: TempDir holds %d entries, want none: %v", len(ents), names)
 	}
-	t.Logf("child killed (%v); TempDir empty; took %v", ee, time.Since(start).Round(time.Millisecond))
+	t.Logf("child killed (%v); TempDir holds %d entries; took %v", ee, len(ents), time.Since(start).Round(time.Millisecond))
 }
 
 // childSpillFDs lists /proc/<pid>/fd and returns how many descriptors point

@@ -236,8 +236,10 @@ func (b *store) Close() error {
 		err = fmt.Errorf("spool: close spill file: %w", cerr)
 	}
 	b.size, b.off = 0, 0
-	b.unlock()
+	// Unregister before unlocking, so that whoever sees closed (a
+	// concurrent Manager.Close) knows the buffer is gone from the list.
 	b.m.unregister(b)
+	b.unlock()
 	return err
 }
 

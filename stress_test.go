@@ -489,3 +489,30 @@ func TestCloseUnderLoad(t *testing.T) {
 	}
 	checkEmpty(t, m, dir, fds)
 }
+
+// TestManagerCloseRacesBufferClose: Manager.Close racing Buffer.Close on
+// the same buffers returns only when every buffer is off the live list.
+func TestManagerCloseRacesBufferClose(t *testing.T) {
+	for iter := range 2000 {
+		m, err := spool.NewManager(spool.Options{MemoryBudget: 4 * 4096, ChunkSize: 4096, TempDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bufs := make([]*spool.Buffer, 64)
+		for i := range bufs {
+			bufs[i], _ = m.NewBuffer()
+		}
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for i := len(bufs) - 1; i >= 0; i-- {
+				bufs[i].Close()
+			}
+		})
+		m.Close()
+		st := m.Stats()
+		wg.Wait()
+		if st.Buffers != 0 {
+			t.Fatalf("iteration %d: Stats.Buffers = %d right after Manager.Close returned", iter, st.Buffers)
+		}
+	}
+}
