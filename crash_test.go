@@ -36,21 +36,24 @@ func TestCrashLeavesNoFiles(t *testing.T) {
 		crashChild(dir) // never returns
 		return
 	}
-	t.Run("anonymous", testCrash)
-	t.Run("named", func(t *testing.T) {
-		// Named spill files are only used where O_TMPFILE fails, and the
-		// external tests have no way to force that fallback.
-		t.Skip("no hook to force named spill files (ForceNamedSpillFiles(m *Manager) in export_test.go would allow this mode)")
-	})
+	t.Run("anonymous", func(t *testing.T) { testCrash(t, false) })
+	t.Run("named", func(t *testing.T) { testCrash(t, true) })
 }
 
-func testCrash(t *testing.T) {
+// crashNamedEnv, set in the child's environment, makes it use named spill
+// files (the fallback where O_TMPFILE is missing).
+const crashNamedEnv = "SPOOL_CRASH_NAMED"
+
+func testCrash(t *testing.T, named bool) {
 	start := time.Now()
 	dir := t.TempDir()
 	defer watchdog(t, 2*time.Minute)()
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashLeavesNoFiles$")
 	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+	if named {
+		cmd.Env = append(cmd.Env, crashNamedEnv+"=1")
+	}
 	var stderr bytes.Buffer // read only after Wait
 	cmd.Stderr = &stderr
 	// The child blocks reading its stdin: if this process dies without
@@ -127,7 +130,10 @@ func testCrash(t *testing.T) {
 	if spills != onDisk {
 		t.Errorf("child has %d spill files open, but its Stats.BuffersOnDisk = %d", spills, onDisk)
 	}
-	if anon != spills {
+	switch {
+	case named && anon != 0:
+		t.Errorf("named mode: %d of %d spill files are anonymous", anon, spills)
+	case !named && anon != spills:
 		t.Logf("note: %d of %d spill files are not O_TMPFILE files (named fallback in use here)", spills-anon, spills)
 	}
 	// Even while they are open, the spill files have no names in dir.
@@ -201,6 +207,9 @@ func crashChild(dir string) {
 	m, err := spool.NewManager(spool.Options{MemoryBudget: 8 * 4096, ChunkSize: 4096, TempDir: dir})
 	if err != nil {
 		fail("NewManager: %v", err)
+	}
+	if os.Getenv(crashNamedEnv) != "" {
+		spool.ForceNamedSpillFiles(m)
 	}
 	bufs := make([]*spool.Buffer, 8)
 	data := make([][]byte, len(bufs))

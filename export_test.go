@@ -124,3 +124,11 @@ func ForceEvict(b *Buffer) {
 		s.m.makeRoom(s.m.budget.size+1, s) // more than can ever be freed: tries them all
 	}
 }
+
+// ForceNamedSpillFiles makes m create its spill files with the named
+// fallback (create, then unlink), as where O_TMPFILE is not supported.
+func ForceNamedSpillFiles(m *Manager) { m.fs = namedFS{} }
+
+type namedFS struct{}
+
+func (namedFS) createTemp(dir, pattern string) (spillFile, error) { return createNamed(dir, pattern) }
