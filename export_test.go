@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"math"
 	"sync"
 )
 
@@ -121,7 +122,9 @@ func ForceEvict(b *Buffer) {
 	s.lock()
 	defer s.unlock()
 	if !s.closed {
-		s.m.makeRoom(s.m.budget.size+1, s) // more than can ever be freed: tries them all
+		// More than can ever be freed: tries them all.
+		ev, _ := s.m.makeRoom(s.m.budget.size+1, s, math.Inf(1), true)
+		s.pending = append(s.pending, ev...)
 	}
 }
 

@@ -63,12 +63,5 @@ func (b *store) unlock() {
 	ev := b.pending
 	b.pending = nil
 	b.mu.Unlock()
-	if len(ev) == 0 {
-		return
-	}
-	if f := b.m.opts.OnSpill; f != nil {
-		for _, e := range ev {
-			f(e)
-		}
-	}
+	b.m.deliver(ev)
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/spoolkit/spool/internal/experiment"
 )
 
 // A Manager hands out Buffers that share one memory budget. Each Buffer
@@ -33,6 +35,14 @@ type Manager struct {
 	clock  atomic.Uint64 // logical time of buffer accesses, for LRU
 	nextID atomic.Uint64
 
+	// For LeastFrequentlyUsed only (nil otherwise): access counts, and
+	// ristretto's admission and the promoter goroutine unless
+	// DisablePromotion.
+	freq        *frequency
+	adm         *admission
+	promoter    *promoter
+	byRistretto bool // experiment.RistrettoVictims when created
+
 	diskInUse    atomic.Int64
 	onDisk       atomic.Int64
 	spills       atomic.Int64
@@ -41,6 +51,16 @@ type Manager struct {
 	evictions    atomic.Int64
 	spillErrors  atomic.Int64
 	leaked       atomic.Int64
+
+	promotions      atomic.Int64
+	promotedBytes   atomic.Int64
+	promoteRejected atomic.Int64
+	promoteNoRoom   atomic.Int64
+	reads           atomic.Int64
+	readsMem        atomic.Int64
+	readBytes       atomic.Int64
+	readBytesMem    atomic.Int64
+	skippedBusy     atomic.Int64
 
 	// mu protects the following fields. See lock.go: it is a leaf lock.
 	mu     sync.Mutex
@@ -70,7 +90,7 @@ func newManager(opts Options, fs fileSystem) (*Manager, error) {
 			return nil, fmt.Errorf("spool: EncryptSpill: %w", err)
 		}
 	}
-	return &Manager{
+	m := &Manager{
 		seal:     seal,
 		opts:     o,
 		budget:   newBudget(o.MemoryBudget),
@@ -78,7 +98,20 @@ func newManager(opts Options, fs fileSystem) (*Manager, error) {
 		fs:       fs,
 		cs:       cs,
 		memLimit: limit,
-	}, nil
+	}
+	if o.Policy == LeastFrequentlyUsed {
+		m.freq = new(frequency)
+		m.byRistretto = experiment.RistrettoVictims.Load()
+		if !o.DisablePromotion || m.byRistretto {
+			if m.adm, err = newAdmission(o.MemoryBudget); err != nil {
+				return nil, fmt.Errorf("spool: frequency sketch: %w", err)
+			}
+		}
+		if !o.DisablePromotion {
+			m.promoter = newPromoter(m)
+		}
+	}
+	return m, nil
 }
 
 // NewBuffer returns a new, empty Buffer in memory. It takes no memory from
@@ -116,6 +149,16 @@ func (m *Manager) Stats() Stats {
 		Evictions:     m.evictions.Load(),
 		SpillErrors:   m.spillErrors.Load(),
 		Leaked:        m.leaked.Load(),
+
+		Promotions:          m.promotions.Load(),
+		PromotedBytes:       m.promotedBytes.Load(),
+		PromotionsRejected:  m.promoteRejected.Load(),
+		PromotionsNoRoom:    m.promoteNoRoom.Load(),
+		Reads:               m.reads.Load(),
+		ReadsFromMemory:     m.readsMem.Load(),
+		ReadBytes:           m.readBytes.Load(),
+		ReadBytesFromMemory: m.readBytesMem.Load(),
+		SkippedBusy:         m.skippedBusy.Load(),
 	}
 }
 
@@ -140,6 +183,10 @@ func (m *Manager) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	// Every buffer is closed: nothing can offer a promotion or touch
+	// ristretto any more.
+	m.promoter.stop()
+	m.adm.close()
 	return errors.Join(errs...)
 }
 
@@ -193,9 +240,10 @@ func (m *Manager) unregister(b *store) {
 	b.idx = -1
 }
 
-// candidates returns the live buffers other than self that hold memory, in
-// the order the policy would roll them over.
-func (m *Manager) candidates(self *store) []candidate {
+// candidates returns the live buffers other than self that hold memory
+// and whose density is below limit (at most limit, if inclusive), in the
+// order the policy would roll them over.
+func (m *Manager) candidates(self *store, limit float64, inclusive bool) []candidate {
 	m.mu.Lock()
 	cs := make([]candidate, 0, len(m.bufs))
 	for _, b := range m.bufs {
@@ -207,19 +255,37 @@ func (m *Manager) candidates(self *store) []candidate {
 		}
 	}
 	m.mu.Unlock()
-	m.opts.Policy.order(cs)
+	if m.freq != nil {
+		keep := cs[:0]
+		for _, c := range cs {
+			c.density = density(m.freq.count(&c.b.freq), c.mem)
+			if c.density < limit || (inclusive && c.density == limit) {
+				if m.byRistretto {
+					c.cached = m.adm.resident(c.b.id)
+				}
+				keep = append(keep, c)
+			}
+		}
+		cs = keep
+	}
+	m.opts.Policy.order(cs, m.byRistretto)
 	return cs
 }
 
 // makeRoom rolls other buffers over to disk until need bytes of the budget
-// can be taken, takes them, and reports whether it did. self's lock is held
-// by the caller; other buffers are only ever TryLocked (see lock.go), so a
-// buffer in use elsewhere is skipped. Spill events of the victims are handed
-// to self, to be delivered when self is unlocked.
-func (m *Manager) makeRoom(need int64, self *store) bool {
-	for _, c := range m.candidates(self) {
+// can be taken, takes them, and reports whether it did; it returns the
+// spill events of the buffers it rolled over, for the caller to deliver
+// once it holds no lock. self, if not nil, is the buffer whose lock the
+// caller holds; other buffers are only ever TryLocked (see lock.go), so a
+// buffer in use elsewhere is skipped. Under LeastFrequentlyUsed only
+// buffers whose density is below limit (at most limit if inclusive) are
+// rolled over.
+func (m *Manager) makeRoom(need int64, self *store, limit float64, inclusive bool) ([]SpillEvent, bool) {
+	var events []SpillEvent
+	for _, c := range m.candidates(self, limit, inclusive) {
 		v := c.b
 		if !v.mu.TryLock() {
+			m.skippedBusy.Add(1)
 			continue
 		}
 		if !v.closed && v.mem.Load() > 0 {
@@ -228,13 +294,36 @@ func (m *Manager) makeRoom(need int64, self *store) bool {
 			// on with the next candidate.
 			_ = v.rollover(SpillEvicted)
 		}
-		self.pending = append(self.pending, v.pending...)
+		events = append(events, v.pending...)
 		v.pending = nil
 		v.mu.Unlock()
 		if m.budget.tryAcquire(need) {
-			return true
+			return events, true
 		}
 	}
 	// Memory may have been freed meanwhile by a Close or a Truncate.
-	return m.budget.tryAcquire(need)
+	return events, m.budget.tryAcquire(need)
+}
+
+// deliver hands spill events to OnSpill, and tells ristretto which
+// buffers left memory. The caller holds no spool lock.
+func (m *Manager) deliver(events []SpillEvent) {
+	for _, e := range events {
+		if e.Err == nil {
+			m.adm.forget(e.Buffer)
+		}
+		if f := m.opts.OnSpill; f != nil {
+			f(e)
+		}
+	}
+}
+
+// countRead records a read of n bytes, of which fromFile came from disk.
+func (m *Manager) countRead(n, fromFile int) {
+	m.reads.Add(1)
+	m.readBytes.Add(int64(n))
+	m.readBytesMem.Add(int64(n - fromFile))
+	if fromFile == 0 {
+		m.readsMem.Add(1)
+	}
 }

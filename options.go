@@ -72,6 +72,12 @@ type Options struct {
 	// The zero value is LargestFirst.
 	Policy Policy
 
+	// DisablePromotion keeps spilled buffers on disk for good. By default,
+	// under the LeastFrequentlyUsed policy, a spilled buffer that has
+	// become hot comes back into memory (see LeastFrequentlyUsed); other
+	// policies never promote.
+	DisablePromotion bool
+
 	// EncryptSpill encrypts spilled data with AES-256-GCM under a key
 	// generated for the Manager from crypto/rand and kept only in memory,
 	// so that spill files left on disk (after a crash, or read by another
@@ -80,6 +86,12 @@ type Options struct {
 	// way a read returns ErrCorrupt rather than bytes that differ from
 	// what was written.
 	EncryptSpill bool
+
+	// OnPromote, if not nil, is called after a spilled buffer came back
+	// into memory. It is called on the Manager's promoter goroutine,
+	// holding no lock, so it may call any method; it should return
+	// quickly, as promotions wait for it.
+	OnPromote func(PromoteEvent)
 
 	// OnSpill, if not nil, is called after a buffer rolled over to disk,
 	// or tried to and failed (SpillEvent.Err). It is called on the

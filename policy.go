@@ -22,6 +22,18 @@ const (
 	// LeastRecentlyUsed rolls over the buffer whose last read or write is
 	// oldest first: buffers still being worked on stay in memory.
 	LeastRecentlyUsed
+
+	// LeastFrequentlyUsed rolls over first the buffer whose memory buys
+	// the fewest accesses: the lowest density, accesses (reads, and runs
+	// of writes) per byte held, counted exactly per buffer and halved
+	// every 65,536 accesses so that old popularity fades. A large buffer
+	// read rarely goes before a small hot one. A write only rolls over
+	// buffers no denser than its own, so a stream of cold uploads cannot
+	// flush the hot set. Hot spilled buffers come back into memory
+	// (promotion; see Options.DisablePromotion) when ristretto's TinyLFU
+	// admits them and the budget has room, or can make room by rolling
+	// over colder buffers.
+	LeastFrequentlyUsed
 )
 
 // String returns the policy's name, as in the constant.
@@ -31,12 +43,14 @@ func (p Policy) String() string {
 		return "LargestFirst"
 	case LeastRecentlyUsed:
 		return "LeastRecentlyUsed"
+	case LeastFrequentlyUsed:
+		return "LeastFrequentlyUsed"
 	}
 	return fmt.Sprintf("Policy(%d)", int(p))
 }
 
 func (p Policy) valid() bool {
-	return p == LargestFirst || p == LeastRecentlyUsed
+	return p == LargestFirst || p == LeastRecentlyUsed || p == LeastFrequentlyUsed
 }
 
 // candidate is a snapshot of one buffer taken for a spill decision. The
@@ -44,14 +58,47 @@ func (p Policy) valid() bool {
 // the attempts.
 type candidate struct {
 	b       *store
-	mem     int64  // chunk bytes the buffer held
-	lastUse uint64 // Manager clock at its last access
+	mem     int64   // chunk bytes the buffer held
+	lastUse uint64  // Manager clock at its last access
+	density float64 // LeastFrequentlyUsed: accesses per byte held
+	cached  bool    // experiment.RistrettoVictims: ristretto holds it
 }
 
 // order sorts candidates so that the first should be rolled over first.
-func (p Policy) order(cs []candidate) {
-	switch p {
-	case LeastRecentlyUsed:
+// byRistretto is experiment.RistrettoVictims.
+func (p Policy) order(cs []candidate, byRistretto bool) {
+	switch {
+	case p == LeastFrequentlyUsed && byRistretto:
+		// What ristretto does not hold first, largest first.
+		slices.SortFunc(cs, func(a, b candidate) int {
+			switch {
+			case a.cached != b.cached:
+				if b.cached {
+					return -1
+				}
+				return 1
+			case a.mem > b.mem:
+				return -1
+			case a.mem < b.mem:
+				return 1
+			}
+			return 0
+		})
+	case p == LeastFrequentlyUsed:
+		slices.SortFunc(cs, func(a, b candidate) int {
+			switch {
+			case a.density < b.density:
+				return -1
+			case a.density > b.density:
+				return 1
+			case a.mem > b.mem: // tie: the larger frees more
+				return -1
+			case a.mem < b.mem:
+				return 1
+			}
+			return 0
+		})
+	case p == LeastRecentlyUsed:
 		slices.SortFunc(cs, func(a, b candidate) int {
 			switch {
 			case a.lastUse < b.lastUse:

@@ -40,6 +40,26 @@ type Stats struct {
 	// Leaked is the number of buffers that were garbage-collected without
 	// Close; their memory and spill files were released then.
 	Leaked int64
+	// Promotions is the number of spilled buffers brought back into
+	// memory (LeastFrequentlyUsed), and PromotedBytes their bytes.
+	Promotions    int64
+	PromotedBytes int64
+	// PromotionsRejected counts candidates that ristretto's TinyLFU
+	// admission turned down, and PromotionsNoRoom those it admitted but
+	// that found no room: only buffers at least as hot held the memory.
+	PromotionsRejected int64
+	PromotionsNoRoom   int64
+	// SkippedBusy counts buffers the policy chose to roll over but
+	// skipped, because another goroutine was using them.
+	SkippedBusy int64
+	// Reads is the number of reads (Read, ReadAt, ReadByte, and each
+	// piece of WriteTo) that returned data, ReadsFromMemory those served
+	// entirely from memory; ReadBytes and ReadBytesFromMemory count
+	// their bytes.
+	Reads               int64
+	ReadsFromMemory     int64
+	ReadBytes           int64
+	ReadBytesFromMemory int64
 	// SpillErrors is the number of rollovers that failed with a disk error.
 	// The data of such a buffer is intact and it stays usable.
 	SpillErrors int64
@@ -101,4 +121,13 @@ type SpillEvent struct {
 	// at a disk error: the buffer's data is intact, part of it possibly
 	// still in memory, and the buffer stays usable.
 	Err error
+}
+
+// PromoteEvent describes a spilled buffer that came back into memory, for
+// Options.OnPromote.
+type PromoteEvent struct {
+	// Buffer is the ID of the buffer (Buffer.ID).
+	Buffer uint64
+	// Size is its size in bytes, all of it now in memory.
+	Size int64
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -18,9 +19,12 @@ type store struct {
 	m  *Manager
 	id uint64
 
-	lastUse atomic.Uint64 // Manager clock at the last access
-	mem     atomic.Int64  // chunk bytes held; changed under mu, read anywhere
-	idx     int           // index in m.bufs; guarded by m.mu
+	lastUse   atomic.Uint64 // Manager clock at the last access
+	freq      atomic.Uint64 // access count for LeastFrequentlyUsed (frequency.go)
+	lastWrite atomic.Bool   // the last access was a write
+	offered   atomic.Bool   // queued for promotion
+	mem       atomic.Int64  // chunk bytes held; changed under mu, read anywhere
+	idx       int           // index in m.bufs; guarded by m.mu
 
 	// mu protects the following fields. See lock.go for the lock order.
 	mu     sync.RWMutex
@@ -40,13 +44,33 @@ type store struct {
 	// least the extent of everything ever written to file.
 	file     spillFile
 	fileSize int64
+	version  uint64       // counts changes of content, for promotion
 	pending  []SpillEvent // to deliver to OnSpill after unlock
 }
 
 // ID implements Buffer.ID.
 func (b *store) ID() uint64 { return b.id }
 
-func (b *store) touch() { b.lastUse.Store(b.m.clock.Add(1)) }
+// touch records an access, for the policies: its time, and for
+// LeastFrequentlyUsed its count. A run of writes with no read between
+// counts once, so that a blob written in many pieces is not taken for a
+// hot one.
+func (b *store) touch(write bool) {
+	m := b.m
+	b.lastUse.Store(m.clock.Add(1))
+	if m.freq == nil {
+		return
+	}
+	if write {
+		if b.lastWrite.Swap(true) {
+			return
+		}
+	} else {
+		b.lastWrite.Store(false)
+		m.adm.record(b.id)
+	}
+	m.freq.hit(&b.freq)
+}
 
 // resident reports whether chunk i is held in memory.
 func (b *store) resident(i int64) bool {
@@ -175,7 +199,8 @@ func (b *store) Truncate(size int64) error {
 	if size < 0 {
 		return ErrNegativeSize
 	}
-	b.touch()
+	b.touch(true)
+	b.version++
 	old := b.size
 	switch {
 	case size < old:
@@ -240,6 +265,7 @@ func (b *store) Close() error {
 	// concurrent Manager.Close) knows the buffer is gone from the list.
 	b.m.unregister(b)
 	b.unlock()
+	b.m.adm.forget(b.id)
 	return err
 }
 
@@ -343,7 +369,8 @@ func (b *store) writeAt(p []byte, off int64) (int, error) {
 	if end < off {
 		return 0, ErrTooLarge
 	}
-	b.touch()
+	b.touch(true)
+	b.version++
 	if b.file == nil {
 		if end > b.m.memLimit {
 			if err := b.rollover(b.growReason(end)); err != nil {
@@ -402,7 +429,18 @@ func (b *store) reserve(off, end int64) (bool, error) {
 			need += cs
 		}
 	}
-	if b.m.budget.tryAcquire(need) || b.m.makeRoom(need, b) {
+	if b.m.budget.tryAcquire(need) {
+		return true, nil
+	}
+	// Under LeastFrequentlyUsed, a writer only displaces buffers no hotter
+	// than itself: a stream of cold uploads cannot flush the hot set.
+	limit := math.Inf(1)
+	if b.m.freq != nil {
+		limit = density(b.m.freq.count(&b.freq), b.mem.Load()+need)
+	}
+	ev, ok := b.m.makeRoom(need, b, limit, true)
+	b.pending = append(b.pending, ev...)
+	if ok {
 		return true, nil
 	}
 	return false, b.rollover(SpillBudget)
@@ -481,13 +519,13 @@ func (b *store) readAt(p []byte, off int64) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	b.touch()
+	b.touch(false)
 	if off >= b.size {
 		return 0, io.EOF
 	}
 	end := off + min(int64(len(p)), b.size-off)
 	cs := b.m.cs
-	n := 0
+	n, fromFile := 0, 0
 	for pos := off; pos < end; pos = off + int64(n) {
 		i := pos / cs
 		start := i * cs
@@ -498,27 +536,43 @@ func (b *store) readAt(p []byte, off int64) (int, error) {
 		}
 		runEnd := b.runEnd(i, end)
 		dst := p[n : n+int(runEnd-pos)]
-		if b.file != nil && pos < b.fileSize {
-			fdst := dst[:min(runEnd, b.fileSize)-pos]
-			r, err := b.file.ReadAt(fdst, pos)
-			if err != nil && !(errors.Is(err, io.EOF) && r == len(fdst)) {
-				if !errors.Is(err, io.EOF) {
-					return n + r, fmt.Errorf("spool: read: %w", err)
-				}
-				// The file is shorter than recorded: what is missing
-				// was never written, so it is zero.
-				clear(fdst[r:])
-			}
-			clear(dst[len(fdst):])
-		} else {
-			clear(dst)
+		r, err := b.readFile(dst, pos)
+		n += r
+		fromFile += r
+		if err != nil {
+			return n, fmt.Errorf("spool: read: %w", err)
 		}
-		n += len(dst)
+	}
+	b.m.countRead(n, fromFile)
+	if fromFile > 0 {
+		b.m.promoter.offer(b)
 	}
 	if n < len(p) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// readFile reads len(p) bytes at off from the spill file, if there is one:
+// bytes at or past fileSize, or with no file, are zeros. b.mu is held, for
+// reading at least.
+func (b *store) readFile(p []byte, off int64) (int, error) {
+	if b.file == nil || off >= b.fileSize {
+		clear(p)
+		return len(p), nil
+	}
+	fp := p[:min(off+int64(len(p)), b.fileSize)-off]
+	r, err := b.file.ReadAt(fp, off)
+	if err != nil && !(errors.Is(err, io.EOF) && r == len(fp)) {
+		if !errors.Is(err, io.EOF) {
+			return r, err
+		}
+		// The file is shorter than recorded: what is missing was never
+		// written, so it is zero.
+		clear(fp[r:])
+	}
+	clear(p[len(fp):])
+	return len(p), nil
 }
 
 // rollover moves every chunk held in memory to the file, creating it if

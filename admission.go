@@ -1,0 +1,105 @@
+package spool
+
+import (
+	"github.com/dgraph-io/ristretto/v2"
+)
+
+// admission decides whether a spilled buffer is worth bringing back into
+// memory, with ristretto's TinyLFU: a buffer is admitted if ristretto,
+// which has seen every read (Get) of every buffer, would keep it in a
+// cache of the budget's size against the buffers it already holds. It
+// keeps one-hit wonders (a scan, an upload read back once) out of memory.
+//
+// ristretto is a hint, never a source of truth: the budget is enforced by
+// the semaphore alone, and a lost or dropped ristretto record only makes a
+// promotion happen later or not at all. As measured with ristretto v2.4.2,
+// so designed around:
+//   - Set is asynchronous and may be dropped; Get records are lossy. Only
+//     the promoter goroutine, which holds no lock, calls Set, Wait and
+//     GetTTL; Get and Del are called with no spool lock held or are
+//     non-blocking.
+//   - Keys are buffer IDs (never pointers), hashed with a mixing function:
+//     ristretto's default hash of an integer key is the key itself, which
+//     makes the count-min sketch rows collide (ristretto issue #108).
+//   - Set racing Close panicked, and Close calls OnEvict for every item:
+//     the cache is closed only after the Manager has closed every buffer
+//     and stopped the promoter, and no OnEvict callback is installed.
+//
+// The zero *admission (nil) admits nothing and records nothing.
+type admission struct {
+	c *ristretto.Cache[uint64, struct{}]
+}
+
+func newAdmission(budget int64) (*admission, error) {
+	c, err := ristretto.NewCache(&ristretto.Config[uint64, struct{}]{
+		NumCounters:        1 << 20, // ~10× the buffers it can track well
+		MaxCost:            budget,
+		BufferItems:        64,
+		IgnoreInternalCost: true,
+		KeyToHash:          mixKey,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &admission{c: c}, nil
+}
+
+// mixKey hashes a buffer ID with splitmix64's finalizer, and a second,
+// differently mixed hash for ristretto's conflict check.
+func mixKey(id uint64) (uint64, uint64) {
+	return splitmix(id), splitmix(id ^ 0x9e3779b97f4a7c15)
+}
+
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// record counts an access to buffer id in ristretto's frequency sketch.
+// It does not block.
+func (a *admission) record(id uint64) {
+	if a != nil {
+		a.c.Get(id)
+	}
+}
+
+// admit proposes buffer id at cost bytes and reports whether ristretto
+// admitted it. It waits for ristretto's buffers to drain: call it only
+// holding no lock.
+func (a *admission) admit(id uint64, cost int64) bool {
+	if a == nil {
+		return false
+	}
+	if !a.c.Set(id, struct{}{}, cost) {
+		return false
+	}
+	a.c.Wait()
+	_, ok := a.c.GetTTL(id) // a look-up that records no access
+	return ok
+}
+
+// forget removes buffer id, which left memory. It does not block long;
+// call it holding no spool lock.
+func (a *admission) forget(id uint64) {
+	if a != nil {
+		a.c.Del(id)
+	}
+}
+
+// resident reports whether ristretto holds buffer id, without recording
+// an access.
+func (a *admission) resident(id uint64) bool {
+	if a == nil {
+		return false
+	}
+	_, ok := a.c.GetTTL(id)
+	return ok
+}
+
+func (a *admission) close() {
+	if a != nil {
+		a.c.Close()
+	}
+}

@@ -1,0 +1,137 @@
+package spool
+
+import (
+	"sync"
+)
+
+// promoter brings hot spilled buffers back into memory, on its own
+// goroutine, so that promotion never makes a reader wait: reads offer
+// candidates without blocking (offer drops them when the queue is full),
+// the data is loaded while holding the buffer's lock only for reading, and
+// the write lock is only tried, for the instant it takes to swap the
+// loaded chunks in. It runs for Managers with the LeastFrequentlyUsed
+// policy unless Options.DisablePromotion is set, and stops in
+// Manager.Close.
+type promoter struct {
+	m    *Manager
+	ch   chan *store
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+func newPromoter(m *Manager) *promoter {
+	p := &promoter{m: m, ch: make(chan *store, 64), done: make(chan struct{})}
+	p.wg.Go(p.run)
+	return p
+}
+
+// offer queues s for promotion, unless it is queued already or the queue
+// is full. It never blocks.
+func (p *promoter) offer(s *store) {
+	if p == nil || !s.offered.CompareAndSwap(false, true) {
+		return
+	}
+	select {
+	case p.ch <- s:
+	default:
+		s.offered.Store(false)
+	}
+}
+
+func (p *promoter) run() {
+	for {
+		select {
+		case <-p.done:
+			return
+		case s := <-p.ch:
+			p.m.promote(s)
+			s.offered.Store(false)
+		}
+	}
+}
+
+// stop ends the promoter goroutine and waits for it.
+func (p *promoter) stop() {
+	if p != nil {
+		close(p.done)
+		p.wg.Wait()
+	}
+}
+
+// promote moves spilled buffer s back into memory if ristretto admits it
+// and the budget has room, or can be made room for by rolling over
+// buffers colder than s (lower density). It holds no lock on entry.
+func (m *Manager) promote(s *store) {
+	s.mu.RLock()
+	ok := !s.closed && s.file != nil && s.mem.Load() == 0 && s.size > 0 && s.size <= m.memLimit
+	size, version := s.size, s.version
+	s.mu.RUnlock()
+	if !ok {
+		return
+	}
+	nchunks := (size + m.cs - 1) / m.cs
+	need := nchunks * m.cs
+	score := density(m.freq.count(&s.freq), need)
+	if !m.adm.admit(s.id, need) {
+		m.promoteRejected.Add(1)
+		return
+	}
+	if !m.budget.tryAcquire(need) {
+		ev, got := m.makeRoom(need, nil, score, false)
+		m.deliver(ev)
+		if !got {
+			m.promoteNoRoom.Add(1)
+			m.adm.forget(s.id)
+			return
+		}
+	}
+	chunks := make([]*[]byte, nchunks)
+	discard := func() {
+		for _, c := range chunks {
+			if c != nil {
+				m.pool.put(c)
+			}
+		}
+		m.budget.release(need)
+	}
+	// Load with the lock held for reading: readers go on meanwhile.
+	s.mu.RLock()
+	if s.closed || s.file == nil || s.version != version || s.mem.Load() != 0 {
+		s.mu.RUnlock()
+		discard()
+		return
+	}
+	for i := range chunks {
+		c := m.pool.get()
+		chunks[i] = c
+		start := int64(i) * m.cs
+		n := min(m.cs, size-start)
+		if _, err := s.readFile((*c)[:n], start); err != nil {
+			s.mu.RUnlock()
+			discard()
+			return
+		}
+	}
+	s.mu.RUnlock()
+	// Swap the chunks in, if nobody changed the buffer meanwhile and the
+	// lock is free this instant.
+	if !s.mu.TryLock() {
+		discard()
+		return
+	}
+	if s.closed || s.file == nil || s.version != version || s.mem.Load() != 0 {
+		s.unlock()
+		discard()
+		return
+	}
+	s.chunks = chunks
+	s.mem.Add(need)
+	// The data is in memory now; the anonymous file only goes away.
+	_ = s.closeFile()
+	s.unlock()
+	m.promotions.Add(1)
+	m.promotedBytes.Add(size)
+	if f := m.opts.OnPromote; f != nil {
+		f(PromoteEvent{Buffer: s.id, Size: size})
+	}
+}
