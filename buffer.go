@@ -19,7 +19,9 @@ import (
 // past Options.BufferThreshold or the whole budget, when a write far past
 // its end would leave a hole much larger than its data, when the Manager picks
 // it to free memory for another buffer, or when a write to it needs memory
-// that cannot be freed. Once on disk it stays on disk. Spill files are
+// that cannot be freed. Once on disk it stays on disk, except under the
+// LeastFrequentlyUsed policy, which brings hot buffers back into memory
+// (promotion). Spill files are
 // anonymous (or unlinked at once), so they vanish when the buffer is closed
 // or the process ends.
 //

@@ -14,16 +14,24 @@
 //
 // # When data goes to disk
 //
-// A Buffer rolls over to a temporary file, and stays there, when:
+// A Buffer rolls over to a temporary file when:
 //   - Buffer.Rollover is called;
 //   - it would grow past Options.BufferThreshold (if set) or past the whole
 //     budget, or a write far past its end would leave a hole much larger
 //     than the data it holds (holes cost nothing on disk);
 //   - another buffer's write needs memory the budget lacks, and the
-//     Manager's Policy picks it (LargestFirst or LeastRecentlyUsed);
-//     buffers in use by another goroutine at that moment are skipped;
+//     Manager's Policy picks it (LargestFirst, LeastRecentlyUsed or
+//     LeastFrequentlyUsed); buffers in use by another goroutine at that
+//     moment are skipped;
 //   - its own write needs memory and rolling other buffers over did not
 //     free enough.
+//
+// A buffer on disk stays there, except under LeastFrequentlyUsed: a
+// spilled buffer that has become hot comes back into memory (promotion)
+// when ristretto's TinyLFU admission finds it worth more than what it
+// would displace and the budget has room, or can make room by rolling over
+// buffers colder than it. Promotion runs on a goroutine of the Manager and
+// never makes a reader wait; Options.DisablePromotion turns it off.
 //
 // A rollover copies chunk by chunk and gives each chunk back as soon as it
 // is on disk, so memory falls while it runs. No operation ever waits for
