@@ -1,10 +1,13 @@
 package spool
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/spoolkit/spool/internal/experiment"
 )
@@ -61,6 +64,8 @@ type Manager struct {
 	readBytes       atomic.Int64
 	readBytesMem    atomic.Int64
 	skippedBusy     atomic.Int64
+	spillNanos      atomic.Int64
+	waitNanos       atomic.Int64
 
 	// mu protects the following fields. See lock.go: it is a leaf lock.
 	mu     sync.Mutex
@@ -159,6 +164,8 @@ func (m *Manager) Stats() Stats {
 		ReadBytes:           m.readBytes.Load(),
 		ReadBytesFromMemory: m.readBytesMem.Load(),
 		SkippedBusy:         m.skippedBusy.Load(),
+		SpillTime:           time.Duration(m.spillNanos.Load()),
+		EvictionWait:        time.Duration(m.waitNanos.Load()),
 	}
 }
 
@@ -305,12 +312,23 @@ func (m *Manager) makeRoom(need int64, self *store, limit float64, inclusive boo
 	return events, m.budget.tryAcquire(need)
 }
 
-// deliver hands spill events to OnSpill, and tells ristretto which
-// buffers left memory. The caller holds no spool lock.
+// deliver hands spill events to OnSpill and the Logger, and tells
+// ristretto which buffers left memory. The caller holds no spool lock.
 func (m *Manager) deliver(events []SpillEvent) {
 	for _, e := range events {
 		if e.Err == nil {
 			m.adm.forget(e.Buffer)
+		}
+		if l := m.opts.Logger; l != nil {
+			attrs := []slog.Attr{
+				slog.Uint64("buffer", e.Buffer), slog.String("reason", e.Reason.String()),
+				slog.Int64("size", e.Size), slog.Int64("moved", e.Moved),
+			}
+			if e.Err != nil {
+				l.LogAttrs(context.Background(), slog.LevelWarn, "spool: rollover failed; data intact", append(attrs, slog.Any("error", e.Err))...)
+			} else {
+				l.LogAttrs(context.Background(), slog.LevelDebug, "spool: buffer rolled over to disk", attrs...)
+			}
 		}
 		if f := m.opts.OnSpill; f != nil {
 			f(e)

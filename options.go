@@ -2,6 +2,7 @@ package spool
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 )
@@ -86,6 +87,12 @@ type Options struct {
 	// way a read returns ErrCorrupt rather than bytes that differ from
 	// what was written.
 	EncryptSpill bool
+
+	// Logger, if not nil, receives spool's log: rollovers and promotions
+	// at Debug, failed rollovers (disk errors) and buffers garbage-collected
+	// without Close at Warn, each with structured attributes (buffer, reason,
+	// size, moved, error). It is called holding no lock. nil means silent.
+	Logger *slog.Logger
 
 	// OnPromote, if not nil, is called after a spilled buffer came back
 	// into memory. It is called on the Manager's promoter goroutine,

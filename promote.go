@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"log/slog"
 	"sync"
 )
 
@@ -131,6 +132,9 @@ func (m *Manager) promote(s *store) {
 	s.unlock()
 	m.promotions.Add(1)
 	m.promotedBytes.Add(size)
+	if l := m.opts.Logger; l != nil {
+		l.Debug("spool: buffer promoted into memory", slog.Uint64("buffer", s.id), slog.Int64("size", size))
+	}
 	if f := m.opts.OnPromote; f != nil {
 		f(PromoteEvent{Buffer: s.id, Size: size})
 	}

@@ -1,6 +1,9 @@
 package spool
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Stats is a snapshot of a Manager's counters, as returned by
 // Manager.Stats. The fields are read one by one without stopping the
@@ -60,6 +63,12 @@ type Stats struct {
 	ReadsFromMemory     int64
 	ReadBytes           int64
 	ReadBytesFromMemory int64
+	// SpillTime is the total time spent rolling buffers over to disk, and
+	// EvictionWait the part of writers' time spent waiting while other
+	// buffers were rolled over to make room for them: what a full budget
+	// cost the writers.
+	SpillTime    time.Duration
+	EvictionWait time.Duration
 	// SpillErrors is the number of rollovers that failed with a disk error.
 	// The data of such a buffer is intact and it stays usable.
 	SpillErrors int64

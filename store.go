@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -276,6 +278,9 @@ func (b *store) leaked() {
 		return // closed by Manager.Close meanwhile
 	}
 	b.m.leaked.Add(1)
+	if l := b.m.opts.Logger; l != nil {
+		l.Warn("spool: buffer garbage-collected without Close; its memory and spill file were released", slog.Uint64("buffer", b.id))
+	}
 }
 
 // scratchSize is the size of the transient slices ReadFrom and WriteTo move
@@ -438,7 +443,9 @@ func (b *store) reserve(off, end int64) (bool, error) {
 	if b.m.freq != nil {
 		limit = density(b.m.freq.count(&b.freq), b.mem.Load()+need)
 	}
+	start := time.Now()
 	ev, ok := b.m.makeRoom(need, b, limit, true)
+	b.m.waitNanos.Add(int64(time.Since(start)))
 	b.pending = append(b.pending, ev...)
 	if ok {
 		return true, nil
@@ -582,6 +589,8 @@ func (b *store) rollover(reason SpillReason) error {
 	if b.file != nil && b.mem.Load() == 0 {
 		return nil
 	}
+	start := time.Now()
+	defer func() { m.spillNanos.Add(int64(time.Since(start))) }()
 	created := false
 	if b.file == nil {
 		f, err := m.openSpill()
