@@ -1,0 +1,94 @@
+// Package spoolprom exports a spool.Manager's Stats as Prometheus metrics.
+//
+//	reg.MustRegister(spoolprom.NewCollector(m, prometheus.Labels{"manager": "uploads"}))
+//
+// Metric names follow the Prometheus conventions: a spool_ prefix, base
+// units (bytes, seconds), _total for counters. Each scrape calls
+// Manager.Stats once; the Collector holds no state of its own.
+package spoolprom
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spoolkit/spool"
+)
+
+// Collector is a prometheus.Collector for one Manager. It is safe for
+// concurrent use; create it with NewCollector.
+type Collector struct {
+	m       *spool.Manager
+	metrics []metric
+}
+
+// metric is one metric family: its description, and the function that
+// emits its values (one per label value) from a Stats snapshot.
+type metric struct {
+	desc    *prometheus.Desc
+	kind    prometheus.ValueType
+	collect func(s spool.Stats, emit func(v float64, labelValues ...string))
+}
+
+// NewCollector returns a Collector for m. labels, which may be nil, are
+// added to every metric: give each Manager registered with the same
+// registry a distinct label value.
+func NewCollector(m *spool.Manager, labels prometheus.Labels) *Collector {
+	c := &Collector{m: m}
+	add := func(name, help string, kind prometheus.ValueType, varLabels []string, collect func(spool.Stats, func(float64, ...string))) {
+		c.metrics = append(c.metrics, metric{prometheus.NewDesc("spool_"+name, help, varLabels, labels), kind, collect})
+	}
+	one := func(name, help string, kind prometheus.ValueType, value func(spool.Stats) float64) {
+		add(name, help, kind, nil, func(s spool.Stats, emit func(float64, ...string)) { emit(value(s)) })
+	}
+	gauge, counter := prometheus.GaugeValue, prometheus.CounterValue
+	f := func(v int64) float64 { return float64(v) }
+
+	one("memory_budget_bytes", "Bytes of memory all buffers of the manager may hold.", gauge, func(s spool.Stats) float64 { return f(s.MemoryBudget) })
+	one("memory_in_use_bytes", "Bytes of chunk memory the buffers hold; never above the budget.", gauge, func(s spool.Stats) float64 { return f(s.MemoryInUse) })
+	one("disk_budget_bytes", "Limit on the bytes of all spill files; 0 means none.", gauge, func(s spool.Stats) float64 { return f(s.DiskBudget) })
+	one("disk_in_use_bytes", "Bytes of all spill files.", gauge, func(s spool.Stats) float64 { return f(s.DiskInUse) })
+	one("buffers", "Live buffers.", gauge, func(s spool.Stats) float64 { return float64(s.Buffers) })
+	one("buffers_on_disk", "Live buffers with a spill file (open spill files).", gauge, func(s spool.Stats) float64 { return float64(s.BuffersOnDisk) })
+	one("spills_total", "Completed rollovers of buffers to disk.", counter, func(s spool.Stats) float64 { return f(s.Spills) })
+	one("spilled_bytes_total", "Bytes copied from memory to disk by rollovers.", counter, func(s spool.Stats) float64 { return f(s.SpilledBytes) })
+	one("disk_written_bytes_total", "Bytes written to spill files.", counter, func(s spool.Stats) float64 { return f(s.DiskWritten) })
+	one("evictions_total", "Rollovers of a buffer made to free memory for another buffer's write.", counter, func(s spool.Stats) float64 { return f(s.Evictions) })
+	one("spill_errors_total", "Rollovers that failed with a disk error; the data stayed intact.", counter, func(s spool.Stats) float64 { return f(s.SpillErrors) })
+	one("leaked_buffers_total", "Buffers garbage-collected without Close.", counter, func(s spool.Stats) float64 { return f(s.Leaked) })
+	one("promotions_total", "Spilled buffers brought back into memory.", counter, func(s spool.Stats) float64 { return f(s.Promotions) })
+	one("promoted_bytes_total", "Bytes of spilled buffers brought back into memory.", counter, func(s spool.Stats) float64 { return f(s.PromotedBytes) })
+	add("promotions_refused_total", "Promotion candidates refused, by reason: admission (ristretto TinyLFU) or no_room.", counter, []string{"reason"},
+		func(s spool.Stats, emit func(float64, ...string)) {
+			emit(f(s.PromotionsRejected), "admission")
+			emit(f(s.PromotionsNoRoom), "no_room")
+		})
+	one("skipped_busy_total", "Buffers chosen for a rollover but skipped because another goroutine was using them.", counter, func(s spool.Stats) float64 { return f(s.SkippedBusy) })
+	add("reads_total", "Reads that returned data, by where they were served from: memory (entirely) or disk.", counter, []string{"source"},
+		func(s spool.Stats, emit func(float64, ...string)) {
+			emit(f(s.ReadsFromMemory), "memory")
+			emit(f(s.Reads-s.ReadsFromMemory), "disk")
+		})
+	add("read_bytes_total", "Bytes read, by where they came from: memory or disk.", counter, []string{"source"},
+		func(s spool.Stats, emit func(float64, ...string)) {
+			emit(f(s.ReadBytesFromMemory), "memory")
+			emit(f(s.ReadBytes-s.ReadBytesFromMemory), "disk")
+		})
+	one("spill_seconds_total", "Time spent rolling buffers over to disk.", counter, func(s spool.Stats) float64 { return s.SpillTime.Seconds() })
+	one("eviction_wait_seconds_total", "Time writers waited while other buffers were rolled over to make room for them.", counter, func(s spool.Stats) float64 { return s.EvictionWait.Seconds() })
+	return c
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range c.metrics {
+		ch <- m.desc
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.m.Stats()
+	for _, m := range c.metrics {
+		m.collect(s, func(v float64, labelValues ...string) {
+			ch <- prometheus.MustNewConstMetric(m.desc, m.kind, v, labelValues...)
+		})
+	}
+}
