@@ -349,6 +349,28 @@ func (bf *blockFile) Truncate(size int64) error {
 
 func (bf *blockFile) Close() error { return bf.f.Close() }
 
+// sendable returns the end of the run, starting at off, whose bytes are on
+// disk as they read: off's block up to its valid length. Past it lie zeros
+// that are not in the file (a hole, or bytes Truncate cut off).
+func (bf *blockFile) sendable(off int64) int64 {
+	i := off / blockSize
+	return i*blockSize + int64(bf.meta.get(i).valid)
+}
+
+// verifyRange checks the blocks holding [off, end) against their
+// checksums, reading each once.
+func (bf *blockFile) verifyRange(off, end int64) error {
+	bp := getBlock()
+	defer putBlock(bp)
+	for i := off / blockSize; i*blockSize < end; i++ {
+		m := bf.meta.get(i)
+		if err := bf.readVerified(i, m, (*bp)[:m.n]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // sealer encrypts spilled blocks with AES-256-GCM under a key made for one
 // Manager from crypto/rand and kept only in memory. Nonces are a random
 // 4-byte prefix and a 64-bit counter, so no nonce repeats under a key. The

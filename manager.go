@@ -65,6 +65,7 @@ type Manager struct {
 	readBytesMem    atomic.Int64
 	skippedBusy     atomic.Int64
 	spillNanos      atomic.Int64
+	zeroCopyBytes   atomic.Int64
 	waitNanos       atomic.Int64
 
 	// mu protects the following fields. See lock.go: it is a leaf lock.
@@ -165,6 +166,7 @@ func (m *Manager) Stats() Stats {
 		ReadBytesFromMemory: m.readBytesMem.Load(),
 		SkippedBusy:         m.skippedBusy.Load(),
 		SpillTime:           time.Duration(m.spillNanos.Load()),
+		ZeroCopyBytes:       m.zeroCopyBytes.Load(),
 		EvictionWait:        time.Duration(m.waitNanos.Load()),
 	}
 }

@@ -63,6 +63,9 @@ type Stats struct {
 	ReadsFromMemory     int64
 	ReadBytes           int64
 	ReadBytesFromMemory int64
+	// ZeroCopyBytes is the number of bytes WriteTo had the kernel send
+	// straight from spill files (sendfile), after checking them.
+	ZeroCopyBytes int64
 	// SpillTime is the total time spent rolling buffers over to disk, and
 	// EvictionWait the part of writers' time spent waiting while other
 	// buffers were rolled over to make room for them: what a full budget

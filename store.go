@@ -321,6 +321,9 @@ func (b *store) ReadFrom(r io.Reader) (n int64, err error) {
 
 // WriteTo implements Buffer.WriteTo.
 func (b *store) WriteTo(w io.Writer) (n int64, err error) {
+	if n, err = b.sendFile(w); err != nil {
+		return n, err
+	}
 	sp := scratchPool.Get().(*[]byte)
 	defer scratchPool.Put(sp)
 	buf := *sp

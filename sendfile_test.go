@@ -1,0 +1,94 @@
+package spool_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/spoolkit/spool"
+)
+
+// TestWriteToConnZeroCopy: WriteTo of a spilled buffer to a TCP connection
+// takes the kernel's zero-copy path (Stats.ZeroCopyBytes) and the bytes
+// arrive intact, from the current offset; a buffer in memory is copied.
+func TestWriteToConnZeroCopy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for _, spill := range []bool{true, false} {
+		m, err := spool.NewManager(spool.Options{MemoryBudget: 64 << 20, TempDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := m.NewBuffer()
+		data := randBytes(77, 3<<20+12345)
+		b.Write(data)
+		if spill {
+			if err := b.Rollover(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b.Seek(1000, io.SeekStart)
+		got := make(chan []byte)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				got <- nil
+				return
+			}
+			defer c.Close()
+			p, _ := io.ReadAll(c)
+			got <- p
+		}()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := b.WriteTo(c)
+		c.Close()
+		recv := <-got
+		if err != nil || n != int64(len(data)-1000) || !bytes.Equal(recv, data[1000:]) {
+			t.Fatalf("spill=%v: WriteTo = %d, %v; received %d bytes, intact %v", spill, n, err, len(recv), bytes.Equal(recv, data[1000:]))
+		}
+		if pos, _ := b.Seek(0, io.SeekCurrent); pos != int64(len(data)) {
+			t.Errorf("offset after WriteTo = %d", pos)
+		}
+		zc := m.Stats().ZeroCopyBytes
+		if spill && zc != int64(len(data)-1000) {
+			t.Errorf("ZeroCopyBytes = %d, want %d", zc, len(data)-1000)
+		}
+		if !spill && zc != 0 {
+			t.Errorf("in memory: ZeroCopyBytes = %d", zc)
+		}
+		m.Close()
+	}
+}
+
+// TestWriteToZeroCopyCorrupt: a corrupt block stops the zero-copy path
+// before it is sent, and WriteTo returns ErrCorrupt having written only the
+// verified blocks before it.
+func TestWriteToZeroCopyCorrupt(t *testing.T) {
+	data := randBytes(78, 3*spool.BlockSize)
+	_, b := spilled(t, false, data)
+	flip(t, spool.RawSpillFile(b), spool.BlockSize+10, 1)
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b.Seek(0, io.SeekStart)
+	n, err := b.WriteTo(f)
+	if !errors.Is(err, spool.ErrCorrupt) || n != spool.BlockSize {
+		t.Fatalf("WriteTo with a corrupt second block = %d, %v; want %d, ErrCorrupt", n, err, spool.BlockSize)
+	}
+	got, _ := os.ReadFile(f.Name())
+	if !bytes.Equal(got, data[:spool.BlockSize]) {
+		t.Errorf("file holds %d bytes, not the first block", len(got))
+	}
+}
