@@ -9,6 +9,7 @@ import (
 	"log"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/spoolkit/spool"
 )
@@ -216,4 +217,112 @@ func ExampleManager() {
 	// Output:
 	// 7000 bytes, sha256 2856b515...
 	// within budget: true
+}
+
+// Example_blobCache keeps many blobs of varying size in Buffers of one
+// Manager with the LeastFrequentlyUsed policy: the blobs read most often
+// per byte stay in memory, the rest wait on disk, and a hot blob that was
+// spilled comes back into memory by itself.
+func Example_blobCache() {
+	dir, err := os.MkdirTemp("", "spool-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	m, err := spool.NewManager(spool.Options{
+		MemoryBudget: 64 << 10, // room for about a fifth of the blobs
+		ChunkSize:    4096,
+		TempDir:      dir,
+		Policy:       spool.LeastFrequentlyUsed,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+
+	cache := map[string]*spool.Buffer{}
+	for i := range 20 {
+		b, err := m.NewBuffer()
+		if err != nil {
+			log.Fatal(err)
+		}
+		b.Write(bytes.Repeat([]byte{byte(i)}, 16<<10))
+		cache[fmt.Sprint("blob", i)] = b
+	}
+	// blob0 was written first and went to disk; then it becomes popular.
+	hot := cache["blob0"]
+	fmt.Println("blob0 on disk:", hot.OnDisk())
+	p := make([]byte, 16<<10)
+	for i := 0; hot.OnDisk() && i < 1e6; i++ {
+		hot.ReadAt(p, 0) // each read counts; the Manager promotes it
+	}
+	fmt.Println("blob0 on disk after it became hot:", hot.OnDisk())
+	fmt.Println("promotions:", m.Stats().Promotions)
+	// Output:
+	// blob0 on disk: true
+	// blob0 on disk after it became hot: false
+	// promotions: 1
+}
+
+// Example_workerPool processes uploads with a pool of workers: each upload
+// is spooled into a Buffer, however large, while all of them together stay
+// within one memory budget; the workers read the Buffers back as files.
+func Example_workerPool() {
+	dir, err := os.MkdirTemp("", "spool-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	m, err := spool.NewManager(spool.Options{MemoryBudget: 256 << 10, ChunkSize: 4096, TempDir: dir})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+
+	jobs := make(chan *spool.Buffer)
+	sizes := make(chan int64)
+	var wg sync.WaitGroup
+	for range 4 { // the workers
+		wg.Go(func() {
+			for b := range jobs {
+				b.Seek(0, io.SeekStart)
+				n, _ := io.Copy(io.Discard, b) // process the upload
+				b.Close()
+				sizes <- n
+			}
+		})
+	}
+	go func() {
+		for range 10 { // the uploads: 10 × 100 KiB through a 256 KiB budget
+			b, err := m.NewBuffer()
+			if err != nil {
+				log.Fatal(err)
+			}
+			b.ReadFrom(io.LimitReader(zeros{}, 100<<10))
+			if m.Stats().MemoryInUse > 256<<10 {
+				log.Fatal("over budget")
+			}
+			jobs <- b
+		}
+		close(jobs)
+		wg.Wait()
+		close(sizes)
+	}()
+	var total int64
+	for n := range sizes {
+		total += n
+	}
+	fmt.Println("processed bytes:", total)
+	fmt.Println("buffers left:", m.Stats().Buffers)
+	// Output:
+	// processed bytes: 1024000
+	// buffers left: 0
+}
+
+// zeros is an endless reader of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
