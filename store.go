@@ -302,7 +302,14 @@ func (b *store) ReadFrom(r io.Reader) (n int64, err error) {
 	defer scratchPool.Put(sp)
 	buf := *sp
 	for {
-		nr, rerr := r.Read(buf)
+		// Fill the scratch before writing: sources such as request bodies
+		// return a few KiB per Read, and fewer, larger writes are faster.
+		nr, rerr := 0, error(nil)
+		for nr < len(buf) && rerr == nil {
+			var k int
+			k, rerr = r.Read(buf[nr:])
+			nr += k
+		}
 		if nr > 0 {
 			nw, werr := b.Write(buf[:nr])
 			n += int64(nw)
