@@ -180,10 +180,10 @@ func TestPromotionKeepsHotterData(t *testing.T) {
 		b, _ := filled(t, m, 2*4096, uint64(20+i))
 		hot = append(hot, b)
 	}
-	cold, _ := filled(t, m, 4096, 30)
 	for _, b := range hot { // the hot set fills the budget
 		readN(t, b, 200)
 	}
+	cold, _ := filled(t, m, 4096, 30) // colder than all: goes to disk itself
 	if !cold.OnDisk() {
 		t.Fatal("the cold buffer did not go to disk")
 	}
