@@ -3,12 +3,17 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/spoolkit/spool"
 )
 
 // tinyConfig is a workload that takes milliseconds: 8 clients, about
@@ -52,7 +57,7 @@ func TestUploadsEveryImpl(t *testing.T) {
 		t.Run(impl.Name, func(t *testing.T) {
 			cfg.TempDir = t.TempDir()
 			ioBefore := readProcIO()
-			res, err := runUploads(cfg, impl)
+			res, err := runUploads(cfg, Job{Impl: impl.Name, Label: impl.Label})
 			ioAfter := readProcIO()
 			if err != nil {
 				t.Fatal(err)
@@ -227,7 +232,7 @@ func TestFlagsRoundTrip(t *testing.T) {
 	if cfg.Budget != 16<<20 || cfg.Clients != 3 || cfg.Total != 1<<30 || cfg.Seed != 9 || strings.Join(cfg.Impls, ",") != "spool,bytes" {
 		t.Fatalf("parsed %+v", cfg)
 	}
-	child, err := parseFlags(cfg.childArgs("spool"), io.Discard)
+	child, err := parseFlags(cfg.childArgs(Job{Impl: "spool"}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +243,29 @@ func TestFlagsRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(child, cfg) {
 		t.Errorf("child sees %+v, parent has %+v", child, cfg)
 	}
-	for _, bad := range [][]string{{"-impl", "nope"}, {"-scenario", "nope"}, {"-budget", "lots"}, {"-clients", "0"}, {"extra"}} {
+	// The cache scenario's flags reach the child too.
+	cfg, err = parseFlags([]string{"-scenario", "cache", "-cache-budget", "32MiB", "-blobs", "7", "-reads", "99", "-zipf", "1.2, 0.7",
+		"-blob-min-size", "2KiB", "-blob-max-size", "1MiB", "-scan-blobs", "3", "-scan-size", "1MiB", "-scan-impl", "lfu", "-impl", "lfu,lru"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.CacheBudget != 32<<20 || cfg.Blobs != 7 || cfg.Reads != 99 || !reflect.DeepEqual(cfg.Zipf, []float64{1.2, 0.7}) || cfg.ScanBlobs != 3 {
+		t.Fatalf("parsed %+v", cfg)
+	}
+	child, err = parseFlags(cfg.childArgs(Job{Impl: "lru", Zipf: 0.7, Scan: true}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if child.Child != "lru" || child.ChildZipf != 0.7 || !child.ChildScan {
+		t.Errorf("child runs %q at %g, scan %v", child.Child, child.ChildZipf, child.ChildScan)
+	}
+	child.Impls, cfg.Impls, child.Child, child.ChildZipf, child.ChildScan = nil, nil, "", 0, false
+	if !reflect.DeepEqual(child, cfg) {
+		t.Errorf("child sees %+v, parent has %+v", child, cfg)
+	}
+	for _, bad := range [][]string{{"-impl", "nope"}, {"-scenario", "nope"}, {"-budget", "lots"}, {"-clients", "0"}, {"extra"},
+		{"-scenario", "cache", "-impl", "spool"}, {"-scenario", "uploads", "-impl", "lfu"}, {"-zipf", "x"}, {"-zipf", ""}, {"-zipf", "-1"},
+		{"-reads", "0"}, {"-scan-impl", "nope"}, {"-cache-budget", "1KiB"}, {"-child", "lfu", "-scenario", "cache"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) succeeded", bad)
 		}
@@ -329,5 +356,265 @@ func TestParentMain(t *testing.T) {
 	}
 	if len(run.Results) != 1 || run.Results[0].ChecksumErrors == 0 || len(run.Failures) != 1 || run.Results[0].CPUSeconds() <= 0 {
 		t.Errorf("JSON run %+v", run)
+	}
+}
+
+// tinyCacheConfig is a cache workload that takes well under a second per
+// run: 50 blobs from 1 KiB to 1 MiB (about 7 MiB), a 2 MiB budget, 2,000
+// reads, and a scan of 8 blobs of 256 KiB.
+func tinyCacheConfig(t *testing.T) Config {
+	cfg := defaultConfig()
+	cfg.Scenario = "cache"
+	cfg.Blobs = 50
+	cfg.BlobMaxSize = 1 << 20
+	cfg.CacheBudget = 2 << 20
+	cfg.Reads = 2000
+	cfg.ScanBlobs = 8
+	cfg.ScanSize = 256 << 10
+	cfg.TempDir = t.TempDir()
+	return cfg
+}
+
+// Every policy runs the cache scenario in process without a wrong read,
+// and none beats the greedy ceiling by more than 2 points (it is an
+// approximation, so it may be beaten slightly). The scan test runs too.
+func TestCacheEveryPolicy(t *testing.T) {
+	cfg := tinyCacheConfig(t)
+	w := newCacheWorkload(cfg)
+	check := func(t *testing.T, res Result, err error) *CacheResult {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := res.problem(); p != "" {
+			t.Fatal(p)
+		}
+		c := res.Cache
+		if res.ChecksumErrors != 0 || c.Overall.Reads != int64(cfg.Reads) || c.Verified != int64((cfg.Reads+verifyEvery-1)/verifyEvery) {
+			t.Fatalf("%d checksum errors, %d reads, %d verified", res.ChecksumErrors, c.Overall.Reads, c.Verified)
+		}
+		if c.Overall.Bytes == 0 || c.Overall.Hits > c.Overall.Reads || c.Overall.HitBytes > c.Overall.Bytes {
+			t.Fatalf("overall %+v", c.Overall)
+		}
+		return c
+	}
+	for _, s := range cfg.Zipf {
+		reads := cacheReads(cfg, w, s)
+		ceil := greedyCeiling(w.Sizes, cfg.CacheBudget, reads)
+		fixed, _, expected, exact := staticOracle(w, cfg.CacheBudget, s, reads)
+		t.Logf("s=%g: greedy ceiling %.1f%%, best fixed set %.1f%% (expected %.1f%%, exact %v)", s, 100*ceil.Overall.Ratio(), 100*fixed.Ratio(), 100*expected, exact)
+		if !exact || ceil.Overall.Reads != int64(cfg.Reads) {
+			t.Errorf("exact %v, %d reads in the ceiling", exact, ceil.Overall.Reads)
+		}
+		for _, v := range cacheVariants {
+			t.Run(fmt.Sprintf("%s/s=%g", v.Name, s), func(t *testing.T) {
+				res, err := runCache(cfg, Job{Impl: v.Name, Zipf: s})
+				c := check(t, res, err)
+				// Without a scan the bench's per-read deltas add up to
+				// the Stats deltas of the whole read phase.
+				if c.StatsReads != c.Overall.Reads || c.StatsHitRatio != c.Overall.Ratio() {
+					t.Errorf("Stats: %d reads, %.4f from memory; bench: %d, %.4f", c.StatsReads, c.StatsHitRatio, c.Overall.Reads, c.Overall.Ratio())
+				}
+				got, max := c.Overall.Ratio(), ceil.Overall.Ratio()
+				t.Logf("%.1f%% of reads from memory, %d promotions", 100*got, c.End.Promotions)
+				if got > max+0.02 {
+					t.Errorf("%s beats the greedy ceiling by %.1f points: %.1f%% > %.1f%%", v.Label, 100*(got-max), 100*got, 100*max)
+				}
+				if v.policy != spool.LeastFrequentlyUsed || v.noPromotion {
+					if c.End.Promotions != 0 {
+						t.Errorf("%d promotions without promotion", c.End.Promotions)
+					}
+				}
+			})
+		}
+	}
+	for _, name := range []string{"lfu", "lru"} {
+		t.Run(name+"/scan", func(t *testing.T) {
+			res, err := runCache(cfg, Job{Impl: name, Zipf: cfg.Zipf[0], Scan: true})
+			c := check(t, res, err)
+			if c.ScanBefore.Reads == 0 || c.ScanDuring.Reads == 0 || c.ScanAfter.Reads == 0 {
+				t.Errorf("scan windows %+v %+v %+v", c.ScanBefore, c.ScanDuring, c.ScanAfter)
+			}
+			// The scan's read-backs count in Stats on top of the Zipf reads.
+			if c.StatsReads != c.Overall.Reads+int64(cfg.ScanBlobs) {
+				t.Errorf("Stats counts %d reads, want %d Zipf reads + %d scan read-backs", c.StatsReads, c.Overall.Reads, cfg.ScanBlobs)
+			}
+		})
+	}
+}
+
+// The sampler draws rank 1 about 2^s times as often as rank 2, for s on
+// both sides of 1, and each rank with its probability.
+func TestZipf(t *testing.T) {
+	const n, draws = 100, 1_000_000
+	for _, s := range []float64{0, 0.8, 1.1, 1.5} {
+		z := newZipf(n, s)
+		rng := rand.New(rand.NewPCG(7, 7))
+		count := make([]int, n)
+		for range draws {
+			count[z.rank(rng.Float64())]++
+		}
+		got, want := float64(count[0])/float64(count[1]), math.Pow(2, s)
+		if math.Abs(got/want-1) > 0.03 {
+			t.Errorf("s=%g: rank 1 drawn %d times, rank 2 %d: ratio %.3f, want %.3f", s, count[0], count[1], got, want)
+		}
+		for k := range 10 {
+			p := z.prob(k)
+			if sd := math.Sqrt(p * (1 - p) / draws); math.Abs(float64(count[k])/draws-p) > 5*sd {
+				t.Errorf("s=%g: rank %d drawn with frequency %.5f, probability %.5f", s, k+1, float64(count[k])/draws, p)
+			}
+		}
+	}
+	z := newZipf(3, 1)
+	if z.rank(0) != 0 || z.rank(math.Nextafter(1, 0)) != 2 {
+		t.Errorf("rank(0) = %d, rank(1-) = %d", z.rank(0), z.rank(math.Nextafter(1, 0)))
+	}
+}
+
+// optimalHits returns the most read hits any cache of capacity bytes can
+// get over the write phase and reads that greedyCeiling simulates, by
+// trying every choice: on each miss, decline, or admit evicting any set of
+// blobs. Only for a handful of blobs.
+func optimalHits(sizes []int64, capacity int64, reads []int32) int64 {
+	nb := len(sizes)
+	capChunks := capacity / cachePiece
+	used := func(set int) int64 {
+		var c int64
+		for b := range nb {
+			if set&(1<<b) != 0 {
+				c += chunksOf(sizes[b])
+			}
+		}
+		return c
+	}
+	best := map[int]int64{0: 0}
+	for t := range nb + len(reads) {
+		x, read := t, false
+		if t >= nb {
+			x, read = int(reads[t-nb]), true
+		}
+		next := make(map[int]int64)
+		keep := func(set int, v int64) {
+			if old, ok := next[set]; !ok || v > old {
+				next[set] = v
+			}
+		}
+		for set, v := range best {
+			if set&(1<<x) != 0 {
+				if read {
+					v++
+				}
+				keep(set, v)
+				continue
+			}
+			keep(set, v)
+			// Admit x, keeping any subset of set that leaves room.
+			for sub := set; ; sub = (sub - 1) & set {
+				if used(sub)+chunksOf(sizes[x]) <= capChunks {
+					keep(sub|1<<x, v)
+				}
+				if sub == 0 {
+					break
+				}
+			}
+		}
+		best = next
+	}
+	var most int64
+	for _, v := range best {
+		most = max(most, v)
+	}
+	return most
+}
+
+// With blobs of one chunk each, greedyCeiling is Belady's rule with
+// bypass, which is optimal; with mixed sizes it is an approximation and
+// never beats the optimum.
+func TestGreedyCeiling(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	for trial := range 300 {
+		nb := 2 + rng.IntN(6)
+		unit := trial%2 == 0
+		sizes := make([]int64, nb)
+		for b := range sizes {
+			sizes[b] = 1 + rng.Int64N(cachePiece)
+			if !unit {
+				sizes[b] += rng.Int64N(3) * cachePiece
+			}
+		}
+		capacity := (1 + rng.Int64N(4)) * cachePiece
+		reads := make([]int32, 1+rng.IntN(30))
+		for k := range reads {
+			reads[k] = int32(rng.IntN(nb))
+		}
+		got := greedyCeiling(sizes, capacity, reads)
+		opt := optimalHits(sizes, capacity, reads)
+		if got.Overall.Reads != int64(len(reads)) || got.Overall.Hits > opt || unit && got.Overall.Hits != opt {
+			t.Fatalf("sizes %v, capacity %d, reads %v: greedy %d hits, optimum %d", sizes, capacity, reads, got.Overall.Hits, opt)
+		}
+	}
+	// Everything fits: every read hits.
+	sizes := []int64{1, cachePiece, cachePiece + 1}
+	if c := greedyCeiling(sizes, 4*cachePiece, []int32{0, 1, 2, 2, 1, 0}); c.Overall.Hits != 6 || c.Evicted != 0 {
+		t.Errorf("all fit: %+v", c)
+	}
+}
+
+// The parent runs the cache scenario in child processes and prints its
+// tables, the ceiling and the targets; -scenario all with -json prints one
+// JSON run per scenario.
+func TestParentMainCache(t *testing.T) {
+	cfg := tinyCacheConfig(t)
+	cfg.Impls = []string{"lru", "lfu"}
+	cfg.ScanImpls = []string{"lfu"}
+	var out, errs bytes.Buffer
+	if code := parentMain(cfg, &out, &errs); code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errs.String())
+	}
+	for _, want := range []string{"| greedy ceiling (offline, approx.) ", "| best fixed set (offline) ", "| LeastRecentlyUsed ", "| LeastFrequentlyUsed ",
+		"Zipf s = 1.1", "Zipf s = 0.8", "Scan test", "APPROXIMATION", "Targets:", "LeastFrequentlyUsed serves >= 95%", "at s = 0.8", "< 5 points"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in the report:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "NOTE") || strings.Contains(out.String(), "n/a") {
+		t.Errorf("unexpected report:\n%s", out.String())
+	}
+
+	up := tinyConfig()
+	cfg.Scenario = allScenarios
+	cfg.Impls = []string{"spool", "lfu"}
+	cfg.Clients, cfg.Total, cfg.MinSize, cfg.MaxSize, cfg.Budget = up.Clients, up.Total, up.MinSize, up.MaxSize, up.Budget
+	cfg.JSON = true
+	out.Reset()
+	errs.Reset()
+	if code := parentMain(cfg, &out, &errs); code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errs.String())
+	}
+	dec := json.NewDecoder(&out)
+	var runs []Run
+	for {
+		var run Run
+		if err := dec.Decode(&run); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, run)
+	}
+	if len(runs) != 2 || runs[0].Scenario != "uploads" || runs[1].Scenario != "cache" {
+		t.Fatalf("%d runs: %+v", len(runs), runs)
+	}
+	if len(runs[0].Results) != 1 || runs[0].Results[0].Impl != "spool" {
+		t.Errorf("uploads results %+v", runs[0].Results)
+	}
+	cache := runs[1]
+	if cache.Cache == nil || len(cache.Cache.Ceilings) != 2 || len(cache.Results) != 3 {
+		t.Fatalf("cache run %+v", cache)
+	}
+	for _, r := range cache.Results {
+		if r.Impl != "lfu" || r.Cache == nil || r.Cache.Overall.Reads != int64(cfg.Reads) || r.PeakHWM <= 0 && readProcIO() != nil {
+			t.Errorf("cache result %+v", r)
+		}
 	}
 }

@@ -73,6 +73,9 @@ type Result struct {
 
 	Store StoreStats `json:"store"`
 
+	// Cache holds the measurements of the cache scenario.
+	Cache *CacheResult `json:"cache,omitempty"`
+
 	// Go runtime, at the end of the workload.
 	NumGC        uint32  `json:"num_gc"`
 	GCPauseMs    float64 `json:"gc_pause_ms"`
@@ -121,16 +124,16 @@ func (r Result) problem() string {
 	return s
 }
 
-// runChild runs impl in a child process and returns its Result and what
+// runChild runs job in a child process and returns its Result and what
 // it wrote to stderr. The error is not nil if the child failed; the Result
 // is filled in as far as the child got.
-func runChild(cfg Config, impl Impl) (Result, []byte, error) {
+func runChild(cfg Config, job Job) (Result, []byte, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return Result{}, nil, err
 	}
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(exe, cfg.childArgs(impl.Name)...)
+	cmd := exec.Command(exe, cfg.childArgs(job)...)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
@@ -148,7 +151,7 @@ func runChild(cfg Config, impl Impl) (Result, []byte, error) {
 		res.CPUSysSeconds = ps.SystemTime().Seconds()
 	}
 	if runErr != nil {
-		return res, stderr.Bytes(), fmt.Errorf("child %s: %w", impl.Name, runErr)
+		return res, stderr.Bytes(), fmt.Errorf("child %s: %w", job.Impl, runErr)
 	}
 	return res, stderr.Bytes(), nil
 }
@@ -156,14 +159,19 @@ func runChild(cfg Config, impl Impl) (Result, []byte, error) {
 // childMain runs cfg.Child in this process, prints its Result as JSON to
 // stdout and returns the exit code.
 func childMain(cfg Config, stdout, stderr io.Writer) int {
-	impl, _ := lookupImpl(cfg.Child)
 	sc, _ := lookupScenario(cfg.Scenario)
+	job := Job{Impl: cfg.Child, Zipf: cfg.ChildZipf, Scan: cfg.ChildScan}
+	for _, v := range sc.impls {
+		if v.Name == job.Impl {
+			job.Label = v.Label
+		}
+	}
 
 	hwmReset := resetHWM()
 	base := readProcStatus()
 	ioBefore := readProcIO()
 
-	res, err := sc.run(cfg, impl)
+	res, err := sc.run(cfg, job)
 	if err != nil {
 		fmt.Fprintf(stderr, "bench: child %s: %v\n", cfg.Child, err)
 		return 2

@@ -67,6 +67,15 @@ func lookupImpl(name string) (Impl, bool) {
 	return Impl{}, false
 }
 
+// uploadVariants lists the implementations for the uploads scenario.
+func uploadVariants() []variant {
+	var vs []variant
+	for _, im := range impls {
+		vs = append(vs, variant{Name: im.Name, Label: im.Label})
+	}
+	return vs
+}
+
 func implNames() []string {
 	var names []string
 	for _, im := range impls {

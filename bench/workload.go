@@ -216,7 +216,11 @@ type hash32 interface {
 }
 
 // runUploads is the run function of the uploads scenario.
-func runUploads(cfg Config, impl Impl) (Result, error) {
+func runUploads(cfg Config, job Job) (Result, error) {
+	impl, ok := lookupImpl(job.Impl)
+	if !ok {
+		return Result{}, fmt.Errorf("unknown implementation %q", job.Impl)
+	}
 	w := newWorkload(cfg.Seed, cfg.Total, cfg.MinSize, cfg.MaxSize)
 	store, err := impl.Open(cfg)
 	if err != nil {
