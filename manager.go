@@ -251,10 +251,12 @@ func (m *Manager) unregister(b *store) {
 
 // candidates returns the live buffers other than self that hold memory
 // and whose density is below limit (at most limit, if inclusive), in the
-// order the policy would roll them over.
-func (m *Manager) candidates(self *store, limit float64, inclusive bool) []candidate {
+// order the policy would roll them over, and the memory they hold in all.
+// The slice comes from candPool; give it back with putCandidates.
+func (m *Manager) candidates(self *store, limit float64, inclusive bool) ([]candidate, int64) {
+	cp := candPool.Get().(*[]candidate)
+	cs := (*cp)[:0]
 	m.mu.Lock()
-	cs := make([]candidate, 0, len(m.bufs))
 	for _, b := range m.bufs {
 		if b == self {
 			continue
@@ -264,21 +266,34 @@ func (m *Manager) candidates(self *store, limit float64, inclusive bool) []candi
 		}
 	}
 	m.mu.Unlock()
-	if m.freq != nil {
-		keep := cs[:0]
-		for _, c := range cs {
+	var total int64
+	keep := cs[:0]
+	for _, c := range cs {
+		if m.freq != nil {
 			c.density = density(m.freq.count(&c.b.freq), c.mem)
-			if c.density < limit || (inclusive && c.density == limit) {
-				if m.byRistretto {
-					c.cached = m.adm.resident(c.b.id)
-				}
-				keep = append(keep, c)
+			if !(c.density < limit || (inclusive && c.density == limit)) {
+				continue
+			}
+			if m.byRistretto {
+				c.cached = m.adm.resident(c.b.id)
 			}
 		}
-		cs = keep
+		total += c.mem
+		keep = append(keep, c)
 	}
-	m.opts.Policy.order(cs, m.byRistretto)
-	return cs
+	*cp = keep
+	return keep, total
+}
+
+// candPool recycles candidate slices: a Manager under memory pressure
+// looks for victims often, and with thousands of buffers the slices would
+// otherwise be most of its garbage.
+var candPool = sync.Pool{New: func() any { return new([]candidate) }}
+
+func putCandidates(cs []candidate) {
+	clear(cs) // drop the store pointers
+	cs = cs[:0]
+	candPool.Put(&cs)
 }
 
 // makeRoom rolls other buffers over to disk until need bytes of the budget
@@ -288,10 +303,17 @@ func (m *Manager) candidates(self *store, limit float64, inclusive bool) []candi
 // caller holds; other buffers are only ever TryLocked (see lock.go), so a
 // buffer in use elsewhere is skipped. Under LeastFrequentlyUsed only
 // buffers whose density is below limit (at most limit if inclusive) are
-// rolled over.
+// rolled over. If those buffers and the free budget together cannot make
+// need, nothing is rolled over: a rollover that cannot help is not made.
 func (m *Manager) makeRoom(need int64, self *store, limit float64, inclusive bool) ([]SpillEvent, bool) {
+	cs, reclaimable := m.candidates(self, limit, inclusive)
+	defer putCandidates(cs)
+	if reclaimable+m.budget.size-m.budget.used() < need {
+		return nil, m.budget.tryAcquire(need)
+	}
+	m.opts.Policy.order(cs, m.byRistretto)
 	var events []SpillEvent
-	for _, c := range m.candidates(self, limit, inclusive) {
+	for _, c := range cs {
 		v := c.b
 		if !v.mu.TryLock() {
 			m.skippedBusy.Add(1)

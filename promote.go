@@ -59,6 +59,10 @@ func (p *promoter) stop() {
 	}
 }
 
+// promoteMargin is how much denser than its victims a promoted buffer must
+// be.
+const promoteMargin = 1.25
+
 // promote moves spilled buffer s back into memory if ristretto admits it
 // and the budget has room, or can be made room for by rolling over
 // buffers colder than s (lower density). It holds no lock on entry.
@@ -78,7 +82,10 @@ func (m *Manager) promote(s *store) {
 		return
 	}
 	if !m.budget.tryAcquire(need) {
-		ev, got := m.makeRoom(need, nil, score, false)
+		// Only buffers clearly colder than s make room for it: without
+		// the margin, aging noise near the cut-off would swap buffers in
+		// and out for nothing.
+		ev, got := m.makeRoom(need, nil, score/promoteMargin, false)
 		m.deliver(ev)
 		if !got {
 			m.promoteNoRoom.Add(1)
