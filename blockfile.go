@@ -110,13 +110,20 @@ func putBlock(b *[]byte) { blockPool.Put(b) }
 // written; a block whose write failed is not counted and keeps its former
 // content (restored on disk if the failed write may have touched it).
 func (bf *blockFile) WriteAt(p []byte, off int64) (int, error) {
+	return eachBlock(p, off, bf.writeBlock)
+}
+
+// eachBlock splits [off, off+len(p)) at block boundaries and calls f with
+// each block's index, the offset in it and the part of p for it, until f
+// fails. It returns the bytes of the blocks f handled.
+func eachBlock(p []byte, off int64, f func(i int64, lo int, seg []byte) error) (int, error) {
 	n := 0
 	for n < len(p) {
 		pos := off + int64(n)
 		i := pos / blockSize
 		lo := int(pos - i*blockSize)
 		seg := p[n:min(len(p), n+blockSize-lo)]
-		if err := bf.writeBlock(i, lo, seg); err != nil {
+		if err := f(i, lo, seg); err != nil {
 			return n, err
 		}
 		n += len(seg)
@@ -240,18 +247,7 @@ func (bf *blockFile) pwrite(p []byte, off int64) error {
 // ReadAt reads len(p) bytes at off. Bytes never written read as zeros; a
 // block that does not verify makes it return ErrCorrupt.
 func (bf *blockFile) ReadAt(p []byte, off int64) (int, error) {
-	n := 0
-	for n < len(p) {
-		pos := off + int64(n)
-		i := pos / blockSize
-		lo := int(pos - i*blockSize)
-		seg := p[n:min(len(p), n+blockSize-lo)]
-		if err := bf.readBlock(i, lo, seg); err != nil {
-			return n, err
-		}
-		n += len(seg)
-	}
-	return n, nil
+	return eachBlock(p, off, bf.readBlock)
 }
 
 func (bf *blockFile) readBlock(i int64, lo int, seg []byte) error {
