@@ -78,6 +78,14 @@
 // and recovers when the disk does. Data written before an error stays
 // intact and readable (see Buffer for the details).
 //
+// # HTTP, metrics and logs
+//
+// Package spoolhttp parses multipart forms and spools request bodies into
+// Buffers of a Manager, so that every request of a server shares one
+// budget, and serves Buffers with http.ServeContent. Package spoolprom
+// exports Stats as Prometheus metrics and package spoolexpvar publishes
+// them with expvar. Options.Logger takes a *slog.Logger.
+//
 // # Caveats
 //
 // Without EncryptSpill, spill files hold buffer data in plain text,

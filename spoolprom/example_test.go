@@ -1,0 +1,43 @@
+package spoolprom_test
+
+import (
+	"fmt"
+	"log"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spoolkit/spool"
+	"github.com/spoolkit/spool/spoolprom"
+)
+
+// ExampleNewCollector registers a Manager's metrics; a real server would
+// serve reg with promhttp.HandlerFor.
+func ExampleNewCollector() {
+	dir, err := os.MkdirTemp("", "spool-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	m, err := spool.NewManager(spool.Options{MemoryBudget: 1 << 20, ChunkSize: 4096, TempDir: dir})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(spoolprom.NewCollector(m, prometheus.Labels{"manager": "uploads"}))
+
+	b, _ := m.NewBuffer()
+	b.Write(make([]byte, 5000))
+	families, err := reg.Gather()
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "spool_memory_in_use_bytes" {
+			fmt.Println(f.GetName(), f.GetMetric()[0].GetGauge().GetValue())
+		}
+	}
+	// Output:
+	// spool_memory_in_use_bytes 8192
+}
