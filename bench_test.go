@@ -2,6 +2,7 @@ package spool_test
 
 import (
 	"bytes"
+	"hash/crc32"
 	"io"
 	"os"
 	"sync"
@@ -121,6 +122,27 @@ func BenchmarkWriteRead(b *testing.B) {
 	})
 }
 
+// crcFile is an *os.File that computes the CRC-32C of what passes through.
+type crcFile struct {
+	f   *os.File
+	sum uint32
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func (c *crcFile) Write(p []byte) (int, error) {
+	c.sum = crc32.Update(c.sum, castagnoli, p)
+	return c.f.Write(p)
+}
+
+func (c *crcFile) Read(p []byte) (int, error) {
+	n, err := c.f.Read(p)
+	c.sum = crc32.Update(c.sum, castagnoli, p[:n])
+	return n, err
+}
+
+func (c *crcFile) Seek(off int64, whence int) (int64, error) { return c.f.Seek(off, whence) }
+
 // lockedBuffer is a bytes.Buffer behind a mutex.
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -160,19 +182,31 @@ func memBuffer(b *testing.B) (*spool.Manager, *spool.Buffer) {
 func BenchmarkSpilledRoundTrip(b *testing.B) {
 	p, q := pieceOf(piece), make([]byte, piece)
 	dir := b.TempDir()
-	b.Run("os.File", func(b *testing.B) {
-		b.SetBytes(spillTotal)
-		b.ReportAllocs()
-		for b.Loop() {
-			f, err := os.CreateTemp(dir, "raw-*")
-			if err != nil {
-				b.Fatal(err)
-			}
-			os.Remove(f.Name())
-			writeRead(b, f, p, q, spillTotal)
-			f.Close()
+	for _, sum := range []bool{false, true} {
+		name := "os.File"
+		if sum {
+			// The same, computing a CRC-32C of every piece written and
+			// read, as spool does to check its spill files.
+			name = "os.File+crc32c"
 		}
-	})
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(spillTotal)
+			b.ReportAllocs()
+			for b.Loop() {
+				f, err := os.CreateTemp(dir, "raw-*")
+				if err != nil {
+					b.Fatal(err)
+				}
+				os.Remove(f.Name())
+				var rw io.ReadWriteSeeker = f
+				if sum {
+					rw = &crcFile{f: f}
+				}
+				writeRead(b, rw, p, q, spillTotal)
+				f.Close()
+			}
+		})
+	}
 	for _, encrypt := range []bool{false, true} {
 		name := "spool"
 		if encrypt {
