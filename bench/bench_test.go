@@ -8,9 +8,12 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/spoolkit/spool"
@@ -18,8 +21,10 @@ import (
 
 // tinyConfig is a workload that takes milliseconds: 8 clients, about
 // 4 MiB of uploads from 1 byte to 1 MiB (so sizes that are not a multiple
-// of the piece or of 8 occur), and a spool budget of 4 chunks, so that
-// spool rolls buffers over.
+// of the piece or of 8 occur), a spool budget of 4 chunks, so that spool
+// rolls buffers over, and a per-buffer threshold of 100,000 bytes, so that
+// the per-buffer spools move some uploads to files (not at a piece
+// boundary). The other scenarios are tiny too.
 func tinyConfig() Config {
 	cfg := defaultConfig()
 	cfg.Clients = 8
@@ -27,7 +32,16 @@ func tinyConfig() Config {
 	cfg.MinSize = 1
 	cfg.MaxSize = 1 << 20
 	cfg.Budget = 256 << 10
+	cfg.Threshold = 100_000
 	cfg.TempDir = ""
+	cfg.MicroMemSize = 256 << 10
+	cfg.MicroSpillSize = 512 << 10
+	cfg.MicroReps = 3
+	cfg.MicroTime = 2 * time.Millisecond
+	cfg.ScaleBytes = 2 << 20
+	cfg.ScaleBuffers = []int{3, 200}
+	cfg.ScaleBudgets = []int64{1 << 20, 2 << 20}
+	cfg.ScaleLoad = 200
 	return cfg
 }
 
@@ -77,6 +91,24 @@ func TestUploadsEveryImpl(t *testing.T) {
 			case "tempfile":
 				if st.DiskBytes != w.Total || st.Files != int64(len(w.Uploads)) {
 					t.Errorf("tempfile: %d bytes in %d files, want %d in %d", st.DiskBytes, st.Files, w.Total, len(w.Uploads))
+				}
+			case "multipart", "djherbis":
+				// Each upload past the threshold has a file of its own;
+				// multipart moves all of it there, djherbis what does
+				// not fit in its memory part.
+				var files, disk int64
+				for _, u := range w.Uploads {
+					if u.Size > cfg.Threshold {
+						files++
+						if impl.Name == "multipart" {
+							disk += u.Size
+						} else {
+							disk += u.Size - cfg.Threshold
+						}
+					}
+				}
+				if files == 0 || st.Files != files || st.Spills != files || st.DiskBytes != disk {
+					t.Errorf("%s: %d bytes in %d files after %d spills; want %d bytes in %d files", impl.Name, st.DiskBytes, st.Files, st.Spills, disk, files)
 				}
 			case "spool":
 				if st.Spills == 0 || st.Files != st.Spills {
@@ -225,11 +257,16 @@ func TestParseSize(t *testing.T) {
 }
 
 func TestFlagsRoundTrip(t *testing.T) {
-	cfg, err := parseFlags([]string{"-budget", "16MiB", "-clients", "3", "-total", "1GiB", "-seed", "9", "-impl", "spool, bytes"}, io.Discard)
+	cfg, err := parseFlags([]string{"-budget", "16MiB", "-clients", "3", "-total", "1GiB", "-seed", "9", "-impl", "spool, bytes",
+		"-threshold", "100000", "-scale-buffers", "5,70", "-scale-budgets", "1MiB, 1.5MiB", "-scale-load", "70", "-scale-bytes", "3MiB",
+		"-micro-size", "1MiB", "-micro-spill-size", "2MiB", "-micro-piece", "4KiB", "-micro-reps", "2", "-micro-time", "3ms"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Budget != 16<<20 || cfg.Clients != 3 || cfg.Total != 1<<30 || cfg.Seed != 9 || strings.Join(cfg.Impls, ",") != "spool,bytes" {
+	if cfg.Budget != 16<<20 || cfg.Clients != 3 || cfg.Total != 1<<30 || cfg.Seed != 9 || strings.Join(cfg.Impls, ",") != "spool,bytes" ||
+		cfg.Threshold != 100000 || !reflect.DeepEqual(cfg.ScaleBuffers, []int{5, 70}) || !reflect.DeepEqual(cfg.ScaleBudgets, []int64{1 << 20, 3 << 19}) ||
+		cfg.ScaleLoad != 70 || cfg.ScaleBytes != 3<<20 || cfg.MicroMemSize != 1<<20 || cfg.MicroSpillSize != 2<<20 || cfg.MicroPiece != 4096 ||
+		cfg.MicroReps != 2 || cfg.MicroTime != 3*time.Millisecond {
 		t.Fatalf("parsed %+v", cfg)
 	}
 	child, err := parseFlags(cfg.childArgs(Job{Impl: "spool"}), io.Discard)
@@ -265,7 +302,9 @@ func TestFlagsRoundTrip(t *testing.T) {
 	}
 	for _, bad := range [][]string{{"-impl", "nope"}, {"-scenario", "nope"}, {"-budget", "lots"}, {"-clients", "0"}, {"extra"},
 		{"-scenario", "cache", "-impl", "spool"}, {"-scenario", "uploads", "-impl", "lfu"}, {"-zipf", "x"}, {"-zipf", ""}, {"-zipf", "-1"},
-		{"-reads", "0"}, {"-scan-impl", "nope"}, {"-cache-budget", "1KiB"}, {"-child", "lfu", "-scenario", "cache"}} {
+		{"-reads", "0"}, {"-scan-impl", "nope"}, {"-cache-budget", "1KiB"}, {"-child", "lfu", "-scenario", "cache"},
+		{"-threshold", "0"}, {"-scale-buffers", "0"}, {"-scale-buffers", ""}, {"-scale-budgets", "1KiB"}, {"-micro-reps", "0"}, {"-micro-time", "0s"},
+		{"-scenario", "micro", "-impl", "spool"}, {"-child", "spool", "-scenario", "scale"}, {"-plot", "x.jpg"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) succeeded", bad)
 		}
@@ -297,8 +336,8 @@ func TestChildMain(t *testing.T) {
 func TestReportTable(t *testing.T) {
 	cfg := tinyConfig()
 	run := Run{Scenario: "uploads", Config: cfg, Results: []Result{
-		{Impl: "bytes", Label: "bytes.Buffer", Bytes: 1e9, WallSeconds: 2, PeakHWM: 1, PeakRSSAboveBaseline: 1 << 30},
-		{Impl: "spool", Label: "spool", Bytes: 1e9, WallSeconds: 1, PeakHWM: 1, PeakRSSAboveBaseline: 80 << 20,
+		{Impl: "bytes", Label: "bytes.Buffer", Bytes: 1e9, WantBytes: 1e9, WallSeconds: 2, PeakHWM: 1, PeakRSSAboveBaseline: 1 << 30},
+		{Impl: "spool", Label: "spool", Bytes: 1e9, WantBytes: 1e9, WallSeconds: 1, PeakHWM: 1, PeakRSSAboveBaseline: 80 << 20,
 			Store: StoreStats{Budget: cfg.Budget, Spills: 1234, SpilledBytes: 5 << 20, DiskBytes: 9 << 20, Files: 1234}, SyscallWriteBytes: 9 << 20},
 	}}
 	var b bytes.Buffer
@@ -321,6 +360,25 @@ func TestReportTable(t *testing.T) {
 	if !strings.Contains(rows[3], "2.00x") || !strings.Contains(rows[3], "1,234") || strings.Contains(b.String(), "NOTE") {
 		t.Errorf("unexpected report:\n%s", b.String())
 	}
+	// The targets: no per-buffer spool ran; spool's RSS is far over
+	// the tiny budget.
+	for _, want := range []string{"- n/a  spool's throughput >= 1.0x the best per-buffer spool's: not run", "- MISS spool's peak RSS above baseline <= 1.25x budget: 320.00x"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in the report:\n%s", want, b.String())
+		}
+	}
+	// With a per-buffer spool at 0.8 GB/s and a budget that holds the
+	// RSS, both pass, and the ratios are to the best peer (multipart).
+	run.Config.Budget = 80 << 20
+	run.Results = append(run.Results, Result{Impl: "multipart", Label: "multipart-style", Bytes: 8e8, WantBytes: 8e8, WallSeconds: 1, PeakHWM: 1, PeakRSSAboveBaseline: 200 << 20})
+	b.Reset()
+	printReport(&b, run)
+	for _, want := range []string{"- PASS spool's throughput >= 1.0x the best per-buffer spool's: 1.25x (1.00 GB/s vs multipart-style 0.80 GB/s)",
+		"- PASS spool's peak RSS above baseline <= 1.25x budget: 1.00x", "(multipart-style)", "|       1.25x |"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in the report:\n%s", want, b.String())
+		}
+	}
 }
 
 // The parent runs every implementation in a child process (this test
@@ -329,6 +387,7 @@ func TestReportTable(t *testing.T) {
 func TestParentMain(t *testing.T) {
 	cfg := tinyConfig()
 	cfg.TempDir = t.TempDir()
+	cfg.Plot = filepath.Join(t.TempDir(), "memory.png")
 	var out, errs bytes.Buffer
 	if code := parentMain(cfg, &out, &errs); code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errs.String())
@@ -338,6 +397,18 @@ func TestParentMain(t *testing.T) {
 			t.Errorf("no row for %s:\n%s", im.Label, out.String())
 		}
 	}
+	if !strings.Contains(out.String(), "Targets:") || errs.Len() != 0 {
+		t.Errorf("no targets, or output on stderr (not a terminal):\n%s\nstderr:\n%s", out.String(), errs.String())
+	}
+	// -plot drew the RSS the children sampled.
+	if readProcIO() != nil {
+		png := plotPath(cfg.Plot, "uploads")
+		checkImage(t, png)
+		if !strings.Contains(out.String(), "Plot: "+png) {
+			t.Errorf("the report does not name the plot %s:\n%s", png, out.String())
+		}
+	}
+	cfg.Plot = ""
 	if strings.Contains(out.String(), "NOTE") || strings.Contains(out.String(), "n/a") && readProcIO() != nil {
 		t.Errorf("unexpected report:\n%s", out.String())
 	}
@@ -585,6 +656,7 @@ func TestParentMainCache(t *testing.T) {
 	cfg.Scenario = allScenarios
 	cfg.Impls = []string{"spool", "lfu"}
 	cfg.Clients, cfg.Total, cfg.MinSize, cfg.MaxSize, cfg.Budget = up.Clients, up.Total, up.MinSize, up.MaxSize, up.Budget
+	cfg.ScaleBytes, cfg.ScaleBuffers, cfg.ScaleBudgets = up.ScaleBytes, []int{3}, nil
 	cfg.JSON = true
 	out.Reset()
 	errs.Reset()
@@ -602,8 +674,12 @@ func TestParentMainCache(t *testing.T) {
 		}
 		runs = append(runs, run)
 	}
-	if len(runs) != 2 || runs[0].Scenario != "uploads" || runs[1].Scenario != "cache" {
+	// micro has neither spool nor lfu: it is skipped.
+	if len(runs) != 3 || runs[0].Scenario != "uploads" || runs[1].Scenario != "cache" || runs[2].Scenario != "scale" {
 		t.Fatalf("%d runs: %+v", len(runs), runs)
+	}
+	if !strings.Contains(errs.String(), "micro: -impl selects none of its implementations") {
+		t.Errorf("stderr %q", errs.String())
 	}
 	if len(runs[0].Results) != 1 || runs[0].Results[0].Impl != "spool" {
 		t.Errorf("uploads results %+v", runs[0].Results)
@@ -617,4 +693,300 @@ func TestParentMainCache(t *testing.T) {
 			t.Errorf("cache result %+v", r)
 		}
 	}
+}
+
+// checkImage fails the test unless path is a PNG or an SVG file, by its
+// name, with the header of one.
+func checkImage(t *testing.T, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch filepath.Ext(path) {
+	case ".png":
+		if !bytes.HasPrefix(data, []byte("\x89PNG\r\n\x1a\n")) || len(data) < 1000 {
+			t.Errorf("%s: not a PNG (%d bytes)", path, len(data))
+		}
+	case ".svg":
+		if i := bytes.Index(data, []byte("<svg")); i < 0 || i > 200 || !bytes.Contains(data, []byte("</svg>")) {
+			t.Errorf("%s: not an SVG (%d bytes): %.100q", path, len(data), data)
+		}
+	default:
+		t.Errorf("%s: unexpected image type", path)
+	}
+}
+
+// Every micro operation runs in process, with every case timed in every
+// repetition.
+func TestMicro(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.TempDir = t.TempDir()
+	want := map[string][]string{"memory": {"spool", "spool-new", "bytes", "copy"}, "spilled": {"spool", "file"}, "new": {"spool", "tempfile"}}
+	for _, v := range microVariants {
+		t.Run(v.Name, func(t *testing.T) {
+			res, err := runMicro(cfg, Job{Impl: v.Name, Label: v.Label})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p := res.problem(); p != "" {
+				t.Fatal(p)
+			}
+			m := res.Micro
+			var names []string
+			for _, c := range m.Cases {
+				names = append(names, c.Name)
+				if len(c.NsPerOp) != cfg.MicroReps || c.OpsPerRep < 1 || c.Median <= 0 || c.AllocsPerOp < 0 {
+					t.Errorf("case %+v", c)
+				}
+			}
+			if !reflect.DeepEqual(names, want[v.Name]) || m.Cases[0].Role != roleSpool {
+				t.Errorf("cases %v, want %v with spool first", names, want[v.Name])
+			}
+			if v.Name != "new" && m.Bytes == 0 {
+				t.Errorf("%s moves no bytes", v.Name)
+			}
+		})
+	}
+	if got := speed(&MicroCase{Median: 2}, &MicroCase{Median: 3}); got != 1.5 {
+		t.Errorf("speed = %g, want the ratio of the medians, 1.5", got)
+	}
+	if got := median([]float64{5, 1, 3, 2}); got != 2.5 {
+		t.Errorf("median = %g", got)
+	}
+	for _, c := range []struct {
+		r, limit float64
+		want     string
+	}{{0.998, 1, "0.998x"}, {1.003, 1, "1.003x"}, {1, 1, "1.00x"}, {0.97, 1, "0.97x"}, {1.2549, 1.25, "1.255x"}, {1.26, 1.25, "1.26x"}} {
+		if got := targetRatio(c.r, c.limit); got != c.want {
+			t.Errorf("targetRatio(%g, %g) = %q, want %q", c.r, c.limit, got, c.want)
+		}
+	}
+}
+
+// Every scale point runs in process: spool spills past its budget, the
+// per-buffer spool past its threshold, and nothing reads back wrong.
+func TestScale(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.TempDir = t.TempDir()
+	for _, impl := range scaleVariants {
+		for _, n := range cfg.ScaleBuffers {
+			t.Run(fmt.Sprintf("%s/%d", impl, n), func(t *testing.T) {
+				res, err := runScale(cfg, Job{Impl: impl, Buffers: n, Budget: cfg.Budget})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p := res.problem(); p != "" {
+					t.Fatal(p)
+				}
+				size := cfg.ScaleBytes / int64(n)
+				sr := res.Scale
+				if res.Uploads != n || res.Bytes != int64(n)*size || sr.Buffers != n || sr.BufferSize != size || sr.Workers != min(n, scaleWorkers) {
+					t.Errorf("result %+v, scale %+v", res, sr)
+				}
+				switch {
+				case impl == spoolImpl && res.Store.Spills == 0:
+					t.Errorf("spool held %d bytes under a %d-byte budget without spilling", cfg.ScaleBytes, cfg.Budget)
+				case impl == "multipart" && (size > cfg.Threshold) != (res.Store.Files == int64(n)):
+					t.Errorf("multipart with %d-byte buffers made %d files", size, res.Store.Files)
+				}
+			})
+		}
+	}
+	if _, err := runScale(cfg, Job{Impl: "bytes", Buffers: 1, Budget: 1}); err == nil {
+		t.Error("scale ran bytes.Buffer")
+	}
+}
+
+func TestScaleJobs(t *testing.T) {
+	cfg := tinyConfig()
+	jobs := scaleJobs(cfg, []string{"spool", "multipart"})
+	if len(jobs) != 2*len(cfg.ScaleBuffers)+len(cfg.ScaleBudgets) {
+		t.Errorf("%d jobs: %+v", len(jobs), jobs)
+	}
+	// The budget sweep does not run a point of the concurrency sweep again.
+	cfg.ScaleBudgets = []int64{cfg.Budget, 1 << 20}
+	jobs = scaleJobs(cfg, []string{"spool"})
+	if len(jobs) != len(cfg.ScaleBuffers)+1 || jobs[len(jobs)-1].Budget != 1<<20 || jobs[len(jobs)-1].Buffers != cfg.ScaleLoad {
+		t.Errorf("%d jobs: %+v", len(jobs), jobs)
+	}
+	if got := jobFile("scale", jobs[0]); got != "scale-spool-3-0MiB" {
+		t.Errorf("jobFile = %q", got)
+	}
+}
+
+// fakeRuns returns an uploads run and a scale run with made-up results.
+func fakeRuns() (uploads, scale Run) {
+	cfg := defaultConfig()
+	uploads = Run{Scenario: "uploads", Config: cfg}
+	for i, im := range impls {
+		r := Result{Impl: im.Name, Label: im.Label, WallSeconds: float64(i + 1), PeakHWM: 1, PeakRSSAboveBaseline: int64(i+1) << 26}
+		for k := range 50 {
+			r.RSS = append(r.RSS, RSSSample{Seconds: float64(k) * 0.02 * float64(i+1), Bytes: int64(k) * int64(i+1) << 21})
+		}
+		uploads.Results = append(uploads.Results, r)
+	}
+	scale = Run{Scenario: "scale", Config: cfg}
+	for _, j := range scaleJobs(cfg, scaleVariants) {
+		scale.Results = append(scale.Results, Result{Impl: j.Impl, Label: j.Label, Bytes: 512 << 20, WallSeconds: 1 + float64(j.Buffers)/1e4,
+			PeakHWM: 1, PeakRSSAboveBaseline: j.Budget + int64(j.Buffers)<<10, Scale: &ScaleResult{Buffers: j.Buffers, Budget: j.Budget}})
+	}
+	return uploads, scale
+}
+
+// -plot draws PNG and SVG files named after the scenario.
+func TestPlot(t *testing.T) {
+	uploads, scale := fakeRuns()
+	dir := t.TempDir()
+	for i, ext := range []string{".png", ".svg"} {
+		file := filepath.Join(dir, "sub", "memory"+ext)
+		plot, name := plotUploads, "uploads"
+		if i == 1 {
+			plot, name = plotScale, "scale"
+		}
+		if err := plot(plotPath(file, name), map[string]Run{"uploads": uploads, "scale": scale}[name]); err != nil {
+			t.Fatal(err)
+		}
+		checkImage(t, filepath.Join(dir, "sub", name+"-memory"+ext))
+	}
+	// A scale run with only some of its points still draws.
+	scale.Results = scale.Results[:1]
+	if err := plotScale(filepath.Join(dir, "partial.png"), scale); err != nil {
+		t.Fatal(err)
+	}
+	checkImage(t, filepath.Join(dir, "partial.png"))
+	uploads.Results = nil
+	if err := plotUploads(filepath.Join(dir, "none.png"), uploads); err == nil {
+		t.Error("plotted uploads without samples")
+	}
+	if _, err := parseFlags([]string{"-plot", "memory.gif"}, io.Discard); err == nil {
+		t.Error("-plot accepted a .gif")
+	}
+	if got := plotPath("memory.svg", "scale"); got != "scale-memory.svg" {
+		t.Errorf("plotPath = %q", got)
+	}
+}
+
+// The parent runs the micro and scale scenarios in child processes, prints
+// their tables and targets, and draws the scale plot.
+func TestParentMainMicroScale(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.TempDir = t.TempDir()
+	cfg.Plot = filepath.Join(t.TempDir(), "curves.svg")
+	cfg.ScaleBudgets = cfg.ScaleBudgets[:1]
+	for _, sc := range []string{"micro", "scale"} {
+		cfg.Scenario = sc
+		var out, errs bytes.Buffer
+		if code := parentMain(cfg, &out, &errs); code != 0 {
+			t.Fatalf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", sc, code, out.String(), errs.String())
+		}
+		wants := map[string][]string{
+			"micro": {"| in-memory write+read, 256 KiB in 64 KiB pieces (Buffer reused) ", "(new Buffer per op)", "| spilled round trip, 512 KiB",
+				"| NewBuffer+Close ", "in-memory write+read >= 1.0x a reused bytes.Buffer: ", "spilled round trip >= 0.95x a raw *os.File: ",
+				"NewBuffer+Close <= 1 µs and <= 2 allocations: "},
+			"scale": {"Concurrency: N buffers at a 256 KiB budget", "| 3       |", "| 200     |", "Budget: spool at 200 buffers", "| 1 MiB ",
+				"spool's peak RSS at 200 buffers within 10% of that at 3: ", "multipart-style (no budget)"},
+		}[sc]
+		for _, want := range append(wants, "Targets:") {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%s: no %q in the report:\n%s", sc, want, out.String())
+			}
+		}
+		if strings.Contains(out.String(), "n/a") || strings.Contains(out.String(), "| –") {
+			t.Errorf("%s: something not measured:\n%s", sc, out.String())
+		}
+	}
+	checkImage(t, plotPath(cfg.Plot, "scale"))
+	if _, err := os.Stat(plotPath(cfg.Plot, "micro")); err == nil {
+		t.Error("micro drew a plot")
+	}
+
+	// -json: one run, nothing else on stdout, nothing on stderr.
+	cfg.JSON, cfg.Plot = true, ""
+	cfg.Impls = []string{"spool"}
+	cfg.ScaleBuffers = cfg.ScaleBuffers[:1]
+	var out, errs bytes.Buffer
+	if code := parentMain(cfg, &out, &errs); code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errs.String())
+	}
+	var run Run
+	if err := json.Unmarshal(out.Bytes(), &run); err != nil {
+		t.Fatal(err)
+	}
+	if len(run.Results) != len(cfg.ScaleBuffers)+len(cfg.ScaleBudgets) || errs.Len() != 0 {
+		t.Errorf("%d results, stderr %q", len(run.Results), errs.String())
+	}
+	for _, r := range run.Results {
+		if r.Scale == nil || r.Impl != "spool" || r.PeakHWM <= 0 && readProcIO() != nil {
+			t.Errorf("result %+v", r)
+		}
+	}
+}
+
+// The progress line is drawn and erased with carriage returns, only when
+// on; stderr in a test is not a terminal.
+func TestProgress(t *testing.T) {
+	var b bytes.Buffer
+	p := newProgress(&b, true)
+	p.set("uploads 1/2 spool", "last: x")
+	p.clear()
+	p.set("uploads 2/2 bytes.Buffer", "")
+	p.close()
+	got := b.String()
+	for _, want := range []string{"\r\033[Kbench: uploads 1/2 spool 0.0 s (all: 0 s) · last: x", "\r\033[Kbench: uploads 2/2 bytes.Buffer 0.0 s"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q in %q", want, got)
+		}
+	}
+	if !strings.HasSuffix(got, "\r\033[K") || strings.Contains(got, "\n") {
+		t.Errorf("progress output %q", got)
+	}
+	b.Reset()
+	p = newProgress(&b, false)
+	p.set("x", "y")
+	p.clear()
+	p.close()
+	if b.Len() != 0 || isTerminal(&b) {
+		t.Errorf("progress off wrote %q", b.String())
+	}
+	if f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
+		if isTerminal(f) {
+			t.Error("/dev/null is a terminal")
+		}
+		f.Close()
+	}
+}
+
+// The sampler sees the RSS grow, and reads VmRSS as /proc/self/status
+// says.
+func TestRSSSampler(t *testing.T) {
+	if readProcIO() == nil {
+		t.Skip("no /proc")
+	}
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, ok := readVmRSS(f, make([]byte, 4096))
+	want := readProcStatus()["VmRSS"]
+	if !ok || got <= 0 || got > want+16<<20 || got < want-16<<20 {
+		t.Errorf("readVmRSS = %d, %v; /proc/self/status says %d", got, ok, want)
+	}
+	s := startRSSSampler(want, time.Millisecond)
+	time.Sleep(10 * time.Millisecond)
+	big := make([]byte, 128<<20) // some of it may be memory the heap already holds
+	for i := 0; i < len(big); i += 4096 {
+		big[i] = 1
+	}
+	time.Sleep(20 * time.Millisecond)
+	samples := s.stop()
+	low, peak := samples[0].Bytes, samples[0].Bytes
+	for _, x := range samples {
+		low, peak = min(low, x.Bytes), max(peak, x.Bytes)
+	}
+	if len(samples) < 3 || peak-low < 32<<20 || samples[len(samples)-1].Seconds < 0.02 {
+		t.Errorf("%d samples from %d to %d bytes above the baseline", len(samples), low, peak)
+	}
+	runtime.KeepAlive(big)
 }

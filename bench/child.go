@@ -9,7 +9,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -73,8 +75,15 @@ type Result struct {
 
 	Store StoreStats `json:"store"`
 
-	// Cache holds the measurements of the cache scenario.
+	// Cache holds the measurements of the cache scenario, Micro those of
+	// the micro scenario, Scale those of the scale scenario.
 	Cache *CacheResult `json:"cache,omitempty"`
+	Micro *MicroResult `json:"micro,omitempty"`
+	Scale *ScaleResult `json:"scale,omitempty"`
+
+	// RSS over the workload, for scenarios that sample it: VmRSS minus
+	// BaselineRSS every rssInterval, from a ticker goroutine in the child.
+	RSS []RSSSample `json:"rss,omitempty"`
 
 	// Go runtime, at the end of the workload.
 	NumGC        uint32  `json:"num_gc"`
@@ -160,7 +169,7 @@ func runChild(cfg Config, job Job) (Result, []byte, error) {
 // stdout and returns the exit code.
 func childMain(cfg Config, stdout, stderr io.Writer) int {
 	sc, _ := lookupScenario(cfg.Scenario)
-	job := Job{Impl: cfg.Child, Zipf: cfg.ChildZipf, Scan: cfg.ChildScan}
+	job := Job{Impl: cfg.Child, Zipf: cfg.ChildZipf, Scan: cfg.ChildScan, Buffers: cfg.ChildBuffers, Budget: cfg.ChildBudget}
 	for _, v := range sc.impls {
 		if v.Name == job.Impl {
 			job.Label = v.Label
@@ -170,12 +179,26 @@ func childMain(cfg Config, stdout, stderr io.Writer) int {
 	hwmReset := resetHWM()
 	base := readProcStatus()
 	ioBefore := readProcIO()
+	var sampler *rssSampler
+	if sc.sample {
+		sampler = startRSSSampler(base["VmRSS"], rssInterval)
+	}
+	stopProfile, err := startProfile(cfg.Profile, jobFile(cfg.Scenario, job))
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: child %s: profile: %v\n", cfg.Child, err)
+		return 2
+	}
 
 	res, err := sc.run(cfg, job)
+	samples := sampler.stop()
+	if perr := stopProfile(); perr != nil && err == nil {
+		err = fmt.Errorf("profile: %w", perr)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "bench: child %s: %v\n", cfg.Child, err)
 		return 2
 	}
+	res.RSS = samples
 
 	peak := readProcStatus()
 	ioAfter := readProcIO()
@@ -270,4 +293,166 @@ func readProcIO() map[string]int64 {
 		}
 	}
 	return m
+}
+
+// rssInterval is how often a sampling child reads its RSS.
+const rssInterval = 20 * time.Millisecond
+
+// RSSSample is the RSS of a child above its baseline, at a time since the
+// start of the workload.
+type RSSSample struct {
+	Seconds float64 `json:"t"`
+	Bytes   int64   `json:"rss"`
+}
+
+// rssSampler reads VmRSS from /proc/self/status on a ticker.
+type rssSampler struct {
+	base    int64
+	start   time.Time
+	samples []RSSSample
+	quit    chan struct{}
+	done    chan struct{}
+}
+
+// startRSSSampler samples now and then every interval until stop, or does
+// nothing where /proc/self/status cannot be read (stop returns nil).
+func startRSSSampler(base int64, interval time.Duration) *rssSampler {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return nil
+	}
+	s := &rssSampler{base: base, start: time.Now(), quit: make(chan struct{}), done: make(chan struct{})}
+	buf := make([]byte, 4096)
+	sample := func() {
+		if rss, ok := readVmRSS(f, buf); ok {
+			s.samples = append(s.samples, RSSSample{Seconds: time.Since(s.start).Seconds(), Bytes: rss - s.base})
+		}
+	}
+	sample()
+	go func() {
+		defer close(s.done)
+		defer f.Close()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.quit:
+				sample()
+				return
+			case <-t.C:
+				sample()
+			}
+		}
+	}()
+	return s
+}
+
+// stop ends the sampling and returns the samples.
+func (s *rssSampler) stop() []RSSSample {
+	if s == nil {
+		return nil
+	}
+	close(s.quit)
+	<-s.done
+	return s.samples
+}
+
+// readVmRSS reads the VmRSS line of /proc/self/status, opened as f, into
+// buf (rereading from offset 0 makes the kernel regenerate it), without
+// allocating.
+func readVmRSS(f *os.File, buf []byte) (int64, bool) {
+	n, err := f.ReadAt(buf, 0)
+	if n == 0 && err != nil {
+		return 0, false
+	}
+	data := buf[:n]
+	i := bytes.Index(data, []byte("VmRSS:"))
+	if i < 0 {
+		return 0, false
+	}
+	data = data[i+len("VmRSS:"):]
+	var kb int64
+	seen := false
+	for _, c := range data {
+		switch {
+		case c == ' ' || c == '\t':
+			if seen {
+				return kb << 10, true
+			}
+		case c >= '0' && c <= '9':
+			kb = kb*10 + int64(c-'0')
+			seen = true
+		default:
+			return kb << 10, seen
+		}
+	}
+	return kb << 10, seen
+}
+
+// Profiles (-profile DIR). Each child writes DIR/NAME.cpu.pprof over its
+// workload and DIR/NAME.heap.pprof at its end (allocations over the whole
+// workload: go tool pprof -sample_index=alloc_space), where NAME is
+// jobFile. A scenario with a moment of peak memory also writes
+// DIR/NAME.peak.heap.pprof there (atPeak): the scale scenario when every
+// buffer is full (live heap: -sample_index=inuse_space).
+
+// atPeak is called by a scenario at its moment of peak memory; it writes
+// the peak heap profile when profiling, and does nothing otherwise.
+var atPeak = func() {}
+
+// jobFile names the files of job, such as "scale-spool-10000-64MiB".
+func jobFile(scenario string, j Job) string {
+	name := scenario + "-" + j.Impl
+	if j.Zipf != 0 {
+		name += fmt.Sprintf("-s%g", j.Zipf)
+	}
+	if j.Scan {
+		name += "-scan"
+	}
+	if j.Buffers != 0 {
+		name += fmt.Sprintf("-%d-%dMiB", j.Buffers, j.Budget>>20)
+	}
+	return name
+}
+
+// startProfile starts the CPU profile of a child in dir, if dir is not
+// "", and returns the function that stops it and writes the heap profile.
+func startProfile(dir, name string) (func() error, error) {
+	if dir == "" {
+		return func() error { return nil }, nil
+	}
+	writeHeap := func(file string) error {
+		f, err := os.Create(filepath.Join(dir, file))
+		if err != nil {
+			return err
+		}
+		runtime.GC() // the heap profile shows the heap as of the last GC
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
+	cpu, err := os.Create(filepath.Join(dir, name+".cpu.pprof"))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(cpu); err != nil {
+		cpu.Close()
+		return nil, err
+	}
+	var peakErr error
+	atPeak = func() { peakErr = writeHeap(name + ".peak.heap.pprof") }
+	return func() error {
+		pprof.StopCPUProfile()
+		atPeak = func() {}
+		err := cpu.Close()
+		if herr := writeHeap(name + ".heap.pprof"); err == nil {
+			err = herr
+		}
+		if err == nil {
+			err = peakErr
+		}
+		return err
+	}, nil
 }

@@ -7,16 +7,21 @@ import (
 	"sync"
 	"sync/atomic"
 
+	djbuffer "github.com/djherbis/buffer"
+
 	"github.com/spoolkit/spool"
 )
 
 // An Impl is one way for a server to hold an upload until it has been
-// read back. To add one (say, a spool Manager per buffer, as
-// mime/multipart would use), write its Store and add it to impls.
+// read back. To add one, write its Store and add it to impls.
 type Impl struct {
 	Name  string // for -impl and JSON
 	Label string // for the table
 	Open  func(cfg Config) (Store, error)
+	// PerBuffer marks a per-buffer spool: each upload in memory up to
+	// cfg.Threshold, then in a file of its own. Its RAM bound is
+	// clients × threshold; the targets compare spool with the best of them.
+	PerBuffer bool
 }
 
 // A Store hands out Sinks, one per upload. Its methods are called from many
@@ -49,12 +54,14 @@ type StoreStats struct {
 	SpillReasons map[string]int64 `json:"spill_reasons,omitempty"` // rollovers by reason
 }
 
-// baselineImpl is the implementation the ratio column compares with.
-const baselineImpl = "bytes"
+// spoolImpl is the implementation under test; every other one is a peer.
+const spoolImpl = "spool"
 
 var impls = []Impl{
 	{Name: "bytes", Label: "bytes.Buffer", Open: openBytes},
 	{Name: "tempfile", Label: "os.CreateTemp", Open: openTempFile},
+	{Name: "multipart", Label: "multipart-style", Open: openMultipart, PerBuffer: true},
+	{Name: "djherbis", Label: "djherbis/buffer", Open: openDjherbis, PerBuffer: true},
 	{Name: "spool", Label: "spool", Open: openSpool},
 }
 
@@ -246,3 +253,159 @@ func (t *spoolSink) ReadBack(w io.Writer) (int64, error) {
 }
 
 func (t *spoolSink) Close() error { return t.b.Close() }
+
+// multipart: a per-buffer spool as mime/multipart's ReadForm makes one for
+// each file part: the upload goes into a bytes.Buffer until it would pass
+// cfg.Threshold (1 MiB by default), then the buffered bytes and everything
+// after go to a temporary file of its own, and the memory is dropped. RAM
+// is bounded by clients × threshold (in bytes.Buffer capacity, which
+// doubles as it grows), whatever the budget.
+
+type multipartStore struct {
+	dir       string
+	threshold int64
+	spills    atomic.Int64
+	spilled   atomic.Int64 // bytes moved from memory to the file at the switch
+	direct    atomic.Int64 // bytes written to the file after it
+}
+
+func openMultipart(cfg Config) (Store, error) {
+	return &multipartStore{dir: cfg.TempDir, threshold: cfg.Threshold}, nil
+}
+
+func (s *multipartStore) New() (Sink, error) { return &multipartSink{s: s}, nil }
+
+func (s *multipartStore) Stats() StoreStats {
+	sp, d := s.spilled.Load(), s.direct.Load()
+	return StoreStats{Spills: s.spills.Load(), SpilledBytes: sp, DirectBytes: d, DiskBytes: sp + d, Files: s.spills.Load()}
+}
+
+func (s *multipartStore) Close() error { return nil }
+
+type multipartSink struct {
+	s   *multipartStore
+	mem bytes.Buffer
+	f   *os.File
+}
+
+func (t *multipartSink) Write(p []byte) (int, error) {
+	if t.f == nil {
+		if int64(t.mem.Len()+len(p)) <= t.s.threshold {
+			return t.mem.Write(p)
+		}
+		f, err := os.CreateTemp(t.s.dir, "multipart-")
+		if err != nil {
+			return 0, err
+		}
+		t.f = f
+		t.s.spills.Add(1)
+		n, err := f.Write(t.mem.Bytes())
+		t.s.spilled.Add(int64(n))
+		t.mem = bytes.Buffer{} // the memory is garbage from here on
+		if err != nil {
+			return 0, err
+		}
+	}
+	n, err := t.f.Write(p)
+	t.s.direct.Add(int64(n))
+	return n, err
+}
+
+func (t *multipartSink) ReadBack(w io.Writer) (int64, error) {
+	if t.f == nil {
+		return io.Copy(w, bytes.NewReader(t.mem.Bytes()))
+	}
+	if _, err := t.f.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	return io.Copy(w, t.f)
+}
+
+func (t *multipartSink) Close() error {
+	t.mem = bytes.Buffer{}
+	if t.f == nil {
+		return nil
+	}
+	err := t.f.Close()
+	if rerr := os.Remove(t.f.Name()); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// djherbis: github.com/djherbis/buffer's memory-then-file buffer, as its
+// NewUnboundedBuffer builds it: NewMulti(New(mem), NewPartition(file
+// pool)), with mem = cfg.Threshold and files as large as the largest
+// upload (one file per upload that passes the threshold), in cfg.TempDir.
+// It is a FIFO: ReadBack consumes it, moving the file's bytes up into the
+// memory part as it goes (Defrag). The file pool is wrapped to count files
+// and bytes written.
+
+type djherbisStore struct {
+	dir      string
+	mem      int64
+	fileSize int64
+	files    atomic.Int64
+	bytes    atomic.Int64
+}
+
+func openDjherbis(cfg Config) (Store, error) {
+	return &djherbisStore{dir: cfg.TempDir, mem: cfg.Threshold, fileSize: max(cfg.MaxSize, 1<<20)}, nil
+}
+
+func (s *djherbisStore) New() (Sink, error) {
+	pool := &countingPool{Pool: djbuffer.NewFilePool(s.fileSize, s.dir), s: s}
+	return &djherbisSink{b: djbuffer.NewMulti(djbuffer.New(s.mem), djbuffer.NewPartition(pool))}, nil
+}
+
+func (s *djherbisStore) Stats() StoreStats {
+	n := s.bytes.Load()
+	return StoreStats{Spills: s.files.Load(), DirectBytes: n, DiskBytes: n, Files: s.files.Load()}
+}
+
+func (s *djherbisStore) Close() error { return nil }
+
+// countingPool counts the files of a djherbis file pool and the bytes
+// written to them.
+type countingPool struct {
+	djbuffer.Pool
+	s *djherbisStore
+}
+
+func (p *countingPool) Get() (djbuffer.Buffer, error) {
+	b, err := p.Pool.Get()
+	if err != nil {
+		return nil, err
+	}
+	p.s.files.Add(1)
+	return &countingBuffer{Buffer: b, n: &p.s.bytes}, nil
+}
+
+func (p *countingPool) Put(b djbuffer.Buffer) error {
+	if c, ok := b.(*countingBuffer); ok {
+		b = c.Buffer
+	}
+	return p.Pool.Put(b)
+}
+
+type countingBuffer struct {
+	djbuffer.Buffer
+	n *atomic.Int64
+}
+
+func (c *countingBuffer) Write(p []byte) (int, error) {
+	n, err := c.Buffer.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+type djherbisSink struct{ b djbuffer.Buffer }
+
+func (t *djherbisSink) Write(p []byte) (int, error) { return t.b.Write(p) }
+
+func (t *djherbisSink) ReadBack(w io.Writer) (int64, error) { return io.Copy(w, t.b) }
+
+func (t *djherbisSink) Close() error {
+	t.b.Reset() // puts the files back to the pool: closed and removed
+	return nil
+}

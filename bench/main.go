@@ -1,24 +1,53 @@
-// Command bench measures spool doing its main job — holding many concurrent
-// uploads under one memory budget — next to the plain alternatives: a
-// bytes.Buffer per upload and a temporary file per upload.
+// Command bench shows what spool is for, on the machine it runs on:
+// throughput close to keeping everything in RAM, with peak memory that
+// follows the budget instead of the load. It measures spool doing its main
+// job, holding many concurrent uploads under one memory budget, next to
+// the plain alternatives.
 //
 // Run it from the repository root:
 //
-//	go run ./bench                 # the default workload, in under a minute
-//	go run ./bench -budget 16MiB -impl spool,bytes
-//	go run ./bench -json           # machine-readable results
-//	go run ./bench -scenario cache # spool as a cache: eviction policies under Zipf reads
-//	go run ./bench -scenario all   # every scenario, one after another
+//	go run ./bench                   # the uploads scenario, in well under a minute
+//	go run ./bench -budget 16MiB -impl spool,multipart
+//	go run ./bench -json             # machine-readable results, no progress line
+//	go run ./bench -scenario micro   # per-operation costs against their baselines
+//	go run ./bench -scenario scale   # peak RSS as buffers grow 10 -> 10,000, and as the budget grows
+//	go run ./bench -scenario cache   # spool as a cache: eviction policies under Zipf reads
+//	go run ./bench -scenario all -plot bench/results/memory.png
 //
-// Each implementation runs in a child process of its own (the bench binary
+// Scenarios (-scenario, default uploads; all runs every one):
+//
+//   - uploads: 200 concurrent slow clients, uploads of log-uniform size
+//     4 KiB–32 MiB (fixed seed, about 1.5 GiB), written in 32 KiB pieces,
+//     read back and checksummed, closed; with spool (one Manager, -budget),
+//     a bytes.Buffer per upload, a temporary file per upload, and two
+//     per-buffer spools (1 MiB in memory, then a file of their own): one
+//     like mime/multipart's ReadForm, and github.com/djherbis/buffer.
+//   - micro: in-memory write+read, spilled round trip and NewBuffer+Close,
+//     each next to its peer and physical baselines in the same process.
+//   - scale: peak RSS and throughput as the buffers held at once go
+//     10 -> 10,000 at a fixed budget, and as the budget goes 16 -> 256 MiB.
+//   - cache: eviction policies against an offline ceiling.
+//
+// Each job runs in a child process of its own (the bench binary
 // re-executed with the hidden flag -child NAME), so that its peak RSS is its
 // own. The child prints one JSON Result on stdout; the parent adds the
-// child's CPU time and prints a table. bench exits non-zero if any upload
-// read back wrong, any operation failed or any child failed.
+// child's CPU time and prints a table per scenario that reads well in a
+// terminal and pastes into Markdown, with the targets marked PASS or MISS.
+// On a terminal the parent keeps a progress line on stderr. bench exits
+// non-zero if any upload read back wrong, any operation failed or any
+// child failed (a missed target is not a failure).
+//
+// -plot DIR/NAME.png (or .svg) draws, with gonum.org/v1/plot,
+// DIR/uploads-NAME.png: the RSS of each implementation over time during
+// uploads (each child samples its VmRSS every 20 ms), and
+// DIR/scale-NAME.png: the scale curves, four panels. -profile DIR writes
+// each child's CPU and heap profiles for go tool pprof.
 //
 // Files: main.go (flags, orchestration), workload.go (the uploads
 // scenario), impl.go (the implementations), child.go (the child-process
-// protocol and the /proc measurements), report.go (the table), cache.go
+// protocol, the /proc measurements, RSS sampling, profiles), report.go
+// (the uploads table), progress.go (the progress line), micro.go and
+// scale.go (those scenarios and their tables), plot.go (-plot), cache.go
 // (the cache scenario and its offline greedy ceiling), cache_report.go
 // (its tables).
 package main
@@ -48,8 +77,11 @@ type Config struct {
 	MinSize  int64    `json:"min_size"` // smallest upload, bytes
 	MaxSize  int64    `json:"max_size"` // largest upload, bytes
 	Piece    int      `json:"piece"`    // bytes per Write
-	Seed     uint64   `json:"seed"`     // seed of upload sizes and contents
-	TempDir  string   `json:"tempdir"`  // directory for spill and temporary files; "" = os.TempDir()
+	// Threshold is what each upload of a per-buffer spool keeps in memory
+	// before it moves to a file of its own.
+	Threshold int64  `json:"threshold"`
+	Seed      uint64 `json:"seed"`    // seed of upload sizes and contents
+	TempDir   string `json:"tempdir"` // directory for spill and temporary files; "" = os.TempDir()
 
 	// The cache scenario (cache.go).
 	CacheBudget int64     `json:"cache_budget"`  // budget of its one Manager, bytes
@@ -62,12 +94,31 @@ type Config struct {
 	ScanSize    int64     `json:"scan_size"`     // size of each scan blob, bytes
 	ScanImpls   []string  `json:"scan_impls"`    // implementations that also run the scan test
 
+	// The micro scenario (micro.go).
+	MicroMemSize   int64         `json:"micro_mem_size"`   // bytes written and read per in-memory op
+	MicroSpillSize int64         `json:"micro_spill_size"` // bytes written and read per spilled op
+	MicroPiece     int           `json:"micro_piece"`      // bytes per Write and Read
+	MicroReps      int           `json:"micro_reps"`       // timed repetitions; medians are reported
+	MicroTime      time.Duration `json:"micro_time"`       // length of each repetition
+
+	// The scale scenario (scale.go).
+	ScaleBytes   int64   `json:"scale_bytes"`   // bytes each point holds at once, over all its buffers
+	ScaleBuffers []int   `json:"scale_buffers"` // concurrent buffers of the concurrency sweep, at -budget
+	ScaleBudgets []int64 `json:"scale_budgets"` // budgets of the budget sweep, at -scale-load buffers
+	ScaleLoad    int     `json:"scale_load"`    // concurrent buffers of the budget sweep
+
+	Profile string `json:"-"` // directory for each child's CPU and heap profiles; "" = none
+
 	JSON  bool   `json:"-"` // print JSON instead of a table (parent only)
+	Plot  string `json:"-"` // write plots to files named after this one (parent only); see plotPath
 	Child string `json:"-"` // hidden: run this implementation in this process and print JSON
 	// Hidden, for a child of the cache scenario: the Zipf exponent of its
 	// run, and whether it runs the scan test.
 	ChildZipf float64 `json:"-"`
 	ChildScan bool    `json:"-"`
+	// Hidden, for a child of the scale scenario: its buffers and budget.
+	ChildBuffers int   `json:"-"`
+	ChildBudget  int64 `json:"-"`
 }
 
 // defaultConfig is the embedded default workload of `go run ./bench`.
@@ -82,6 +133,8 @@ func defaultConfig() Config {
 		Piece:    32 << 10,
 		Seed:     1,
 
+		Threshold: 1 << 20,
+
 		CacheBudget: 256 << 20,
 		Blobs:       2000,
 		BlobMinSize: 1 << 10,
@@ -91,6 +144,17 @@ func defaultConfig() Config {
 		ScanBlobs:   256,
 		ScanSize:    4 << 20,
 		ScanImpls:   []string{"lru", "lfu", "lfu-ristretto"},
+
+		MicroMemSize:   64 << 20,
+		MicroSpillSize: 256 << 20,
+		MicroPiece:     64 << 10,
+		MicroReps:      9,
+		MicroTime:      150 * time.Millisecond,
+
+		ScaleBytes:   512 << 20,
+		ScaleBuffers: []int{10, 100, 1000, 10000},
+		ScaleBudgets: []int64{16 << 20, 32 << 20, 64 << 20, 128 << 20, 256 << 20},
+		ScaleLoad:    1000,
 	}
 }
 
@@ -113,6 +177,10 @@ type scenario struct {
 	progress func(Result) string
 	// report prints the run as tables.
 	report func(w io.Writer, run Run)
+	// sample makes each child record its RSS over time (Result.RSS).
+	sample bool
+	// plot, if not nil, draws the run into the file path (-plot).
+	plot func(path string, run Run) error
 }
 
 // A variant is an implementation of a scenario, as named by -impl.
@@ -124,10 +192,12 @@ type variant struct {
 // A Job is one child run: an implementation with the scenario's parameters
 // for that run.
 type Job struct {
-	Impl  string
-	Label string
-	Zipf  float64 // cache: Zipf exponent of the reads
-	Scan  bool    // cache: with the scan in the middle
+	Impl    string
+	Label   string
+	Zipf    float64 // cache: Zipf exponent of the reads
+	Scan    bool    // cache: with the scan in the middle
+	Buffers int     // scale: buffers held at once
+	Budget  int64   // scale: spool's memory budget
 }
 
 var scenarios = []scenario{
@@ -145,9 +215,11 @@ var scenarios = []scenario{
 		},
 		run: runUploads,
 		progress: func(r Result) string {
-			return fmt.Sprintf("%6.2f s, %.2f GB/s", r.WallSeconds, r.GBps())
+			return fmt.Sprintf("%.2f s, %.2f GB/s", r.WallSeconds, r.GBps())
 		},
 		report: printReport,
+		sample: true,
+		plot:   plotUploads,
 	},
 	{
 		name:     "cache",
@@ -158,6 +230,25 @@ var scenarios = []scenario{
 		run:      runCache,
 		progress: cacheProgress,
 		report:   printCacheReport,
+	},
+	{
+		name:     "micro",
+		desc:     "per-operation costs, each next to its physical or peer baseline in the same process: in-memory write+read, spilled round trip, NewBuffer+Close",
+		impls:    microVariantList(),
+		jobs:     microJobs,
+		run:      runMicro,
+		progress: microProgress,
+		report:   printMicroReport,
+	},
+	{
+		name:     "scale",
+		desc:     "peak RSS and throughput as the buffers held at once grow 10 -> 10,000 at a fixed budget, and as the budget grows at a fixed load",
+		impls:    scaleVariantList(),
+		jobs:     scaleJobs,
+		run:      runScale,
+		progress: scaleProgress,
+		report:   printScaleReport,
+		plot:     plotScale,
 	},
 }
 
@@ -239,13 +330,14 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		implHelp = append(implHelp, sc.name+": "+strings.Join(variantNames(sc), ","))
 	}
 	impls := fs.String("impl", strings.Join(cfg.Impls, ","), "comma-separated `list` of implementations to run, in order (default: all of the scenario's; "+strings.Join(implHelp, "; ")+")")
-	fs.Var((*byteSize)(&cfg.Budget), "budget", "uploads: spool memory budget, a `size`: bytes, or a number with a unit (64MiB, 1.5GiB, 500MB)")
+	fs.Var((*byteSize)(&cfg.Budget), "budget", "uploads, and scale's concurrency sweep: spool memory budget, a `size`: bytes, or a number with a unit (64MiB, 1.5GiB, 500MB)")
 	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "uploads: concurrent client goroutines")
 	fs.Var((*byteSize)(&cfg.Total), "total", "uploads: total upload `size` to aim for; the upload count is the smallest that reaches it with -seed")
 	fs.Var((*byteSize)(&cfg.MinSize), "min-size", "uploads: smallest upload `size`")
 	fs.Var((*byteSize)(&cfg.MaxSize), "max-size", "uploads: largest upload `size`")
 	piece := byteSize(cfg.Piece)
 	fs.Var(&piece, "piece", "uploads: `size` of each Write of an upload")
+	fs.Var((*byteSize)(&cfg.Threshold), "threshold", "uploads and scale: `size` each upload of a per-buffer spool (multipart, djherbis) keeps in memory before it moves to a file of its own")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the workload: sizes, contents, and the cache's reads")
 	fs.StringVar(&cfg.TempDir, "tempdir", cfg.TempDir, "`dir`ectory for spill and temporary files (default os.TempDir())")
 	fs.Var((*byteSize)(&cfg.CacheBudget), "cache-budget", "cache: memory budget `size` of the one Manager")
@@ -257,10 +349,24 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&cfg.ScanBlobs, "scan-blobs", cfg.ScanBlobs, "cache: `number` of new cold blobs the scan test writes, reads once and closes (0: no scan test)")
 	fs.Var((*byteSize)(&cfg.ScanSize), "scan-size", "cache: `size` of each scan blob")
 	scanImpls := fs.String("scan-impl", strings.Join(cfg.ScanImpls, ","), "cache: comma-separated `list` of implementations that also run the scan test")
-	fs.BoolVar(&cfg.JSON, "json", cfg.JSON, "print results as JSON instead of a table")
+	fs.Var((*byteSize)(&cfg.MicroMemSize), "micro-size", "micro: `size` written and read back per in-memory op")
+	fs.Var((*byteSize)(&cfg.MicroSpillSize), "micro-spill-size", "micro: `size` written and read back per spilled op")
+	microPiece := byteSize(cfg.MicroPiece)
+	fs.Var(&microPiece, "micro-piece", "micro: `size` of each Write and Read")
+	fs.IntVar(&cfg.MicroReps, "micro-reps", cfg.MicroReps, "micro: timed `repetitions` of each measurement (medians are reported)")
+	fs.DurationVar(&cfg.MicroTime, "micro-time", cfg.MicroTime, "micro: `duration` of each repetition")
+	fs.Var((*byteSize)(&cfg.ScaleBytes), "scale-bytes", "scale: `size` held at once at each point, split evenly over its buffers")
+	fs.Var((*intList)(&cfg.ScaleBuffers), "scale-buffers", "scale: comma-separated `counts` of buffers held at once, for the concurrency sweep at -budget")
+	fs.Var((*sizeList)(&cfg.ScaleBudgets), "scale-budgets", "scale: comma-separated budget `sizes` of the budget sweep")
+	fs.IntVar(&cfg.ScaleLoad, "scale-load", cfg.ScaleLoad, "scale: `number` of buffers held at once in the budget sweep")
+	fs.BoolVar(&cfg.JSON, "json", cfg.JSON, "print results as JSON instead of a table (and no progress line)")
+	fs.StringVar(&cfg.Plot, "plot", cfg.Plot, "draw plots into image `file`s (.png or .svg) named after this one: -plot DIR/NAME.png writes DIR/uploads-NAME.png\n    \t(RSS over time of each implementation) and DIR/scale-NAME.png (the scale curves), for the scenarios that run")
+	fs.StringVar(&cfg.Profile, "profile", cfg.Profile, "write a CPU profile and heap profiles of each child into `dir`ectory, for go tool pprof (see child.go)")
 	fs.StringVar(&cfg.Child, "child", "", "internal: run one implementation in this process and print its result as JSON")
 	fs.Float64Var(&cfg.ChildZipf, "child-zipf", 0, "internal: the Zipf exponent of a cache child")
 	fs.BoolVar(&cfg.ChildScan, "child-scan", false, "internal: a cache child runs the scan test")
+	fs.IntVar(&cfg.ChildBuffers, "child-buffers", 0, "internal: the buffers of a scale child")
+	fs.Var((*byteSize)(&cfg.ChildBudget), "child-budget", "internal: the budget of a scale child")
 	if err := fs.Parse(args); err != nil {
 		return cfg, reportedError{err} // the flag package printed it
 	}
@@ -268,6 +374,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		return cfg, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	cfg.Piece = int(piece)
+	cfg.MicroPiece = int(microPiece)
 	cfg.Impls = splitList(*impls)
 	cfg.ScanImpls = splitList(*scanImpls)
 	return cfg, cfg.validate()
@@ -303,6 +410,63 @@ func (l *floatList) Set(s string) error {
 			return fmt.Errorf("bad number %q", part)
 		}
 		out = append(out, f)
+	}
+	*l = out
+	return nil
+}
+
+// intList is a flag.Value for a comma-separated list of integers.
+type intList []int
+
+func (l *intList) String() string {
+	var parts []string
+	for _, n := range *l {
+		parts = append(parts, strconv.Itoa(n))
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *intList) Set(s string) error {
+	var out []int
+	for _, part := range splitList(s) {
+		n, err := strconv.Atoi(part)
+		if err != nil {
+			return fmt.Errorf("bad number %q", part)
+		}
+		out = append(out, n)
+	}
+	*l = out
+	return nil
+}
+
+// sizeList is a flag.Value for a comma-separated list of sizes.
+type sizeList []int64
+
+func (l *sizeList) String() string {
+	var parts []string
+	for _, n := range *l {
+		parts = append(parts, strings.ReplaceAll(formatSize(n), " ", ""))
+	}
+	return strings.Join(parts, ",")
+}
+
+// bytes returns the list in plain bytes, for a child's flags.
+func (l sizeList) bytes() string {
+	var parts []string
+	for _, n := range l {
+		parts = append(parts, strconv.FormatInt(n, 10))
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *sizeList) Set(s string) error {
+	var out []int64
+	for _, part := range splitList(s) {
+		n, err := parseSize(part)
+		if err != nil {
+			return err
+		}
+		out = append(out, n)
 	}
 	*l = out
 	return nil
@@ -377,6 +541,19 @@ func (cfg Config) validate() error {
 		return errors.New("need 0 < -min-size <= -max-size")
 	case cfg.Piece <= 0:
 		return errors.New("-piece must be positive")
+	case cfg.Threshold <= 0:
+		return errors.New("-threshold must be positive")
+	}
+	if err := cfg.validateMicro(); err != nil {
+		return err
+	}
+	if err := cfg.validateScale(); err != nil {
+		return err
+	}
+	if cfg.Plot != "" {
+		if _, err := plotFormat(cfg.Plot); err != nil {
+			return err
+		}
 	}
 	return cfg.validateCache()
 }
@@ -394,8 +571,10 @@ func (cfg Config) childArgs(job Job) []string {
 		"-min-size", fmt.Sprint(cfg.MinSize),
 		"-max-size", fmt.Sprint(cfg.MaxSize),
 		"-piece", fmt.Sprint(cfg.Piece),
+		"-threshold", fmt.Sprint(cfg.Threshold),
 		"-seed", fmt.Sprint(cfg.Seed),
 		"-tempdir", cfg.TempDir,
+		"-profile", cfg.Profile,
 		"-cache-budget", fmt.Sprint(cfg.CacheBudget),
 		"-blobs", fmt.Sprint(cfg.Blobs),
 		"-blob-min-size", fmt.Sprint(cfg.BlobMinSize),
@@ -405,6 +584,17 @@ func (cfg Config) childArgs(job Job) []string {
 		"-scan-blobs", fmt.Sprint(cfg.ScanBlobs),
 		"-scan-size", fmt.Sprint(cfg.ScanSize),
 		"-scan-impl", strings.Join(cfg.ScanImpls, ","),
+		"-micro-size", fmt.Sprint(cfg.MicroMemSize),
+		"-micro-spill-size", fmt.Sprint(cfg.MicroSpillSize),
+		"-micro-piece", fmt.Sprint(cfg.MicroPiece),
+		"-micro-reps", fmt.Sprint(cfg.MicroReps),
+		"-micro-time", cfg.MicroTime.String(),
+		"-scale-bytes", fmt.Sprint(cfg.ScaleBytes),
+		"-scale-buffers", (*intList)(&cfg.ScaleBuffers).String(),
+		"-scale-budgets", sizeList(cfg.ScaleBudgets).bytes(),
+		"-scale-load", fmt.Sprint(cfg.ScaleLoad),
+		"-child-buffers", fmt.Sprint(job.Buffers),
+		"-child-budget", fmt.Sprint(job.Budget),
 	}
 }
 
@@ -443,7 +633,8 @@ type Run struct {
 }
 
 // parentMain runs every selected scenario, each implementation in a child
-// process, and reports. With -json it prints one JSON Run per scenario. It
+// process, and reports. With -json it prints one JSON Run per scenario. On
+// a terminal (and without -json) it keeps a progress line on stderr. It
 // returns the exit code.
 func parentMain(cfg Config, stdout, stderr io.Writer) int {
 	if cfg.TempDir != "" {
@@ -454,27 +645,61 @@ func parentMain(cfg Config, stdout, stderr io.Writer) int {
 		}
 		cfg.TempDir = abs
 	}
+	if cfg.Profile != "" {
+		abs, err := filepath.Abs(cfg.Profile)
+		if err == nil {
+			err = os.MkdirAll(abs, 0o755)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 2
+		}
+		cfg.Profile = abs
+	}
+	if cfg.Plot != "" {
+		plots := false
+		for _, sc := range cfg.selected() {
+			plots = plots || sc.plot != nil
+		}
+		if !plots {
+			fmt.Fprintf(stderr, "bench: -plot: scenario %s has nothing to plot (uploads and scale do)\n", cfg.Scenario)
+		}
+	}
+	prog := newProgress(stderr, !cfg.JSON && isTerminal(stderr))
+	defer prog.close()
 	code, printed := 0, false
 	for _, sc := range cfg.selected() {
 		c := cfg
 		c.Scenario = sc.name
 		names := c.implsOf(sc)
 		if len(names) == 0 {
+			prog.clear()
 			fmt.Fprintf(stderr, "bench: %s: -impl selects none of its implementations (%s); skipped\n", sc.name, strings.Join(variantNames(sc), ", "))
 			continue
 		}
 		if printed && !cfg.JSON {
 			fmt.Fprintln(stdout)
 		}
-		code = max(code, runScenario(sc, c, names, stdout, stderr))
+		run, rc := runScenario(sc, c, names, stdout, stderr, prog)
+		code = max(code, rc)
 		printed = true
+		if cfg.Plot != "" && sc.plot != nil && len(run.Results) > 0 {
+			path := plotPath(cfg.Plot, sc.name)
+			if err := sc.plot(path, run); err != nil {
+				prog.clear()
+				fmt.Fprintf(stderr, "bench: plot %s: %v\n", path, err)
+				code = max(code, 1)
+			} else if !cfg.JSON {
+				fmt.Fprintf(stdout, "Plot: %s\n", path)
+			}
+		}
 	}
 	return code
 }
 
 // runScenario runs the jobs of sc for the implementations names, each in a
-// child process, and reports. It returns the exit code.
-func runScenario(sc scenario, cfg Config, names []string, stdout, stderr io.Writer) int {
+// child process, and reports. It returns the run and the exit code.
+func runScenario(sc scenario, cfg Config, names []string, stdout, stderr io.Writer, prog *progress) (Run, int) {
 	cfg.Impls = names // as run, for the JSON
 	run := Run{
 		Scenario:  sc.name,
@@ -487,12 +712,18 @@ func runScenario(sc scenario, cfg Config, names []string, stdout, stderr io.Writ
 		Started:   time.Now(),
 	}
 	if sc.prepare != nil {
+		prog.set(fmt.Sprintf("%s: preparing", sc.name), "")
 		sc.prepare(cfg, &run)
 	}
 	jobs := sc.jobs(cfg, names)
+	last := ""
 	for i, job := range jobs {
+		note := ""
+		if last != "" {
+			note = "last: " + last
+		}
+		prog.set(fmt.Sprintf("%s %d/%d %s", sc.name, i+1, len(jobs), jobTitle(job)), note)
 		res, childStderr, err := runChild(cfg, job)
-		fmt.Fprintf(stderr, "bench: %s %d/%d %-13s ", sc.name, i+1, len(jobs), jobTitle(job))
 		var failure string
 		switch {
 		case res.Impl != "" && res.problem() != "":
@@ -500,24 +731,29 @@ func runScenario(sc scenario, cfg Config, names []string, stdout, stderr io.Writ
 		case err != nil:
 			failure = err.Error()
 		}
+		if failure != "" || len(childStderr) > 0 {
+			prog.clear()
+		}
 		if failure != "" {
-			fmt.Fprintf(stderr, "FAILED: %s\n", failure)
+			fmt.Fprintf(stderr, "bench: %s %d/%d %s FAILED: %s\n", sc.name, i+1, len(jobs), jobTitle(job), failure)
 			run.Failures = append(run.Failures, fmt.Sprintf("%s: %s", jobTitle(job), failure))
+			last = jobTitle(job) + " FAILED"
 		} else {
-			fmt.Fprintf(stderr, "%s\n", sc.progress(res))
+			last = jobTitle(job) + " " + sc.progress(res)
 		}
 		stderr.Write(childStderr)
 		if res.Impl != "" {
 			run.Results = append(run.Results, res)
 		}
 	}
+	prog.clear()
 	run.Seconds = time.Since(run.Started).Seconds()
 	if cfg.JSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(run); err != nil {
 			fmt.Fprintln(stderr, "bench:", err)
-			return 1
+			return run, 1
 		}
 	} else {
 		sc.report(stdout, run)
@@ -526,9 +762,9 @@ func runScenario(sc scenario, cfg Config, names []string, stdout, stderr io.Writ
 		for _, f := range run.Failures {
 			fmt.Fprintln(stderr, "bench: FAIL", f)
 		}
-		return 1
+		return run, 1
 	}
-	return 0
+	return run, 0
 }
 
 // jobTitle names a job in progress lines and failures.
@@ -539,6 +775,9 @@ func jobTitle(j Job) string {
 	}
 	if j.Scan {
 		t += " +scan"
+	}
+	if j.Buffers != 0 {
+		t += fmt.Sprintf(" %s buffers, budget %s", commas(int64(j.Buffers)), formatSize(j.Budget))
 	}
 	return t
 }

@@ -3,50 +3,42 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 )
 
-// printReport prints run as a few lines of context and a table that lines
-// up in a terminal and is also a Markdown table.
+// printReport prints the uploads scenario as a few lines of context, a
+// table that lines up in a terminal and is also a Markdown table, and the
+// targets.
 func printReport(w io.Writer, run Run) {
 	cfg := run.Config
 	wl := newWorkload(cfg.Seed, cfg.Total, cfg.MinSize, cfg.MaxSize)
 	fmt.Fprintf(w, "scenario %s: %d uploads, %s (%s bytes), log-uniform sizes %s–%s, seed %d\n",
 		run.Scenario, len(wl.Uploads), formatSize(wl.Total), commas(wl.Total), formatSize(cfg.MinSize), formatSize(cfg.MaxSize), cfg.Seed)
-	fmt.Fprintf(w, "%d clients writing %s pieces (runtime.Gosched after each); spool budget %s; %s %s/%s, %d CPUs, GOMAXPROCS %d\n",
-		cfg.Clients, formatSize(int64(cfg.Piece)), formatSize(cfg.Budget), run.GoVersion, run.GOOS, run.GOARCH, run.NumCPU, run.MaxProcs)
+	fmt.Fprintf(w, "%d clients writing %s pieces (runtime.Gosched after each); spool budget %s; per-buffer spools keep %s per upload in memory;\n",
+		cfg.Clients, formatSize(int64(cfg.Piece)), formatSize(cfg.Budget), formatSize(cfg.Threshold))
+	fmt.Fprintf(w, "%s %s/%s, %d CPUs, GOMAXPROCS %d\n", run.GoVersion, run.GOOS, run.GOARCH, run.NumCPU, run.MaxProcs)
 	fmt.Fprintln(w)
 
-	var base *Result
-	for i := range run.Results {
-		if run.Results[i].Impl == baselineImpl {
-			base = &run.Results[i]
-		}
-	}
-	baseLabel := baselineImpl
-	if im, ok := lookupImpl(baselineImpl); ok {
-		baseLabel = im.Label
-	}
-
+	best := bestPeer(run.Results, func(Impl) bool { return true })
 	t := table{
-		header: []string{"implementation", "wall", "GB/s", "vs " + baseLabel, "CPU", "peak RSS", "÷ budget", "spills", "spilled", "disk written", "files", "checksum errors"},
+		header: []string{"implementation", "wall", "GB/s", "÷ best peer", "CPU", "peak RSS", "÷ budget", "disk written", "spills", "files", "checksum errors"},
 	}
 	for _, r := range run.Results {
 		ratio := "–"
-		if base != nil && base.GBps() > 0 {
-			ratio = fmt.Sprintf("%.2fx", r.GBps()/base.GBps())
+		if best != nil && best.GBps() > 0 {
+			ratio = fmt.Sprintf("%.2fx", r.GBps()/best.GBps())
 		}
 		rss, perBudget := "n/a", "n/a"
 		if r.PeakHWM > 0 {
-			rss = fmt.Sprintf("%.1f MiB", float64(r.PeakRSSAboveBaseline)/(1<<20))
+			rss = rssCell(r)
 			perBudget = fmt.Sprintf("%.2fx", float64(r.PeakRSSAboveBaseline)/float64(cfg.Budget))
 		}
-		spills, spilled := "–", "–"
-		if r.Store.Budget > 0 {
+		spills := "–"
+		if im, ok := lookupImpl(r.Impl); ok && (im.PerBuffer || im.Name == spoolImpl) {
 			spills = commas(r.Store.Spills)
-			spilled = formatSize(r.Store.SpilledBytes)
 		}
 		label := r.Label
 		if r.problem() != "" {
@@ -60,9 +52,8 @@ func printReport(w io.Writer, run Run) {
 			fmt.Sprintf("%.2f s", r.CPUSeconds()),
 			rss,
 			perBudget,
-			spills,
-			spilled,
 			formatSize(r.Store.DiskBytes),
+			spills,
 			commas(r.Store.Files),
 			commas(r.ChecksumErrors + r.Errors),
 		})
@@ -70,10 +61,49 @@ func printReport(w io.Writer, run Run) {
 	t.print(w)
 
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Each implementation ran alone in a fresh child process. wall: the whole workload (generate, write, read back, checksum, close);")
-	fmt.Fprintln(w, "GB/s: upload bytes / wall (decimal GB). CPU: user+sys of the child. peak RSS: VmHWM after the workload minus VmRSS before it;")
-	fmt.Fprintf(w, "÷ budget: peak RSS over the %s spool budget. spilled: spool Stats().SpilledBytes (copied by rollovers). disk written: bytes written\n", formatSize(cfg.Budget))
-	fmt.Fprintln(w, "to files (spool: Stats().DiskWritten, rollovers plus writes straight to spill files). checksum errors: wrong read-backs plus failed operations.")
+	fmt.Fprintln(w, "Targets:")
+	sp := findResult(run.Results, spoolImpl)
+	pb := bestPeer(run.Results, func(im Impl) bool { return im.PerBuffer })
+	switch {
+	case sp == nil || pb == nil:
+		printTarget(w, false, false, "spool's throughput >= 1.0x the best per-buffer spool's: not run")
+	default:
+		r := sp.GBps() / pb.GBps()
+		printTarget(w, r >= 1.0, true, fmt.Sprintf("spool's throughput >= 1.0x the best per-buffer spool's: %s (%.2f GB/s vs %s %.2f GB/s)", targetRatio(r, 1.0), sp.GBps(), pb.Label, pb.GBps()))
+	}
+	switch {
+	case sp == nil:
+		printTarget(w, false, false, "spool's peak RSS above baseline <= 1.25x budget: not run")
+	case sp.PeakHWM <= 0:
+		printTarget(w, false, false, "spool's peak RSS above baseline <= 1.25x budget: no /proc/self/status here")
+	default:
+		r := float64(sp.PeakRSSAboveBaseline) / float64(cfg.Budget)
+		printTarget(w, r <= 1.25, true, fmt.Sprintf("spool's peak RSS above baseline <= 1.25x budget: %s (%s over a %s budget)", targetRatio(r, 1.25), rssCell(*sp), formatSize(cfg.Budget)))
+	}
+	var others []string
+	for _, r := range run.Results {
+		if r.Impl != spoolImpl && r.PeakHWM > 0 {
+			others = append(others, fmt.Sprintf("%s %s", r.Label, rssCell(r)))
+		}
+	}
+	if len(others) > 0 {
+		fmt.Fprintf(w, "  (peak RSS of the others: %s; a per-buffer spool's bound is %d clients x %s = %s)\n",
+			strings.Join(others, ", "), cfg.Clients, formatSize(cfg.Threshold), formatSize(int64(cfg.Clients)*cfg.Threshold))
+	}
+
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Each implementation ran alone in a fresh child process. wall: the whole workload (generate, write, read back, checksum, close).")
+	fmt.Fprint(w, "GB/s: upload bytes / wall (decimal GB). ÷ best peer: GB/s over that of the fastest implementation other than spool")
+	if best != nil {
+		fmt.Fprintf(w, " (%s)", best.Label)
+	}
+	fmt.Fprintln(w, ".")
+	fmt.Fprintln(w, "CPU: user+sys of the child. peak RSS: VmHWM after the workload minus VmRSS before it; ÷ budget: that over the spool budget.")
+	fmt.Fprintln(w, "disk written: bytes written to files (spool: Stats().DiskWritten, rollovers plus writes straight to spill files). spills: uploads")
+	fmt.Fprintf(w, "that went on to a file after starting in memory (spool: rollovers, Stats().Spills). multipart-style: a bytes.Buffer up to %s,\n", formatSize(cfg.Threshold))
+	fmt.Fprintln(w, "then the upload moves to an os.CreateTemp file of its own, as mime/multipart's ReadForm does; djherbis/buffer: its memory-then-file")
+	fmt.Fprintf(w, "buffer, NewMulti(New(%s), NewPartition(NewFilePool(...))), which keeps the first %s in memory and the rest in a file.\n", formatSize(cfg.Threshold), formatSize(cfg.Threshold))
+	fmt.Fprintln(w, "checksum errors: wrong read-backs plus failed operations.")
 	for _, r := range run.Results {
 		if r.SyscallWriteBytes >= 0 && !syscallWritesMatch(r.SyscallWriteBytes, r.Store.DiskBytes) {
 			fmt.Fprintf(w, "NOTE: %s passed %s bytes to write(2) (/proc/self/io wchar) but accounts for %s bytes written to disk.\n",
@@ -81,6 +111,58 @@ func printReport(w io.Writer, run Run) {
 		}
 	}
 	fmt.Fprintf(w, "Total time %.1f s.\n", run.Seconds)
+}
+
+// printTarget prints one target line: PASS, MISS, or n/a if it could not
+// be measured.
+func printTarget(w io.Writer, ok, known bool, text string) {
+	verdict := "MISS"
+	switch {
+	case !known:
+		verdict = "n/a "
+	case ok:
+		verdict = "PASS"
+	}
+	fmt.Fprintf(w, "- %s %s\n", verdict, text)
+}
+
+// targetRatio formats a ratio r checked against limit with two decimals,
+// or three where two would round it onto the limit.
+func targetRatio(r, limit float64) string {
+	if math.IsNaN(r) {
+		return "–"
+	}
+	if fmt.Sprintf("%.2f", r) == fmt.Sprintf("%.2f", limit) && r != limit {
+		return fmt.Sprintf("%.3fx", r)
+	}
+	return fmt.Sprintf("%.2fx", r)
+}
+
+// findResult returns the first result of impl, or nil.
+func findResult(rs []Result, impl string) *Result {
+	for i := range rs {
+		if rs[i].Impl == impl {
+			return &rs[i]
+		}
+	}
+	return nil
+}
+
+// bestPeer returns the fastest clean result of an implementation other
+// than spool that keep accepts, or nil.
+func bestPeer(rs []Result, keep func(Impl) bool) *Result {
+	var best *Result
+	for i := range rs {
+		r := &rs[i]
+		im, ok := lookupImpl(r.Impl)
+		if !ok || im.Name == spoolImpl || !keep(im) || r.problem() != "" {
+			continue
+		}
+		if best == nil || r.GBps() > best.GBps() {
+			best = r
+		}
+	}
+	return best
 }
 
 // syscallWritesMatch reports whether wchar, the bytes a process passed to
