@@ -58,18 +58,30 @@ type blockMeta struct {
 	tag      [16]byte // GCM tag of the last seal, with a sealer
 }
 
-// blockTable maps block indexes to their metadata. Pages of metaPage
-// entries are allocated as blocks are written, so a sparse file (a write
-// at 1<<40) costs one page, not a table of every block before it.
+// blockTable maps block indexes to their metadata: a slice for the first
+// denseBlocks blocks, grown as they are written, so a small spilled buffer
+// costs a few entries; pages of metaPageLen entries past that, allocated
+// as blocks are written, so a sparse file (a write at 1<<40) costs one
+// page, not a table of every block before it.
 type blockTable struct {
+	dense []blockMeta
 	pages map[int64]*metaPage
 }
 
-const metaPageLen = 512
+const (
+	denseBlocks = 1 << 14 // 1 GiB of data; at most 640 KiB of metadata
+	metaPageLen = 512
+)
 
 type metaPage [metaPageLen]blockMeta
 
 func (t *blockTable) get(i int64) blockMeta {
+	if i < denseBlocks {
+		if i < int64(len(t.dense)) {
+			return t.dense[i]
+		}
+		return blockMeta{}
+	}
 	if p := t.pages[i/metaPageLen]; p != nil {
 		return p[i%metaPageLen]
 	}
@@ -77,6 +89,13 @@ func (t *blockTable) get(i int64) blockMeta {
 }
 
 func (t *blockTable) set(i int64, m blockMeta) {
+	if i < denseBlocks {
+		if n := int(i) + 1; n > len(t.dense) {
+			t.dense = append(t.dense, make([]blockMeta, n-len(t.dense))...)
+		}
+		t.dense[i] = m
+		return
+	}
 	p := t.pages[i/metaPageLen]
 	if p == nil {
 		if t.pages == nil {
@@ -90,6 +109,10 @@ func (t *blockTable) set(i int64, m blockMeta) {
 
 // dropFrom forgets every block from i on.
 func (t *blockTable) dropFrom(i int64) {
+	if i < int64(len(t.dense)) {
+		clear(t.dense[i:])
+		t.dense = t.dense[:i]
+	}
 	for k, p := range t.pages {
 		switch {
 		case k*metaPageLen >= i:

@@ -170,3 +170,34 @@ func TestPlainSpillIsPlain(t *testing.T) {
 		t.Fatal("unencrypted spill file does not hold the text")
 	}
 }
+
+// TestSpillFarOffsets: spilled data far out (past the first GiB, where
+// checksums live in sparse pages) is checked and truncated like the rest.
+func TestSpillFarOffsets(t *testing.T) {
+	for _, encrypt := range []bool{false, true} {
+		_, b := spilled(t, encrypt, randBytes(90, 100))
+		far := int64(3<<30) + 12345
+		data := randBytes(91, 2*spool.BlockSize)
+		if _, err := b.WriteAt(data, far); err != nil {
+			t.Fatal(err)
+		}
+		p := make([]byte, len(data))
+		if _, err := b.ReadAt(p, far); err != nil || !bytes.Equal(p, data) {
+			t.Fatalf("encrypt=%v: ReadAt far = %v, equal %v", encrypt, err, bytes.Equal(p, data))
+		}
+		if err := b.Truncate(far + 10); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Truncate(far + 1000); err != nil {
+			t.Fatal(err)
+		}
+		q := make([]byte, 1000)
+		if _, err := b.ReadAt(q, far); err != nil || !bytes.Equal(q[:10], data[:10]) || !bytes.Equal(q[10:], make([]byte, 990)) {
+			t.Fatalf("encrypt=%v: after shrink and regrow: %v", encrypt, err)
+		}
+		flip(t, spool.RawSpillFile(b), far+3, 4)
+		if _, err := b.ReadAt(q, far); !errors.Is(err, spool.ErrCorrupt) {
+			t.Fatalf("encrypt=%v: flipped bit far out: %v, want ErrCorrupt", encrypt, err)
+		}
+	}
+}
