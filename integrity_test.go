@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
 
 	"github.com/spoolkit/spool"
@@ -157,6 +158,7 @@ func TestEncryptedNoPlaintext(t *testing.T) {
 	if bytes.Contains(disk, []byte("secret")) || bytes.Contains(disk, []byte("PATCHED")) {
 		t.Fatal("plaintext found in the spill file")
 	}
+	runtime.KeepAlive(b) // else its finalizer may close the file read above
 }
 
 // TestPlainSpillIsPlain is the control for TestEncryptedNoPlaintext:
@@ -169,6 +171,7 @@ func TestPlainSpillIsPlain(t *testing.T) {
 	if !bytes.Contains(disk, []byte("secret")) {
 		t.Fatal("unencrypted spill file does not hold the text")
 	}
+	runtime.KeepAlive(b)
 }
 
 // TestSpillFarOffsets: spilled data far out (past the first GiB, where

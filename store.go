@@ -579,14 +579,10 @@ func (b *store) readFile(p []byte, off int64) (int, error) {
 		return len(p), nil
 	}
 	fp := p[:min(off+int64(len(p)), b.fileSize)-off]
-	r, err := b.file.ReadAt(fp, off)
-	if err != nil && !(errors.Is(err, io.EOF) && r == len(fp)) {
-		if !errors.Is(err, io.EOF) {
-			return r, err
-		}
-		// The file is shorter than recorded: what is missing was never
-		// written, so it is zero.
-		clear(fp[r:])
+	// The blockFile reads bytes never written as zeros and never returns
+	// io.EOF; a short read is an error (ErrCorrupt, or the disk's).
+	if r, err := b.file.ReadAt(fp, off); err != nil {
+		return r, err
 	}
 	clear(p[len(fp):])
 	return len(p), nil
