@@ -25,7 +25,9 @@ import (
 //
 // A Manager is safe for use by multiple goroutines at once. Create one
 // with NewManager; the zero Manager is not usable. Close it to close every
-// buffer it handed out and remove their spill files.
+// buffer it handed out and remove their spill files; under the
+// LeastFrequentlyUsed policy it also runs a goroutine (promotion) and
+// ristretto's, which only Close stops.
 type Manager struct {
 	opts     Options // validated, defaults filled in
 	budget   *budget
