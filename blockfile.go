@@ -156,30 +156,25 @@ func eachBlock(p []byte, off int64, f func(i int64, lo int, seg []byte) error) (
 
 func (bf *blockFile) writeBlock(i int64, lo int, seg []byte) error {
 	m := bf.meta.get(i)
-	hi := lo + len(seg)
-	base := i * blockSize
 	if bf.seal != nil {
 		return bf.sealBlock(i, m, lo, seg)
 	}
-	if lo >= int(m.n) {
-		// Appending to the block (or a new block): the bytes written
-		// before stay as they are, and the checksum extends over the new
-		// ones. A gap after the valid bytes is written as zeros.
-		crc := m.crc
-		if int(m.valid) < int(m.n) || lo > int(m.n) {
-			// Bytes past valid (left by Truncate) or a gap: take the
-			// general path, which rewrites them as zeros.
-			return bf.rewriteBlock(i, m, lo, seg)
-		}
-		if err := bf.pwrite(seg, base+int64(lo)); err != nil {
-			return err
-		}
-		m.crc = crc32.Update(crc, castagnoli, seg)
-		m.n, m.valid = uint32(hi), uint32(hi)
-		bf.meta.set(i, m)
-		return nil
+	if lo != int(m.n) || m.valid != m.n {
+		// The write overlaps bytes of the block, leaves a gap after them,
+		// or lands on bytes Truncate cut off: the general path.
+		return bf.rewriteBlock(i, m, lo, seg)
 	}
-	return bf.rewriteBlock(i, m, lo, seg)
+	// Appending right after the block's bytes (or starting a new block):
+	// the bytes written before stay as they are, and the checksum extends
+	// over the new ones.
+	if err := bf.pwrite(seg, i*blockSize+int64(lo)); err != nil {
+		return err
+	}
+	hi := uint32(lo + len(seg))
+	m.crc = crc32.Update(m.crc, castagnoli, seg)
+	m.n, m.valid = hi, hi
+	bf.meta.set(i, m)
+	return nil
 }
 
 // rewriteBlock writes seg at lo in block i, which holds data that the

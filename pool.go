@@ -5,7 +5,7 @@ import "sync"
 // chunkPool recycles the fixed-size chunks that hold in-memory buffer data.
 // A chunk taken from the pool may hold bytes of an earlier buffer; the
 // buffer code never shows a byte it has not written or zeroed itself (see
-// the invariant on Buffer.chunks), so the pool does not clear chunks.
+// the invariant on store.chunks), so the pool does not clear chunks.
 //
 // Chunks are kept as *[]byte so that Put does not allocate.
 type chunkPool struct {

@@ -10,15 +10,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestCreateNamed checks the fallback used where O_TMPFILE is missing: the
-// file works, is mode 0600, and has no name left in the directory.
-func TestCreateNamed(t *testing.T) {
-	dir := t.TempDir()
-	f, err := createNamed(dir, "x-*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+// checkPrivate checks that spill file f has mode 0600 and no name in dir.
+func checkPrivate(t *testing.T, f *os.File, dir string) {
+	t.Helper()
 	fi, err := f.Stat()
 	if err != nil {
 		t.Fatal(err)
@@ -29,6 +23,18 @@ func TestCreateNamed(t *testing.T) {
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("%d names left in the directory", len(ents))
 	}
+}
+
+// TestCreateNamed checks the fallback used where O_TMPFILE is missing: the
+// file works, is mode 0600, and has no name left in the directory.
+func TestCreateNamed(t *testing.T) {
+	dir := t.TempDir()
+	f, err := createNamed(dir, "x-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	checkPrivate(t, f, dir)
 	if _, err := f.WriteAt([]byte("hello"), 10); err != nil {
 		t.Fatal(err)
 	}
@@ -48,16 +54,7 @@ func TestOSFSCreateTemp(t *testing.T) {
 	}
 	f := sf.(*os.File)
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if perm := fi.Mode().Perm(); perm != 0o600 {
-		t.Errorf("mode %v, want 0600", perm)
-	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-		t.Errorf("%d names left in the directory", len(ents))
-	}
+	checkPrivate(t, f, dir)
 	if af, err := openAnonymous(dir); err != nil {
 		t.Logf("anonymous files not supported here (%v); the named fallback was used", err)
 	} else {
