@@ -16,7 +16,13 @@ package spool
 //
 //  2. Manager.mu (sync.Mutex) guards the Manager's list of live buffers and
 //     its closed flag. It is a leaf: while holding it, code takes no other
-//     lock (not even with TryLock), does no I/O and calls no user code.
+//     spool lock (not even with TryLock), does no I/O and calls no user
+//     code. The victim search (victims.go) holds it for one pass over the
+//     live buffers, reading their atomics; under the
+//     experiment.RistrettoVictims variant that pass also asks ristretto's
+//     cache whether it holds each buffer (GetTTL), which takes only
+//     ristretto's own shard locks, never waits on a channel and never calls
+//     back into spool.
 //
 //  3. The memory budget (budget.go) is a semaphore used only through
 //     TryAcquire and Release, which never block. No code ever waits for
@@ -29,7 +35,7 @@ package spool
 // TryLock never waits, so no cycle of waiting goroutines can form, whatever
 // the number of buffers and goroutines: that is the whole deadlock argument.
 // Manager.mu may be taken while holding a store.mu (to register, unregister
-// or snapshot buffers); a store.mu is never taken while holding Manager.mu.
+// or search for victims); a store.mu is never taken while holding Manager.mu.
 //
 // What is done while holding store.mu. Copies between chunks and the
 // caller's slice, and reads and writes of the buffer's own spill file

@@ -254,53 +254,6 @@ func (m *Manager) unregister(b *store) {
 	b.idx = -1
 }
 
-// candidates returns the live buffers other than self that hold memory
-// and whose density is below limit (at most limit, if inclusive), in the
-// order the policy would roll them over, and the memory they hold in all.
-// The slice comes from candPool; give it back with putCandidates.
-func (m *Manager) candidates(self *store, limit float64, inclusive bool) ([]candidate, int64) {
-	cp := candPool.Get().(*[]candidate)
-	cs := (*cp)[:0]
-	m.mu.Lock()
-	for _, b := range m.bufs {
-		if b == self {
-			continue
-		}
-		if mem := b.mem.Load(); mem > 0 {
-			cs = append(cs, candidate{b: b, mem: mem, lastUse: b.lastUse.Load()})
-		}
-	}
-	m.mu.Unlock()
-	var total int64
-	keep := cs[:0]
-	for _, c := range cs {
-		if m.freq != nil {
-			c.density = density(m.freq.count(&c.b.freq), c.mem)
-			if !(c.density < limit || (inclusive && c.density == limit)) {
-				continue
-			}
-			if m.byRistretto {
-				c.cached = m.adm.resident(c.b.id)
-			}
-		}
-		total += c.mem
-		keep = append(keep, c)
-	}
-	*cp = keep
-	return keep, total
-}
-
-// candPool recycles candidate slices: a Manager under memory pressure
-// looks for victims often, and with thousands of buffers the slices would
-// otherwise be most of its garbage.
-var candPool = sync.Pool{New: func() any { return new([]candidate) }}
-
-func putCandidates(cs []candidate) {
-	clear(cs) // drop the store pointers
-	cs = cs[:0]
-	candPool.Put(&cs)
-}
-
 // makeRoom rolls other buffers over to disk until need bytes of the budget
 // can be taken, takes them, and reports whether it did; it returns the
 // spill events of the buffers it rolled over, for the caller to deliver
@@ -310,32 +263,48 @@ func putCandidates(cs []candidate) {
 // buffers whose density is below limit (at most limit if inclusive) are
 // rolled over. If those buffers and the free budget together cannot make
 // need, nothing is rolled over: a rollover that cannot help is not made.
+//
+// The victims are searched for in batches (victims.go): the first batch
+// holds the victimBatch buffers the policy would roll over first, the
+// next one those that come after the last of it, and so on, so that the
+// search allocates nothing and holds nothing per live buffer.
 func (m *Manager) makeRoom(need int64, self *store, limit float64, inclusive bool) ([]SpillEvent, bool) {
-	cs, reclaimable := m.candidates(self, limit, inclusive)
-	defer putCandidates(cs)
-	if reclaimable+m.budget.size-m.budget.used() < need {
-		return nil, m.budget.tryAcquire(need)
-	}
-	m.opts.Policy.order(cs, m.byRistretto)
-	var events []SpillEvent
-	for _, c := range cs {
-		v := c.b
-		if !v.mu.TryLock() {
-			m.skippedBusy.Add(1)
-			continue
+	var (
+		batch  [victimBatch]candidate
+		after  candidate
+		events []SpillEvent
+	)
+	q := victimQuery{self: self, limit: limit, inclusive: inclusive}
+	for pass := 0; ; pass++ {
+		cs, reclaimable := m.victims(&batch, q)
+		if pass == 0 && reclaimable+m.budget.size-m.budget.used() < need {
+			return nil, m.budget.tryAcquire(need)
 		}
-		if !v.closed && v.mem.Load() > 0 {
-			// A failed rollover is recorded in the victim's event and
-			// in Stats; the victim's data stays intact. The writer goes
-			// on with the next candidate.
-			_ = v.rollover(SpillEvicted)
+		for i := range cs {
+			v := cs[i].b
+			if !v.mu.TryLock() {
+				m.skippedBusy.Add(1)
+				continue
+			}
+			if !v.closed && v.mem.Load() > 0 {
+				// A failed rollover is recorded in the victim's event and
+				// in Stats; the victim's data stays intact. The writer goes
+				// on with the next candidate.
+				_ = v.rollover(SpillEvicted)
+			}
+			events = append(events, v.pending...)
+			v.pending = nil
+			v.mu.Unlock()
+			if m.budget.tryAcquire(need) {
+				return events, true
+			}
 		}
-		events = append(events, v.pending...)
-		v.pending = nil
-		v.mu.Unlock()
-		if m.budget.tryAcquire(need) {
-			return events, true
+		if len(cs) < victimBatch {
+			break // no buffer comes after this batch
 		}
+		after = cs[len(cs)-1]
+		after.b = nil // the batch array is reused; keep the numbers only
+		q.after = &after
 	}
 	// Memory may have been freed meanwhile by a Close or a Truncate.
 	return events, m.budget.tryAcquire(need)

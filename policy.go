@@ -1,9 +1,6 @@
 package spool
 
-import (
-	"fmt"
-	"slices"
-)
+import "fmt"
 
 // Policy chooses which buffers roll over to disk when a write needs memory
 // that the budget lacks. The zero Policy is LargestFirst.
@@ -53,74 +50,39 @@ func (p Policy) valid() bool {
 	return p == LargestFirst || p == LeastRecentlyUsed || p == LeastFrequentlyUsed
 }
 
-// candidate is a snapshot of one buffer taken for a spill decision. The
-// numbers may be stale by the time the buffer is locked; they only order
-// the attempts.
-type candidate struct {
-	b       *store
-	mem     int64   // chunk bytes the buffer held
-	lastUse uint64  // Manager clock at its last access
-	density float64 // LeastFrequentlyUsed: accesses per byte held
-	cached  bool    // experiment.RistrettoVictims: ristretto holds it
-}
-
-// order sorts candidates so that the first should be rolled over first.
+// before reports whether the policy rolls a over before b. It is a total
+// order: ties fall back to the buffers' IDs, older first, so that a
+// victim search that goes on past the candidates it has tried (see
+// victims.go) neither repeats nor skips one whose numbers did not change.
 // byRistretto is experiment.RistrettoVictims.
-func (p Policy) order(cs []candidate, byRistretto bool) {
+func (p Policy) before(a, b *candidate, byRistretto bool) bool {
 	switch {
 	case p == LeastFrequentlyUsed && byRistretto:
 		// What ristretto does not hold first, largest first.
-		slices.SortFunc(cs, func(a, b candidate) int {
-			switch {
-			case a.cached != b.cached:
-				if b.cached {
-					return -1
-				}
-				return 1
-			case a.mem > b.mem:
-				return -1
-			case a.mem < b.mem:
-				return 1
-			}
-			return 0
-		})
+		if a.cached != b.cached {
+			return b.cached
+		}
+		if a.mem != b.mem {
+			return a.mem > b.mem
+		}
 	case p == LeastFrequentlyUsed:
-		slices.SortFunc(cs, func(a, b candidate) int {
-			switch {
-			case a.density < b.density:
-				return -1
-			case a.density > b.density:
-				return 1
-			case a.mem > b.mem: // tie: the larger frees more
-				return -1
-			case a.mem < b.mem:
-				return 1
-			}
-			return 0
-		})
+		if a.density != b.density {
+			return a.density < b.density
+		}
+		if a.mem != b.mem { // tie: the larger frees more
+			return a.mem > b.mem
+		}
 	case p == LeastRecentlyUsed:
-		slices.SortFunc(cs, func(a, b candidate) int {
-			switch {
-			case a.lastUse < b.lastUse:
-				return -1
-			case a.lastUse > b.lastUse:
-				return 1
-			}
-			return 0
-		})
+		if a.lastUse != b.lastUse {
+			return a.lastUse < b.lastUse
+		}
 	default:
-		slices.SortFunc(cs, func(a, b candidate) int {
-			switch {
-			case a.mem > b.mem:
-				return -1
-			case a.mem < b.mem:
-				return 1
-			case a.lastUse < b.lastUse: // tie: older first
-				return -1
-			case a.lastUse > b.lastUse:
-				return 1
-			}
-			return 0
-		})
+		if a.mem != b.mem {
+			return a.mem > b.mem
+		}
+		if a.lastUse != b.lastUse { // tie: older first
+			return a.lastUse < b.lastUse
+		}
 	}
+	return a.id < b.id
 }

@@ -1,0 +1,122 @@
+package spool
+
+// The victim search: which buffers a write short of memory rolls over.
+//
+// makeRoom (manager.go) asks for victims a batch at a time. One call of
+// victims scans the live buffers once under Manager.mu and keeps, in a
+// fixed array on the caller's stack, the victimBatch eligible buffers the
+// policy would roll over first (policy.go's before), skipping those that
+// come no later than the last buffer of the previous batch. A search thus
+// costs one pass over the live buffers per batch and allocates nothing,
+// however many buffers there are: a snapshot of every buffer per
+// memory-short write was, at 10,000 buffers, megabytes of garbage and of
+// pooled slices, all of it RAM outside the budget.
+//
+// The numbers are read without the buffers' locks, so they may be stale by
+// the time a victim is locked, and may change between two batches; they
+// only order the attempts. Whatever changes, each batch starts strictly
+// after the previous one in the policy's order, so a search ends.
+
+// victimBatch is the number of candidates in one batch of the victim
+// search. A write short of memory usually needs one victim; more cover
+// buffers that are busy (TryLock fails) or that a Close emptied meanwhile.
+const victimBatch = 32
+
+// candidate is a snapshot of one buffer taken for a spill decision.
+type candidate struct {
+	b       *store
+	id      uint64  // b.id, kept for the order once b is dropped
+	mem     int64   // chunk bytes the buffer held
+	lastUse uint64  // Manager clock at its last access
+	density float64 // LeastFrequentlyUsed: accesses per byte held
+	cached  bool    // experiment.RistrettoVictims: ristretto holds it
+}
+
+// victimQuery says which buffers a victim search may return.
+type victimQuery struct {
+	self      *store     // never returned: its lock is the caller's
+	limit     float64    // LeastFrequentlyUsed: density below this,
+	inclusive bool       // or at most this if inclusive
+	after     *candidate // if not nil, only buffers the policy puts after it
+}
+
+// victims fills batch with the live buffers that hold memory and that q
+// allows, at most victimBatch of them, those the policy would roll over
+// first, in that order; it returns them and the memory held by every
+// buffer q allows (not only those in the batch).
+func (m *Manager) victims(batch *[victimBatch]candidate, q victimQuery) ([]candidate, int64) {
+	p, byRistretto := m.opts.Policy, m.byRistretto
+	// h is a max-heap by the policy's order: h[0] is the candidate that
+	// would be rolled over last, the one a better candidate displaces.
+	h := batch[:0]
+	var total int64
+	m.mu.Lock()
+	for _, b := range m.bufs {
+		if b == q.self {
+			continue
+		}
+		mem := b.mem.Load()
+		if mem <= 0 {
+			continue
+		}
+		c := candidate{b: b, id: b.id, mem: mem, lastUse: b.lastUse.Load()}
+		if m.freq != nil {
+			c.density = density(m.freq.count(&b.freq), mem)
+			if !(c.density < q.limit || (q.inclusive && c.density == q.limit)) {
+				continue
+			}
+			if byRistretto {
+				c.cached = m.adm.resident(b.id)
+			}
+		}
+		total += mem
+		if q.after != nil && !p.before(q.after, &c, byRistretto) {
+			continue // tried in an earlier batch
+		}
+		switch {
+		case len(h) < victimBatch:
+			h = append(h, c)
+			siftUp(h, len(h)-1, p, byRistretto)
+		case p.before(&c, &h[0], byRistretto):
+			h[0] = c
+			siftDown(h, 0, p, byRistretto)
+		}
+	}
+	m.mu.Unlock()
+	// Sort in place: repeatedly move the last of the heap to its end.
+	for n := len(h) - 1; n > 0; n-- {
+		h[0], h[n] = h[n], h[0]
+		siftDown(h[:n], 0, p, byRistretto)
+	}
+	return h, total
+}
+
+// siftUp and siftDown keep h a max-heap by p's order (the root is the
+// candidate p would roll over last).
+func siftUp(h []candidate, i int, p Policy, byRistretto bool) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !p.before(&h[parent], &h[i], byRistretto) {
+			return
+		}
+		h[parent], h[i] = h[i], h[parent]
+		i = parent
+	}
+}
+
+func siftDown(h []candidate, i int, p Policy, byRistretto bool) {
+	for {
+		last := i
+		if l := 2*i + 1; l < len(h) && p.before(&h[last], &h[l], byRistretto) {
+			last = l
+		}
+		if r := 2*i + 2; r < len(h) && p.before(&h[last], &h[r], byRistretto) {
+			last = r
+		}
+		if last == i {
+			return
+		}
+		h[i], h[last] = h[last], h[i]
+		i = last
+	}
+}
