@@ -717,12 +717,42 @@ func checkImage(t *testing.T, path string) {
 	}
 }
 
+// The checksummed file of the spilled baseline reads back what was
+// written, and a flipped bit is an error, not wrong bytes.
+func TestCRCFile(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "crc-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c := &crcFile{f: f}
+	p, q := payload(4096), make([]byte, 4096)
+	if err := writeReadBack(c, p, q, 3*4096); err != nil {
+		t.Fatalf("clean round trip: %v", err)
+	}
+	if _, err := f.WriteAt([]byte{p[100] ^ 1}, 4096+100); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	var errs int
+	for range 3 {
+		if _, err := c.Read(q); err != nil {
+			errs++
+		}
+	}
+	if errs != 1 {
+		t.Errorf("%d of 3 pieces failed their check after one flipped bit, want 1", errs)
+	}
+}
+
 // Every micro operation runs in process, with every case timed in every
 // repetition.
 func TestMicro(t *testing.T) {
 	cfg := tinyConfig()
 	cfg.TempDir = t.TempDir()
-	want := map[string][]string{"memory": {"spool", "spool-new", "bytes", "copy"}, "spilled": {"spool", "file"}, "new": {"spool", "tempfile"}}
+	want := map[string][]string{"memory": {"spool", "spool-new", "bytes", "bytes-mutex", "copy"}, "spilled": {"spool", "file", "file-crc"}, "new": {"spool", "tempfile"}}
 	for _, v := range microVariants {
 		t.Run(v.Name, func(t *testing.T) {
 			res, err := runMicro(cfg, Job{Impl: v.Name, Label: v.Label})

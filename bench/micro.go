@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math"
 	"os"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spoolkit/spool"
@@ -74,11 +76,15 @@ func (cfg Config) validateMicro() error {
 	return nil
 }
 
-// Roles of the cases of a micro measurement.
+// Roles of the cases of a micro measurement. roleGuarded is a baseline
+// that pays for what spool must guarantee and its peer or physical limit
+// does not: a lock for concurrent use in memory, a CRC-32C of every 64 KiB
+// block, checked on read, on disk.
 const (
 	roleSpool    = "spool"
 	rolePeer     = "peer"
 	rolePhysical = "physical"
+	roleGuarded  = "guarded"
 )
 
 // MicroResult is what a child of the micro scenario measures.
@@ -94,7 +100,7 @@ type MicroResult struct {
 type MicroCase struct {
 	Name        string    `json:"name"`
 	Label       string    `json:"label"`
-	Role        string    `json:"role"`        // roleSpool, rolePeer or rolePhysical
+	Role        string    `json:"role"`        // roleSpool, rolePeer, rolePhysical or roleGuarded
 	OpsPerRep   int       `json:"ops_per_rep"` // ops timed together in each repetition
 	NsPerOp     []float64 `json:"ns_per_op"`   // of each repetition
 	Median      float64   `json:"median_ns_per_op"`
@@ -304,6 +310,65 @@ type noSeek struct {
 
 func (noSeek) Seek(int64, int) (int64, error) { return 0, nil }
 
+// lockedBuffer is a bytes.Buffer behind a mutex: the least a buffer safe
+// for concurrent use pays.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Read(p)
+}
+
+func (l *lockedBuffer) reset() {
+	l.mu.Lock()
+	l.b.Reset()
+	l.mu.Unlock()
+}
+
+// crcFile is a file that keeps the CRC-32C of every piece written to it
+// and checks it when the piece is read back, as spool does per 64 KiB
+// block: it must be written and read in the same pieces.
+type crcFile struct {
+	f    *os.File
+	sums []uint32
+	next int // index of the piece Read returns next
+}
+
+func (c *crcFile) Write(p []byte) (int, error) {
+	c.sums = append(c.sums, crc32.Checksum(p, castagnoli))
+	return c.f.Write(p)
+}
+
+func (c *crcFile) Read(p []byte) (int, error) {
+	n, err := io.ReadFull(c.f, p)
+	if n == 0 {
+		return 0, err
+	}
+	if c.next >= len(c.sums) || crc32.Checksum(p[:n], castagnoli) != c.sums[c.next] {
+		return n, fmt.Errorf("piece %d: checksum mismatch", c.next)
+	}
+	c.next++
+	return n, nil
+}
+
+func (c *crcFile) Seek(off int64, whence int) (int64, error) {
+	if off != 0 || whence != io.SeekStart {
+		return 0, errors.New("crcFile seeks only to the start")
+	}
+	c.next = 0
+	return c.f.Seek(0, io.SeekStart)
+}
+
 // memoryCases returns the cases of the in-memory write+read.
 func memoryCases(cfg Config, dir string) ([]microCase, func() error, func(), error) {
 	size, piece := cfg.MicroMemSize, cfg.MicroPiece
@@ -320,6 +385,8 @@ func memoryCases(cfg Config, dir string) ([]microCase, func() error, func(), err
 	}
 	var bb bytes.Buffer
 	bb.Grow(int(size))
+	var lb lockedBuffer
+	lb.b.Grow(int(size))
 	region := make([]byte, size)
 	cases := []microCase{
 		{name: "spool", label: "spool, Buffer reused", role: roleSpool, op: func() error {
@@ -345,6 +412,10 @@ func memoryCases(cfg Config, dir string) ([]microCase, func() error, func(), err
 		{name: "bytes", label: "bytes.Buffer, reused", role: rolePeer, op: func() error {
 			bb.Reset()
 			return writeReadBack(noSeek{&bb}, p, q, size)
+		}},
+		{name: "bytes-mutex", label: "bytes.Buffer+sync.Mutex, reused", role: roleGuarded, op: func() error {
+			lb.reset()
+			return writeReadBack(noSeek{&lb}, p, q, size)
 		}},
 		{name: "copy", label: "copy()", role: rolePhysical, op: func() error {
 			for off := int64(0); off < size; off += int64(piece) {
@@ -399,6 +470,20 @@ func spilledCases(cfg Config, dir string) ([]microCase, func() error, func(), er
 			err = os.Remove(f.Name())
 			if err == nil {
 				err = writeReadBack(f, p, q, size)
+			}
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		}},
+		{name: "file-crc", label: "*os.File+CRC-32C", role: roleGuarded, op: func() error {
+			f, err := os.CreateTemp(dir, "spoolbench-raw-*")
+			if err != nil {
+				return err
+			}
+			err = os.Remove(f.Name())
+			if err == nil {
+				err = writeReadBack(&crcFile{f: f}, p, q, size)
 			}
 			if cerr := f.Close(); err == nil {
 				err = cerr
@@ -487,14 +572,14 @@ func printMicroReport(w io.Writer, run Run) {
 		}
 		return fmt.Sprintf("%s %s", c.Label, formatNs(c.Median))
 	}
-	t := table{header: []string{"operation", "spool", "allocs/op", "peer", "spool ÷ peer", "physical limit", "spool ÷ physical"}}
+	t := table{header: []string{"operation", "spool", "allocs/op", "peer", "spool ÷ peer", "physical limit", "spool ÷ physical", "with spool's guarantees", "spool ÷ that"}}
 	var spreads []string
 	for _, v := range microVariants {
 		m := byOp(v.Name)
 		if m == nil {
 			continue
 		}
-		var peer, phys *MicroCase
+		var peer, phys, guarded *MicroCase
 		for i := range m.Cases {
 			c := &m.Cases[i]
 			switch c.Role {
@@ -502,6 +587,8 @@ func printMicroReport(w io.Writer, run Run) {
 				peer = c
 			case rolePhysical:
 				phys = c
+			case roleGuarded:
+				guarded = c
 			}
 			if len(c.NsPerOp) > 1 && c.Median > 0 {
 				spreads = append(spreads, fmt.Sprintf("%s %s %.0f%%", v.Name, c.Name, 100*(slices.Max(c.NsPerOp)-slices.Min(c.NsPerOp))/c.Median))
@@ -521,7 +608,7 @@ func printMicroReport(w io.Writer, run Run) {
 				spoolCell = fmt.Sprintf("%.2f GB/s", c.GBps(m.Bytes))
 			}
 			t.rows = append(t.rows, []string{op, spoolCell, fmt.Sprintf("%.1f", c.AllocsPerOp),
-				cell(m, peer), xs(speed(c, peer)), cell(m, phys), xs(speed(c, phys))})
+				cell(m, peer), xs(speed(c, peer)), cell(m, phys), xs(speed(c, phys)), cell(m, guarded), xs(speed(c, guarded))})
 		}
 	}
 	t.print(w)
@@ -531,12 +618,20 @@ func printMicroReport(w io.Writer, run Run) {
 	if m := byOp("memory"); m != nil {
 		r, n := speed(m.Case("spool"), m.Case("bytes")), speed(m.Case("spool-new"), m.Case("bytes"))
 		printTarget(w, r >= 1.0, !math.IsNaN(r), fmt.Sprintf("in-memory write+read >= 1.0x a reused bytes.Buffer: %s with the Buffer reused like the bytes.Buffer (%s with a new Buffer per op)", targetRatio(r, 1.0), xs(n)))
+		if g := m.Case("bytes-mutex"); g != nil {
+			fmt.Fprintf(w, "  (a bytes.Buffer behind a sync.Mutex, which any buffer safe for concurrent use must at least pay for, runs at %s the bare one; spool at %s it)\n",
+				xs(speed(g, m.Case("bytes"))), xs(speed(m.Case("spool"), g)))
+		}
 	} else {
 		printTarget(w, false, false, "in-memory write+read >= 1.0x a reused bytes.Buffer: not run")
 	}
 	if m := byOp("spilled"); m != nil {
 		r := speed(m.Case("spool"), m.Case("file"))
 		printTarget(w, r >= 0.95, !math.IsNaN(r), fmt.Sprintf("spilled round trip >= 0.95x a raw *os.File: %s", targetRatio(r, 0.95)))
+		if g := m.Case("file-crc"); g != nil {
+			fmt.Fprintf(w, "  (the same file computing and checking a CRC-32C per piece, as spool must per 64 KiB block, runs at %s the raw one; spool at %s it)\n",
+				xs(speed(g, m.Case("file"))), xs(speed(m.Case("spool"), g)))
+		}
 	} else {
 		printTarget(w, false, false, "spilled round trip >= 0.95x a raw *os.File: not run")
 	}
@@ -553,6 +648,8 @@ func printMicroReport(w io.Writer, run Run) {
 	fmt.Fprintln(w, "... Close); bytes.Buffer reused (Reset); copy(): the same pieces copied into a reused slice and out again. spilled: a new")
 	fmt.Fprintln(w, "spool Buffer put on disk by Rollover before the first write, against an os.CreateTemp file unlinked at once; both written")
 	fmt.Fprintln(w, "and read in the same pieces, then closed. NewBuffer+Close: an empty buffer. allocs/op: runtime.MemStats.Mallocs per op.")
+	fmt.Fprintln(w, "with spool's guarantees: the peer or physical limit made to pay for what spool guarantees and it does not: a sync.Mutex")
+	fmt.Fprintln(w, "around each call (in memory); a CRC-32C of each piece, kept in memory and checked when the piece is read back (on disk).")
 	fmt.Fprintln(w, "GB/s: payload bytes per second (decimal).")
 	if len(spreads) > 0 {
 		fmt.Fprintf(w, "Spread of the repetitions, (max − min) / median: %s.\n", strings.Join(spreads, ", "))
