@@ -44,83 +44,11 @@ type blockFile struct {
 }
 
 func newBlockFile(f spillFile, s *sealer) *blockFile {
-	return &blockFile{f: f, seal: s}
-}
-
-// blockMeta describes block i of a blockFile: its first n bytes were
-// written (sealed) as a unit, of which the first valid are the block's
-// data (Truncate can shorten valid without rewriting the block); bytes past
-// valid read as zero. n == 0 means the block was never written: a hole.
-type blockMeta struct {
-	n, valid uint32
-	crc      uint32   // CRC-32C of the n bytes, without a sealer
-	ctr      uint64   // nonce counter of the last seal, with a sealer
-	tag      [16]byte // GCM tag of the last seal, with a sealer
-}
-
-// blockTable maps block indexes to their metadata: a slice for the first
-// denseBlocks blocks, grown as they are written, so a small spilled buffer
-// costs a few entries; pages of metaPageLen entries past that, allocated
-// as blocks are written, so a sparse file (a write at 1<<40) costs one
-// page, not a table of every block before it.
-type blockTable struct {
-	dense []blockMeta
-	pages map[int64]*metaPage
-}
-
-const (
-	denseBlocks = 1 << 14 // 1 GiB of data; at most 640 KiB of metadata
-	metaPageLen = 512
-)
-
-type metaPage [metaPageLen]blockMeta
-
-func (t *blockTable) get(i int64) blockMeta {
-	if i < denseBlocks {
-		if i < int64(len(t.dense)) {
-			return t.dense[i]
-		}
-		return blockMeta{}
+	bf := &blockFile{f: f, seal: s}
+	if s != nil {
+		bf.meta.seals = new(table[sealMeta])
 	}
-	if p := t.pages[i/metaPageLen]; p != nil {
-		return p[i%metaPageLen]
-	}
-	return blockMeta{}
-}
-
-func (t *blockTable) set(i int64, m blockMeta) {
-	if i < denseBlocks {
-		if n := int(i) + 1; n > len(t.dense) {
-			t.dense = append(t.dense, make([]blockMeta, n-len(t.dense))...)
-		}
-		t.dense[i] = m
-		return
-	}
-	p := t.pages[i/metaPageLen]
-	if p == nil {
-		if t.pages == nil {
-			t.pages = make(map[int64]*metaPage)
-		}
-		p = new(metaPage)
-		t.pages[i/metaPageLen] = p
-	}
-	p[i%metaPageLen] = m
-}
-
-// dropFrom forgets every block from i on.
-func (t *blockTable) dropFrom(i int64) {
-	if i < int64(len(t.dense)) {
-		clear(t.dense[i:])
-		t.dense = t.dense[:i]
-	}
-	for k, p := range t.pages {
-		switch {
-		case k*metaPageLen >= i:
-			delete(t.pages, k)
-		case (k+1)*metaPageLen > i:
-			clear(p[i-k*metaPageLen:])
-		}
-	}
+	return bf
 }
 
 // blockPool holds scratch blocks with room for a GCM tag.
