@@ -51,8 +51,16 @@ func newBlockFile(f spillFile, s *sealer) *blockFile {
 	return bf
 }
 
-// blockPool holds scratch blocks with room for a GCM tag.
-var blockPool = sync.Pool{New: func() any { b := make([]byte, blockSize+16); return &b }}
+// blockPool holds scratch blocks with room for a GCM tag, and after that
+// sideSize bytes for the nonce and additional data of a seal or an open
+// (sideOf), so that neither allocates: slices passed to cipher.AEAD, an
+// interface, escape to the heap.
+var blockPool = sync.Pool{New: func() any { b := make([]byte, blockSize+16+sideSize); return &b }}
+
+const sideSize = 24
+
+// sideOf returns the side area of a scratch block from blockPool.
+func sideOf(b *[]byte) *[sideSize]byte { return (*[sideSize]byte)((*b)[blockSize+16:]) }
 
 func getBlock() *[]byte  { return blockPool.Get().(*[]byte) }
 func putBlock(b *[]byte) { blockPool.Put(b) }
@@ -154,7 +162,7 @@ func (bf *blockFile) sealBlock(i int64, m blockMeta, lo int, seg []byte) error {
 			return err
 		}
 		if lo > 0 || hi < int(m.valid) {
-			if err := bf.seal.open(pt[:0], i, m, old); err != nil {
+			if err := bf.seal.open(pt[:0], i, m, old, sideOf(oldp)); err != nil {
 				return err
 			}
 		}
@@ -163,7 +171,7 @@ func (bf *blockFile) sealBlock(i int64, m blockMeta, lo int, seg []byte) error {
 	copy(pt[lo:], seg)
 	ctp := getBlock()
 	defer putBlock(ctp)
-	ctr, ct, tag := bf.seal.seal((*ctp)[:0], i, pt)
+	ctr, ct, tag := bf.seal.seal((*ctp)[:0], i, pt, sideOf(ctp))
 	if err := bf.pwrite(ct, base); err != nil {
 		bf.restore(old, 0, base)
 		return err
@@ -238,7 +246,7 @@ func (bf *blockFile) readVerified(i int64, m blockMeta, p []byte) error {
 		if err := bf.readRaw(i, ct); err != nil {
 			return err
 		}
-		return bf.seal.open(p[:0], i, m, ct)
+		return bf.seal.open(p[:0], i, m, ct, sideOf(ctp))
 	}
 	if err := bf.readRaw(i, p); err != nil {
 		return err
@@ -344,35 +352,41 @@ func newSealer() (*sealer, error) {
 	return s, nil
 }
 
-func (s *sealer) nonce(ctr uint64) []byte {
-	var n [12]byte
+// nonce writes the nonce of counter ctr into side and returns it.
+func (s *sealer) nonce(ctr uint64, side *[sideSize]byte) []byte {
+	n := side[:12]
 	copy(n[:4], s.prefix[:])
 	binary.LittleEndian.PutUint64(n[4:], ctr)
-	return n[:]
+	return n
 }
 
-func additional(i int64, n int) []byte {
-	var ad [12]byte
+// additional writes the additional data of block i holding n bytes into
+// side and returns it: a block cannot be passed off as another, or as a
+// longer or shorter one.
+func additional(i int64, n int, side *[sideSize]byte) []byte {
+	ad := side[12:24]
 	binary.LittleEndian.PutUint64(ad[:8], uint64(i))
 	binary.LittleEndian.PutUint32(ad[8:], uint32(n))
-	return ad[:]
+	return ad
 }
 
 // seal encrypts pt as block i into dst (which needs room for len(pt)+16
-// bytes) and returns the nonce counter, the ciphertext and the tag.
-func (s *sealer) seal(dst []byte, i int64, pt []byte) (uint64, []byte, [16]byte) {
+// bytes) and returns the nonce counter, the ciphertext and the tag. side
+// is scratch space outside dst's output and pt.
+func (s *sealer) seal(dst []byte, i int64, pt []byte, side *[sideSize]byte) (uint64, []byte, [16]byte) {
 	ctr := s.ctr.Add(1)
-	out := s.aead.Seal(dst, s.nonce(ctr), pt, additional(i, len(pt)))
+	out := s.aead.Seal(dst, s.nonce(ctr, side), pt, additional(i, len(pt), side))
 	var tag [16]byte
 	copy(tag[:], out[len(pt):])
 	return ctr, out[:len(pt)], tag
 }
 
 // open decrypts ct, block i as described by m, into dst and checks its
-// tag. ct must have 16 bytes of spare capacity for the tag.
-func (s *sealer) open(dst []byte, i int64, m blockMeta, ct []byte) error {
+// tag. ct must have 16 bytes of spare capacity for the tag; side is
+// scratch space outside ct, its tag and dst.
+func (s *sealer) open(dst []byte, i int64, m blockMeta, ct []byte, side *[sideSize]byte) error {
 	in := append(ct[:len(ct):len(ct)+16], m.tag[:]...)
-	if _, err := s.aead.Open(dst, s.nonce(m.ctr), in, additional(i, len(ct))); err != nil {
+	if _, err := s.aead.Open(dst, s.nonce(m.ctr, side), in, additional(i, len(ct), side)); err != nil {
 		return fmt.Errorf("%w: authentication failed for block at offset %d", ErrCorrupt, i*blockSize)
 	}
 	return nil

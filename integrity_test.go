@@ -204,3 +204,44 @@ func TestSpillFarOffsets(t *testing.T) {
 		}
 	}
 }
+
+// TestSpilledBlockIOAllocations checks that rewriting and reading back a
+// whole block of a spilled buffer allocates nothing, encrypted or not: the
+// nonce and additional data of a seal live in the pooled scratch block.
+func TestSpilledBlockIOAllocations(t *testing.T) {
+	for _, encrypt := range []bool{false, true} {
+		m, err := spool.NewManager(spool.Options{TempDir: t.TempDir(), EncryptSpill: encrypt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := m.NewBuffer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Rollover(); err != nil {
+			t.Fatal(err)
+		}
+		p := bytes.Repeat([]byte("spool"), spool.BlockSize/5+1)[:spool.BlockSize]
+		q := make([]byte, len(p))
+		var ioErr error
+		allocs := testing.AllocsPerRun(50, func() {
+			if _, err := b.WriteAt(p, spool.BlockSize); err != nil {
+				ioErr = err
+			}
+			if _, err := b.ReadAt(q, spool.BlockSize); err != nil {
+				ioErr = err
+			}
+		})
+		if ioErr != nil {
+			t.Fatal(ioErr)
+		}
+		if !bytes.Equal(p, q) {
+			t.Fatalf("encrypt %v: read back other bytes", encrypt)
+		}
+		if allocs != 0 && !raceEnabled {
+			t.Errorf("encrypt %v: %v allocations per block written and read back, want 0", encrypt, allocs)
+		}
+		b.Close()
+		m.Close()
+	}
+}
