@@ -15,9 +15,12 @@ import (
 // promotion happen later or not at all. As measured with ristretto v2.4.2,
 // so designed around:
 //   - Set is asynchronous and may be dropped; Get records are lossy. Only
-//     the promoter goroutine, which holds no lock, calls Set, Wait and
-//     GetTTL; Get and Del are called with no spool lock held or are
-//     non-blocking.
+//     the promoter goroutine, which holds no lock, calls Set and Wait. Get
+//     and Del are called with no spool lock held or are non-blocking.
+//     GetTTL (resident) is called by the promoter with no lock held, and
+//     under experiment.RistrettoVictims by the victim search with a
+//     buffer's lock and Manager.mu held: it takes only ristretto's shard
+//     read locks and calls nothing of spool's but mixKey (lock.go).
 //   - Keys are buffer IDs (never pointers), hashed with a mixing function:
 //     ristretto's default hash of an integer key is the key itself, which
 //     makes the count-min sketch rows collide (ristretto issue #108).

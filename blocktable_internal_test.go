@@ -40,7 +40,7 @@ func TestBlockTable(t *testing.T) {
 				continue
 			}
 			m := blockMeta{n: uint32(r.IntN(blockSize) + 1), crc: r.Uint32()}
-			m.valid = m.n
+			m.valid = uint32(r.IntN(int(m.n) + 1))
 			if sealed {
 				m.ctr = r.Uint64()
 				m.tag[r.IntN(16)] = byte(step)

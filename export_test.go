@@ -122,8 +122,14 @@ func ForceEvict(b *Buffer) {
 	s.lock()
 	defer s.unlock()
 	if !s.closed {
-		// More than can ever be freed: tries them all.
-		ev, _ := s.m.makeRoom(s.m.budget.size+1, s, math.Inf(1), true)
+		// All the budget but what b holds: only rolling over every other
+		// buffer frees that much, so every one of them is tried. If that
+		// worked, the budget taken is given back.
+		need := s.m.budget.size - s.mem.Load()
+		ev, ok := s.m.makeRoom(need, s, math.Inf(1), true)
+		if ok {
+			s.m.budget.release(need)
+		}
 		s.pending = append(s.pending, ev...)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/spoolkit/spool/internal/experiment"
@@ -267,7 +268,11 @@ func (m *Manager) unregister(b *store) {
 // The victims are searched for in batches (victims.go): the first batch
 // holds the victimBatch buffers the policy would roll over first, the
 // next one those that come after the last of it, and so on, so that the
-// search allocates nothing and holds nothing per live buffer.
+// search allocates nothing and holds nothing per live buffer. A search
+// offers at most as many buffers as were eligible when it began (a buffer
+// touched meanwhile moves past the cursor and could otherwise come back
+// again and again), and it ends at the first rollover that fails on a
+// limit every other victim would hit too (limitReached).
 func (m *Manager) makeRoom(need int64, self *store, limit float64, inclusive bool) ([]SpillEvent, bool) {
 	var (
 		batch  [victimBatch]candidate
@@ -275,22 +280,30 @@ func (m *Manager) makeRoom(need int64, self *store, limit float64, inclusive boo
 		events []SpillEvent
 	)
 	q := victimQuery{self: self, limit: limit, inclusive: inclusive}
-	for pass := 0; ; pass++ {
-		cs, reclaimable := m.victims(&batch, q)
-		if pass == 0 && reclaimable+m.budget.size-m.budget.used() < need {
-			return nil, m.budget.tryAcquire(need)
+	left := -1 // buffers the search may still offer; set by the first batch
+	for {
+		cs, reclaimable, eligible := m.victims(&batch, q)
+		if left < 0 {
+			if reclaimable+m.budget.size-m.budget.used() < need {
+				return nil, m.budget.tryAcquire(need)
+			}
+			left = eligible
 		}
+		if len(cs) > left {
+			cs = cs[:left]
+		}
+		left -= len(cs)
 		for i := range cs {
 			v := cs[i].b
 			if !v.mu.TryLock() {
 				m.skippedBusy.Add(1)
 				continue
 			}
+			var err error
 			if !v.closed && v.mem.Load() > 0 {
 				// A failed rollover is recorded in the victim's event and
-				// in Stats; the victim's data stays intact. The writer goes
-				// on with the next candidate.
-				_ = v.rollover(SpillEvicted)
+				// in Stats; the victim's data stays intact.
+				err = v.rollover(SpillEvicted)
 			}
 			events = append(events, v.pending...)
 			v.pending = nil
@@ -298,9 +311,12 @@ func (m *Manager) makeRoom(need int64, self *store, limit float64, inclusive boo
 			if m.budget.tryAcquire(need) {
 				return events, true
 			}
+			if limitReached(err) {
+				return events, false
+			}
 		}
-		if len(cs) < victimBatch {
-			break // no buffer comes after this batch
+		if len(cs) < victimBatch || left == 0 {
+			break // no buffer comes after this batch, or all were offered
 		}
 		after = cs[len(cs)-1]
 		after.b = nil // the batch array is reused; keep the numbers only
@@ -308,6 +324,14 @@ func (m *Manager) makeRoom(need int64, self *store, limit float64, inclusive boo
 	}
 	// Memory may have been freed meanwhile by a Close or a Truncate.
 	return events, m.budget.tryAcquire(need)
+}
+
+// limitReached reports whether err, from a rollover, is a limit that the
+// next victim would most likely hit too: the Manager's spill-file or disk
+// budget, or a full disk or quota. Other victims are not tried after one.
+func limitReached(err error) bool {
+	return err != nil && (errors.Is(err, ErrSpillFiles) || errors.Is(err, ErrDiskBudget) ||
+		errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT))
 }
 
 // deliver hands spill events to OnSpill and the Logger, and tells

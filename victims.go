@@ -14,13 +14,17 @@ package spool
 //
 // The numbers are read without the buffers' locks, so they may be stale by
 // the time a victim is locked, and may change between two batches; they
-// only order the attempts. Whatever changes, each batch starts strictly
-// after the previous one in the policy's order, so a search ends.
+// only order the attempts. Each batch starts strictly after the previous
+// one in the policy's order, but a buffer touched meanwhile can move past
+// the cursor and be offered again, so makeRoom bounds a search by the
+// number of buffers that were eligible when it began.
 
 // victimBatch is the number of candidates in one batch of the victim
 // search. A write short of memory usually needs one victim; more cover
-// buffers that are busy (TryLock fails) or that a Close emptied meanwhile.
-const victimBatch = 32
+// buffers that are busy (TryLock fails: at most one per goroutine holding
+// a buffer's lock) or that a Close emptied meanwhile. 64 candidates take
+// 3 KiB of stack.
+const victimBatch = 64
 
 // candidate is a snapshot of one buffer taken for a spill decision.
 type candidate struct {
@@ -42,14 +46,14 @@ type victimQuery struct {
 
 // victims fills batch with the live buffers that hold memory and that q
 // allows, at most victimBatch of them, those the policy would roll over
-// first, in that order; it returns them and the memory held by every
-// buffer q allows (not only those in the batch).
-func (m *Manager) victims(batch *[victimBatch]candidate, q victimQuery) ([]candidate, int64) {
+// first, in that order; it returns them, and the number of buffers and
+// memory held by every buffer q allows but for its cursor (not only those
+// in the batch).
+func (m *Manager) victims(batch *[victimBatch]candidate, q victimQuery) (cs []candidate, total int64, eligible int) {
 	p, byRistretto := m.opts.Policy, m.byRistretto
 	// h is a max-heap by the policy's order: h[0] is the candidate that
 	// would be rolled over last, the one a better candidate displaces.
 	h := batch[:0]
-	var total int64
 	m.mu.Lock()
 	for _, b := range m.bufs {
 		if b == q.self {
@@ -70,6 +74,7 @@ func (m *Manager) victims(batch *[victimBatch]candidate, q victimQuery) ([]candi
 			}
 		}
 		total += mem
+		eligible++
 		if q.after != nil && !p.before(q.after, &c, byRistretto) {
 			continue // tried in an earlier batch
 		}
@@ -88,7 +93,7 @@ func (m *Manager) victims(batch *[victimBatch]candidate, q victimQuery) ([]candi
 		h[0], h[n] = h[n], h[0]
 		siftDown(h[:n], 0, p, byRistretto)
 	}
-	return h, total
+	return h, total, eligible
 }
 
 // siftUp and siftDown keep h a max-heap by p's order (the root is the

@@ -1,10 +1,12 @@
 package spool
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"sync"
 	"testing"
 )
 
@@ -90,9 +92,9 @@ func TestVictimBatches(t *testing.T) {
 			var after candidate
 			q := victimQuery{self: self, limit: limit, inclusive: inclusive}
 			for {
-				cs, total := m.victims(&batch, q)
-				if total != wantTotal {
-					t.Fatalf("batch %d: reclaimable %d, want %d", len(got)/victimBatch, total, wantTotal)
+				cs, total, eligible := m.victims(&batch, q)
+				if total != wantTotal || eligible != len(want) {
+					t.Fatalf("batch %d: %d buffers holding %d bytes eligible, want %d holding %d", len(got)/victimBatch, eligible, total, len(want), wantTotal)
 				}
 				got = append(got, cs...)
 				if len(cs) < victimBatch {
@@ -124,7 +126,7 @@ func TestVictimsAllocateNothing(t *testing.T) {
 	var batch [victimBatch]candidate
 	var found int
 	allocs := testing.AllocsPerRun(100, func() {
-		cs, _ := m.victims(&batch, victimQuery{limit: math.Inf(1), inclusive: true})
+		cs, _, _ := m.victims(&batch, victimQuery{limit: math.Inf(1), inclusive: true})
 		found = len(cs)
 	})
 	if allocs != 0 {
@@ -189,5 +191,143 @@ func TestEvictionPastBusyBatch(t *testing.T) {
 	}
 	if got := m.Stats().SkippedBusy; got < victimBatch {
 		t.Errorf("SkippedBusy %d, want at least %d", got, victimBatch)
+	}
+}
+
+// fullManager returns a Manager under LeastRecentlyUsed whose budget of n
+// 4 KiB chunks is held by n buffers of one chunk each.
+func fullManager(t *testing.T, n int, opts Options, fs fileSystem) (*Manager, []*Buffer) {
+	t.Helper()
+	const cs = 4 << 10
+	opts.ChunkSize, opts.MemoryBudget, opts.TempDir, opts.Policy = cs, int64(n)*cs, t.TempDir(), LeastRecentlyUsed
+	m, err := newManager(opts, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	bufs := make([]*Buffer, n)
+	for i := range bufs {
+		if bufs[i], err = m.NewBuffer(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bufs[i].Write(make([]byte, cs)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return m, bufs
+}
+
+// TestVictimSearchBounded checks that a search whose every rollover fails
+// ends after offering each eligible buffer at most once, even while
+// readers keep moving buffers past its cursor (under LeastRecentlyUsed a
+// read makes a buffer the most recent, the last of the order).
+func TestVictimSearchBounded(t *testing.T) {
+	const n = 300
+	f := &Faults{FailAt: 0, Persistent: true, Err: errors.New("injected I/O error")}
+	m, bufs := fullManager(t, n, Options{}, faultyFS{f})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 2 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 9))
+			var one [1]byte
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				bufs[r.IntN(n)].ReadAt(one[:], 0)
+			}
+		})
+	}
+	w, err := m.NewBuffer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := m.Stats().SpillErrors
+	_, err = w.Write(make([]byte, 4<<10))
+	close(stop)
+	wg.Wait()
+	if err == nil {
+		t.Fatal("a write with no memory and failing disk succeeded")
+	}
+	// Every other buffer once, then the writer itself.
+	if got := m.Stats().SpillErrors - before; got > n+1 {
+		t.Errorf("%d failed rollovers for one write, want at most %d", got, n+1)
+	}
+	runtime.KeepAlive(bufs)
+}
+
+// TestVictimSearchStopsAtLimit checks that a search ends at the first
+// victim whose rollover fails on a limit all of them share: here no spill
+// file may be opened, so no victim can roll over.
+func TestVictimSearchStopsAtLimit(t *testing.T) {
+	const n = 100
+	m, bufs := fullManager(t, n, Options{MaxSpillFiles: 1}, osFS{})
+	if err := bufs[0].Rollover(); err != nil { // takes the one spill file
+		t.Fatal(err)
+	}
+	if _, err := bufs[0].Write(make([]byte, 4<<10)); err != nil { // on disk: no memory
+		t.Fatal(err)
+	}
+	w, err := m.NewBuffer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One chunk is free (bufs[0]'s); the second must come from a victim.
+	before := m.Stats().SpillErrors
+	_, err = w.Write(make([]byte, 8<<10))
+	if !errors.Is(err, ErrSpillFiles) {
+		t.Fatalf("write: %v, want ErrSpillFiles", err)
+	}
+	// One victim, then the writer itself.
+	if got := m.Stats().SpillErrors - before; got != 2 {
+		t.Errorf("%d failed rollovers for one write, want 2", got)
+	}
+	runtime.KeepAlive(bufs)
+}
+
+// TestForceEvict checks the test hook the fuzzer uses: every other idle
+// buffer rolls over, the caller's stays, and no budget is left taken.
+func TestForceEvict(t *testing.T) {
+	m, bufs := fullManager(t, 5, Options{}, osFS{})
+	ForceEvict(bufs[0])
+	if bufs[0].OnDisk() {
+		t.Error("the caller's buffer rolled over")
+	}
+	for i, b := range bufs[1:] {
+		if !b.OnDisk() {
+			t.Errorf("buffer %d stayed in memory", i+1)
+		}
+	}
+	if st := m.Stats(); st.MemoryInUse != 4<<10 {
+		t.Errorf("MemoryInUse %d after ForceEvict, want the caller's one chunk", st.MemoryInUse)
+	}
+}
+
+// TestRistrettoVictimOrder checks the order of the
+// experiment.RistrettoVictims variant: buffers ristretto does not hold
+// first, then the largest, then the oldest ID.
+func TestRistrettoVictimOrder(t *testing.T) {
+	cs := []candidate{
+		{id: 1, mem: 10, cached: true},
+		{id: 2, mem: 30, cached: false},
+		{id: 3, mem: 20, cached: false},
+		{id: 4, mem: 30, cached: true},
+		{id: 5, mem: 30, cached: false},
+	}
+	slices.SortFunc(cs, func(a, b candidate) int {
+		if LeastFrequentlyUsed.before(&a, &b, true) {
+			return -1
+		}
+		return 1
+	})
+	var got []uint64
+	for _, c := range cs {
+		got = append(got, c.id)
+	}
+	if want := []uint64{2, 5, 3, 4, 1}; !slices.Equal(got, want) {
+		t.Errorf("order %v, want %v", got, want)
 	}
 }
