@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"fmt"
 	"math"
 	"sync"
 )
@@ -132,6 +133,31 @@ func ForceEvict(b *Buffer) {
 		}
 		s.pending = append(s.pending, ev...)
 	}
+}
+
+// CheckHolding returns an error unless m's list of buffers holding memory
+// (the victim search's) is exactly its live buffers whose memory is not
+// zero. Call it while no operation is in progress.
+func CheckHolding(m *Manager) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	in := make(map[*store]bool, len(m.holding))
+	for i, b := range m.holding {
+		if b.holdIdx != i+1 {
+			return fmt.Errorf("buffer %d at %d of the holding list says %d", b.id, i, b.holdIdx-1)
+		}
+		in[b] = true
+	}
+	for _, b := range m.bufs {
+		if holds := b.mem.Load() > 0; holds != in[b] {
+			return fmt.Errorf("buffer %d holds %d bytes; in the holding list: %v", b.id, b.mem.Load(), in[b])
+		}
+		delete(in, b)
+	}
+	for b := range in {
+		return fmt.Errorf("buffer %d (closed %v, %d bytes) is in the holding list but not live", b.id, b.closed, b.mem.Load())
+	}
+	return nil
 }
 
 // ForceNamedSpillFiles makes m create its spill files with the named

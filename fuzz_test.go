@@ -44,6 +44,9 @@ func FuzzBuffer(f *testing.F) {
 			if st.MemoryInUse < 0 || st.MemoryInUse > st.MemoryBudget {
 				t.Fatalf("step %d: MemoryInUse %d outside [0, %d]", step, st.MemoryInUse, st.MemoryBudget)
 			}
+			if err := spool.CheckHolding(m); err != nil {
+				t.Fatalf("step %d: %v", step, err)
+			}
 			for i, b := range fz.bufs {
 				if got := b.Size(); got != int64(len(fz.md[i].data)) {
 					t.Fatalf("step %d: buffer %d Size %d, model %d", step, i, got, len(fz.md[i].data))

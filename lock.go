@@ -14,11 +14,11 @@ package spool
 //     hold it for writing; ReadAt, Size and OnDisk hold it for reading, so
 //     ReadAt calls run in parallel with each other.
 //
-//  2. Manager.mu (sync.Mutex) guards the Manager's list of live buffers and
-//     its closed flag. It is a leaf: while holding it, code takes no other
+//  2. Manager.mu (sync.Mutex) guards the Manager's lists of live buffers
+//     and of buffers holding memory, and its closed flag. It is a leaf: while holding it, code takes no other
 //     spool lock (not even with TryLock), does no I/O and calls no user
 //     code. The victim search (victims.go) holds it for one pass over the
-//     live buffers per batch of candidates, reading their atomics; under
+//     buffers holding memory per batch of candidates, reading their atomics; under
 //     the experiment.RistrettoVictims variant each pass also asks
 //     ristretto's cache whether it holds each buffer (GetTTL), which takes
 //     only ristretto's own shard read locks, never waits on a channel, and
@@ -35,8 +35,9 @@ package spool
 // disk (Manager.makeRoom), and it skips that buffer if TryLock fails. A
 // TryLock never waits, so no cycle of waiting goroutines can form, whatever
 // the number of buffers and goroutines: that is the whole deadlock argument.
-// Manager.mu may be taken while holding a store.mu (to register, unregister
-// or search for victims); a store.mu is never taken while holding Manager.mu.
+// Manager.mu may be taken while holding a store.mu (to register, unregister,
+// search for victims, or note that the buffer started or stopped holding
+// memory: store.addMem); a store.mu is never taken while holding Manager.mu.
 //
 // What is done while holding store.mu. Copies between chunks and the
 // caller's slice, and reads and writes of the buffer's own spill file

@@ -75,6 +75,10 @@ type Manager struct {
 	mu     sync.Mutex
 	closed bool
 	bufs   []*store // live buffers; bufs[s.idx] == s
+	// holding is the live buffers that hold memory, in no order:
+	// holding[s.holdIdx-1] == s. The victim search scans it, not bufs, so
+	// its cost follows the buffers in memory, not those on disk.
+	holding []*store
 }
 
 // NewManager returns a Manager configured by opts, or an error wrapping
@@ -237,6 +241,24 @@ func (m *Manager) openSpill() (*blockFile, error) {
 		return nil, err
 	}
 	return newBlockFile(f, m.seal), nil
+}
+
+// setHolding adds b to the list of buffers holding memory, or removes it.
+func (m *Manager) setHolding(b *store, holds bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case holds && b.holdIdx == 0:
+		m.holding = append(m.holding, b)
+		b.holdIdx = len(m.holding)
+	case !holds && b.holdIdx != 0:
+		i, last := b.holdIdx-1, len(m.holding)-1
+		m.holding[i] = m.holding[last]
+		m.holding[i].holdIdx = i + 1
+		m.holding[last] = nil
+		m.holding = m.holding[:last]
+		b.holdIdx = 0
+	}
 }
 
 // unregister removes a closed buffer from the live list.

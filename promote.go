@@ -133,7 +133,7 @@ func (m *Manager) promote(s *store) {
 		return
 	}
 	s.chunks = chunks
-	s.mem.Add(need)
+	s.addMem(need)
 	// The data is in memory now; the anonymous file only goes away.
 	_ = s.closeFile()
 	s.unlock()

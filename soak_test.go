@@ -346,6 +346,9 @@ func testSoak(t *testing.T, cfg soakConfig) {
 	if got := spillEvents.Load(); got != st.Spills+st.SpillErrors {
 		t.Errorf("OnSpill called %d times, Stats: %d spills + %d errors", got, st.Spills, st.SpillErrors)
 	}
+	if err := spool.CheckHolding(m); err != nil {
+		t.Error(err)
+	}
 	if failures == 0 && spillErrs.Load() == 0 && !t.Failed() {
 		t.Logf("data lost: 0")
 	} else {

@@ -27,6 +27,7 @@ type store struct {
 	offered   atomic.Bool   // queued for promotion
 	mem       atomic.Int64  // chunk bytes held; changed under mu, read anywhere
 	idx       int           // index in m.bufs; guarded by m.mu
+	holdIdx   int           // 1 + index in m.holding, 0 if not there; guarded by m.mu
 
 	// mu protects the following fields. See lock.go for the lock order.
 	mu     sync.RWMutex
@@ -483,7 +484,7 @@ func (b *store) memWrite(p []byte, off, end int64) {
 		if c == nil {
 			c = b.m.pool.get()
 			b.chunks[i] = c
-			b.mem.Add(cs)
+			b.addMem(cs)
 			// A recycled chunk holds stale bytes: zero the part of it
 			// inside the new size that this write does not cover.
 			clear((*c)[:lo])
@@ -652,7 +653,7 @@ func (b *store) freeChunk(i int64) {
 	}
 	b.chunks[i] = nil
 	b.m.pool.put(c)
-	b.mem.Add(-b.m.cs)
+	b.addMem(-b.m.cs)
 	b.m.budget.release(b.m.cs)
 }
 
@@ -669,8 +670,23 @@ func (b *store) freeChunks(i int64) {
 		}
 	}
 	if freed > 0 {
-		b.mem.Add(-freed)
+		b.addMem(-freed)
 		b.m.budget.release(freed)
+	}
+}
+
+// addMem changes the chunk memory b holds by delta and, when that starts
+// or stops being zero, adds b to or removes it from its Manager's list of
+// buffers holding memory, the only ones the victim search scans
+// (victims.go). The caller holds b.mu for writing, so the changes of one
+// buffer, and their list updates, come in order.
+func (b *store) addMem(delta int64) {
+	now := b.mem.Add(delta)
+	switch before := now - delta; {
+	case before == 0 && now > 0:
+		b.m.setHolding(b, true)
+	case before > 0 && now == 0:
+		b.m.setHolding(b, false)
 	}
 }
 

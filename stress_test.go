@@ -391,6 +391,9 @@ func testStress(t *testing.T, policy spool.Policy) {
 	if got := spills.Load(); got != st.Spills {
 		t.Errorf("OnSpill called %d times, Stats.Spills = %d", got, st.Spills)
 	}
+	if err := spool.CheckHolding(m); err != nil {
+		t.Error(err)
+	}
 	if err := m.Close(); err != nil {
 		t.Fatalf("Close = %v", err)
 	}

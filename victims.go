@@ -3,14 +3,15 @@ package spool
 // The victim search: which buffers a write short of memory rolls over.
 //
 // makeRoom (manager.go) asks for victims a batch at a time. One call of
-// victims scans the live buffers once under Manager.mu and keeps, in a
-// fixed array on the caller's stack, the victimBatch eligible buffers the
-// policy would roll over first (policy.go's before), skipping those that
-// come no later than the last buffer of the previous batch. A search thus
-// costs one pass over the live buffers per batch and allocates nothing,
-// however many buffers there are: a snapshot of every buffer per
-// memory-short write was, at 10,000 buffers, megabytes of garbage and of
-// pooled slices, all of it RAM outside the budget.
+// victims scans the buffers that hold memory (Manager.holding, kept by
+// store.addMem) once under Manager.mu and keeps, in a fixed array on the
+// caller's stack, the victimBatch eligible buffers the policy would roll
+// over first (policy.go's before), skipping those that come no later than
+// the last buffer of the previous batch. A search thus costs one pass over
+// the buffers in memory per batch and allocates nothing, however many
+// buffers there are: a snapshot of every buffer per memory-short write
+// was, at 10,000 buffers, megabytes of garbage and of pooled slices, all
+// of it RAM outside the budget.
 //
 // The numbers are read without the buffers' locks, so they may be stale by
 // the time a victim is locked, and may change between two batches; they
@@ -55,7 +56,7 @@ func (m *Manager) victims(batch *[victimBatch]candidate, q victimQuery) (cs []ca
 	// would be rolled over last, the one a better candidate displaces.
 	h := batch[:0]
 	m.mu.Lock()
-	for _, b := range m.bufs {
+	for _, b := range m.holding {
 		if b == q.self {
 			continue
 		}
