@@ -135,9 +135,18 @@ func ForceEvict(b *Buffer) {
 	}
 }
 
+// StopPromoter stops m's promotion goroutine for good, so that a test can
+// look at m while nothing moves. Call it while no operation is in
+// progress.
+func StopPromoter(m *Manager) {
+	m.promoter.stop()
+	m.promoter = nil
+}
+
 // CheckHolding returns an error unless m's list of buffers holding memory
 // (the victim search's) is exactly its live buffers whose memory is not
-// zero. Call it while no operation is in progress.
+// zero; after Close, that the list is empty. Call it while no operation
+// is in progress.
 func CheckHolding(m *Manager) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -152,10 +161,13 @@ func CheckHolding(m *Manager) error {
 		if holds := b.mem.Load() > 0; holds != in[b] {
 			return fmt.Errorf("buffer %d holds %d bytes; in the holding list: %v", b.id, b.mem.Load(), in[b])
 		}
+		if !in[b] && b.holdIdx != 0 {
+			return fmt.Errorf("buffer %d is not in the holding list but says it is at %d", b.id, b.holdIdx-1)
+		}
 		delete(in, b)
 	}
 	for b := range in {
-		return fmt.Errorf("buffer %d (closed %v, %d bytes) is in the holding list but not live", b.id, b.closed, b.mem.Load())
+		return fmt.Errorf("buffer %d (%d bytes) is in the holding list but not live", b.id, b.mem.Load())
 	}
 	return nil
 }

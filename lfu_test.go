@@ -256,7 +256,14 @@ func TestPromotionConcurrent(t *testing.T) {
 	if st.Promotions == 0 {
 		t.Error("no promotion happened")
 	}
+	spool.StopPromoter(m)
+	if err := spool.CheckHolding(m); err != nil {
+		t.Errorf("after promotions: %v", err)
+	}
 	if err := m.Close(); err != nil && !errors.Is(err, spool.ErrClosed) {
 		t.Fatal(err)
+	}
+	if err := spool.CheckHolding(m); err != nil {
+		t.Errorf("after Close: %v", err)
 	}
 }

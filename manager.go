@@ -77,7 +77,11 @@ type Manager struct {
 	bufs   []*store // live buffers; bufs[s.idx] == s
 	// holding is the live buffers that hold memory, in no order:
 	// holding[s.holdIdx-1] == s. The victim search scans it, not bufs, so
-	// its cost follows the buffers in memory, not those on disk.
+	// its cost follows the buffers in memory, not those on disk. It lags
+	// a buffer's mem for an instant (store.addMem changes mem, then takes
+	// mu), while the buffer's own lock is held, so no search misses a
+	// buffer it could have locked; one that has just dropped to zero is
+	// skipped.
 	holding []*store
 }
 
@@ -252,13 +256,19 @@ func (m *Manager) setHolding(b *store, holds bool) {
 		m.holding = append(m.holding, b)
 		b.holdIdx = len(m.holding)
 	case !holds && b.holdIdx != 0:
-		i, last := b.holdIdx-1, len(m.holding)-1
-		m.holding[i] = m.holding[last]
-		m.holding[i].holdIdx = i + 1
-		m.holding[last] = nil
-		m.holding = m.holding[:last]
-		b.holdIdx = 0
+		m.dropHolding(b)
 	}
+}
+
+// dropHolding removes b, which is in it, from the list of buffers holding
+// memory. The caller holds m.mu.
+func (m *Manager) dropHolding(b *store) {
+	i, last := b.holdIdx-1, len(m.holding)-1
+	m.holding[i] = m.holding[last]
+	m.holding[i].holdIdx = i + 1
+	m.holding[last] = nil
+	m.holding = m.holding[:last]
+	b.holdIdx = 0
 }
 
 // unregister removes a closed buffer from the live list.
@@ -275,6 +285,11 @@ func (m *Manager) unregister(b *store) {
 	m.bufs[last] = nil
 	m.bufs = m.bufs[:last]
 	b.idx = -1
+	if b.holdIdx != 0 {
+		// Close gave every chunk back first, so this does not happen;
+		// but a closed buffer must never stay in the victim search.
+		m.dropHolding(b)
+	}
 }
 
 // makeRoom rolls other buffers over to disk until need bytes of the budget

@@ -408,6 +408,9 @@ func checkEmpty(t *testing.T, m *spool.Manager, dir string, fds int) {
 	if st.MemoryInUse != 0 || st.DiskInUse != 0 || st.Buffers != 0 || st.BuffersOnDisk != 0 {
 		t.Errorf("after Close: %+v, want no memory, disk or buffers in use", st)
 	}
+	if err := spool.CheckHolding(m); err != nil {
+		t.Errorf("after Close: %v", err)
+	}
 	if ents, err := os.ReadDir(dir); err != nil || len(ents) != 0 {
 		t.Errorf("after Close: TempDir holds %d entries (%v)", len(ents), err)
 	}
