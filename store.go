@@ -25,7 +25,7 @@ type store struct {
 	freq      atomic.Uint64 // access count for LeastFrequentlyUsed (frequency.go)
 	lastWrite atomic.Bool   // the last access was a write
 	offered   atomic.Bool   // queued for promotion
-	mem       atomic.Int64  // chunk bytes held; changed under mu, read anywhere
+	mem       atomic.Int64  // chunk bytes held; changed only by addMem, under mu; read anywhere
 	idx       int           // index in m.bufs; guarded by m.mu
 	holdIdx   int           // 1 + index in m.holding, 0 if not there; guarded by m.mu
 
@@ -223,9 +223,8 @@ func (b *store) Truncate(size int64) error {
 		if size%b.m.cs != 0 {
 			keep++
 		}
-		b.freeChunks(keep)
+		b.freeChunks(keep) // also drops their pointers, for the GC
 		if keep < int64(len(b.chunks)) {
-			clear(b.chunks[keep:]) // drop pointers for the GC
 			b.chunks = b.chunks[:keep]
 		}
 		b.size = size
