@@ -130,16 +130,7 @@ func printCacheReport(w io.Writer, run Run) {
 	// Targets.
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Targets:")
-	target := func(ok bool, known bool, text string) {
-		verdict := "MISS"
-		switch {
-		case !known:
-			verdict = "n/a "
-		case ok:
-			verdict = "PASS"
-		}
-		fmt.Fprintf(w, "- %s %s\n", verdict, text)
-	}
+	target := func(ok, known bool, text string) { printTarget(w, ok, known, text) }
 	ceilOf := func(s float64) string {
 		for _, c := range cr.Ceilings {
 			if c.Zipf == s {
