@@ -310,6 +310,23 @@ type noSeek struct {
 
 func (noSeek) Seek(int64, int) (int64, error) { return 0, nil }
 
+// fileRoundTrip writes and reads back size bytes through wrap of a
+// temporary file in dir, unlinked at once, then closes it.
+func fileRoundTrip(dir string, wrap func(*os.File) io.ReadWriteSeeker, p, q []byte, size int64) error {
+	f, err := os.CreateTemp(dir, "spoolbench-raw-*")
+	if err != nil {
+		return err
+	}
+	err = os.Remove(f.Name())
+	if err == nil {
+		err = writeReadBack(wrap(f), p, q, size)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // lockedBuffer is a bytes.Buffer behind a mutex: the least a buffer safe
 // for concurrent use pays.
 type lockedBuffer struct {
@@ -463,32 +480,10 @@ func spilledCases(cfg Config, dir string) ([]microCase, func() error, func(), er
 			return err
 		}},
 		{name: "file", label: "raw *os.File", role: rolePhysical, op: func() error {
-			f, err := os.CreateTemp(dir, "spoolbench-raw-*")
-			if err != nil {
-				return err
-			}
-			err = os.Remove(f.Name())
-			if err == nil {
-				err = writeReadBack(f, p, q, size)
-			}
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			return err
+			return fileRoundTrip(dir, func(f *os.File) io.ReadWriteSeeker { return f }, p, q, size)
 		}},
 		{name: "file-crc", label: "*os.File+CRC-32C", role: roleGuarded, op: func() error {
-			f, err := os.CreateTemp(dir, "spoolbench-raw-*")
-			if err != nil {
-				return err
-			}
-			err = os.Remove(f.Name())
-			if err == nil {
-				err = writeReadBack(&crcFile{f: f}, p, q, size)
-			}
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			return err
+			return fileRoundTrip(dir, func(f *os.File) io.ReadWriteSeeker { return &crcFile{f: f} }, p, q, size)
 		}},
 	}
 	check := func() error {
