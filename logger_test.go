@@ -4,26 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
-	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/spoolkit/spool"
 )
 
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) records(t *testing.T) []map[string]any {
+// records parses the JSON log lines written to s (a lockedBuffer, see
+// bench_test.go, safe for the logger's concurrent use).
+func (s *lockedBuffer) records(t *testing.T) []map[string]any {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -46,7 +35,7 @@ func (s *syncBuffer) records(t *testing.T) []map[string]any {
 // logged (nothing to check but that it works). Spill and wait timings are
 // counted.
 func TestLogger(t *testing.T) {
-	var out syncBuffer
+	var out lockedBuffer
 	f := &spool.Faults{FailAt: -1, Err: syscall.ENOSPC}
 	m, err := spool.NewManagerWithFaults(spool.Options{
 		MemoryBudget: 4 * 4096, ChunkSize: 4096, TempDir: t.TempDir(),
