@@ -92,6 +92,25 @@ func (fz *fuzzer) length() int {
 	return int(fz.byte())<<6 | int(fz.byte()&63) // up to 16 KiB
 }
 
+// maxFuzzSize bounds a buffer's size in FuzzBuffer. Seeks past the end
+// followed by writes could otherwise grow a buffer by 36 KiB a step, to
+// about 14 MiB in 400 steps; such inputs took 2 s each (mostly copying in
+// WriteTo), and minimizing one stalled the fuzzer for minutes. 160 KiB is
+// ten times the budget and many checksum blocks: every path stays reachable.
+const maxFuzzSize = 160 << 10
+
+// rewind seeks b back to the start when writing n bytes at the current
+// offset would take it past maxFuzzSize.
+func (fz *fuzzer) rewind(b *spool.Buffer, md *model, n int) {
+	if md.off+int64(n) <= maxFuzzSize {
+		return
+	}
+	if pos, err := b.Seek(0, io.SeekStart); pos != 0 || err != nil {
+		fz.t.Fatalf("Seek(0, SeekStart) = %d, %v", pos, err)
+	}
+	md.off = 0
+}
+
 func payload(step, n int) []byte {
 	p := make([]byte, n)
 	for i := range p {
@@ -115,6 +134,7 @@ func (fz *fuzzer) step(step int) {
 	switch op % 11 {
 	case 0: // Write
 		p := payload(step, fz.length())
+		fz.rewind(b, md, len(p))
 		n, err := b.Write(p)
 		if n != len(p) || err != nil {
 			t.Fatalf("step %d: Write(%d) = %d, %v", step, len(p), n, err)
@@ -196,6 +216,7 @@ func (fz *fuzzer) step(step int) {
 		fz.md[i] = model{}
 	case 9: // WriteString and WriteByte
 		s := string(payload(step, int(fz.byte())))
+		fz.rewind(b, md, len(s)+1)
 		if n, err := b.WriteString(s); n != len(s) || err != nil {
 			t.Fatalf("step %d: WriteString = %d, %v", step, n, err)
 		}
@@ -208,6 +229,7 @@ func (fz *fuzzer) step(step int) {
 		md.off++
 	case 10: // ReadFrom and WriteTo
 		p := payload(step, fz.length())
+		fz.rewind(b, md, len(p))
 		if n, err := b.ReadFrom(bytes.NewReader(p)); n != int64(len(p)) || err != nil {
 			t.Fatalf("step %d: ReadFrom = %d, %v", step, n, err)
 		}
