@@ -14,11 +14,13 @@ func SetPoison(m *Manager, p byte) { m.pool.poison = p }
 
 // Faults injects errors into a Manager's spill files: operation number
 // FailAt (counted from 0 over every create, write, read, truncate and
-// close) fails with Err; with Persistent, every later operation fails too.
-// With Short, a failing write writes half of its bytes first.
+// close) fails with Err; with Persistent, every later operation fails too;
+// with Times > 1, that many operations from FailAt on fail. With Short, a
+// failing write writes half of its bytes first.
 type Faults struct {
 	FailAt     int
 	Persistent bool
+	Times      int
 	Short      bool
 	Err        error
 
@@ -39,7 +41,8 @@ func (f *Faults) fail() bool {
 	defer f.mu.Unlock()
 	n := f.ops
 	f.ops++
-	return f.FailAt >= 0 && (n == f.FailAt || (f.Persistent && n > f.FailAt))
+	return f.FailAt >= 0 && (n == f.FailAt || (f.Persistent && n > f.FailAt) ||
+		(n > f.FailAt && n < f.FailAt+f.Times))
 }
 
 // NewManagerWithFaults is NewManager with spill files that fail as f says.

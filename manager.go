@@ -308,13 +308,17 @@ func (m *Manager) unregister(b *store) {
 // search allocates nothing and holds nothing per live buffer. A search
 // offers at most as many buffers as were eligible when it began (a buffer
 // touched meanwhile moves past the cursor and could otherwise come back
-// again and again), and it ends at the first rollover that fails on a
-// limit every other victim would hit too (limitReached).
+// again and again). It ends at the first rollover that fails on a limit
+// every other victim would hit too (limitReached), and after
+// maxFailedRollovers failed rollovers of any kind: a disk that fails every
+// operation costs a write a few file operations, not one per buffer in
+// memory.
 func (m *Manager) makeRoom(need int64, self *store, limit float64, inclusive bool) ([]SpillEvent, bool) {
 	var (
 		batch  [victimBatch]candidate
 		after  candidate
 		events []SpillEvent
+		failed int // rollovers that returned an error
 	)
 	q := victimQuery{self: self, limit: limit, inclusive: inclusive}
 	left := -1 // buffers the search may still offer; set by the first batch
@@ -348,7 +352,10 @@ func (m *Manager) makeRoom(need int64, self *store, limit float64, inclusive boo
 			if m.budget.tryAcquire(need) {
 				return events, true
 			}
-			if limitReached(err) {
+			if err != nil {
+				failed++
+			}
+			if limitReached(err) || failed == maxFailedRollovers {
 				return events, false
 			}
 		}
@@ -362,6 +369,14 @@ func (m *Manager) makeRoom(need int64, self *store, limit float64, inclusive boo
 	// Memory may have been freed meanwhile by a Close or a Truncate.
 	return events, m.budget.tryAcquire(need)
 }
+
+// maxFailedRollovers is the number of failed rollovers after which a
+// victim search gives up. Errors that are not limits (EIO, EACCES, a
+// failing device) may be peculiar to one victim's file, so a few more
+// victims are tried; when all of them fail too, the disk is most likely
+// failing for every buffer, and trying the rest would cost a write one
+// file operation per buffer in memory, each one under that buffer's lock.
+const maxFailedRollovers = 4
 
 // limitReached reports whether err, from a rollover, is a limit that the
 // next victim would most likely hit too: the Manager's spill-file or disk

@@ -18,7 +18,8 @@ package spool
 // only order the attempts. Each batch starts strictly after the previous
 // one in the policy's order, but a buffer touched meanwhile can move past
 // the cursor and be offered again, so makeRoom bounds a search by the
-// number of buffers that were eligible when it began.
+// number of buffers that were eligible when it began, and by
+// maxFailedRollovers failed rollovers.
 
 // victimBatch is the number of candidates in one batch of the victim
 // search. A write short of memory usually needs one victim; more cover

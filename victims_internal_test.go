@@ -2,6 +2,7 @@ package spool
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -252,11 +253,57 @@ func TestVictimSearchBounded(t *testing.T) {
 	if err == nil {
 		t.Fatal("a write with no memory and failing disk succeeded")
 	}
-	// Every other buffer once, then the writer itself.
-	if got := m.Stats().SpillErrors - before; got > n+1 {
-		t.Errorf("%d failed rollovers for one write, want at most %d", got, n+1)
+	// maxFailedRollovers victims, then the writer itself; without the cap,
+	// every other buffer once, and more while readers move them past the
+	// cursor.
+	if got := m.Stats().SpillErrors - before; got != maxFailedRollovers+1 {
+		t.Errorf("%d failed rollovers for one write, want %d", got, maxFailedRollovers+1)
 	}
 	runtime.KeepAlive(bufs)
+}
+
+// TestVictimSearchTriesPastAFewFailures checks that rollovers failing for
+// a reason that is not a shared limit do not end the search at once: the
+// next victims are tried, up to maxFailedRollovers (4) failures, and then
+// the writer's own buffer goes to disk.
+func TestVictimSearchTriesPastAFewFailures(t *testing.T) {
+	cases := []struct {
+		fails      int   // file operations that fail, from the first on
+		spillErrs  int64 // failed rollovers: victims', then the writer's
+		writerDisk bool
+		writeErr   bool
+	}{
+		{1, 1, false, false}, // the second victim makes the room
+		{3, 3, false, false}, // the fourth victim does
+		{4, 4, true, false},  // the search gives up; the writer rolls over
+		{6, 5, false, true},  // and the writer's own rollover fails too
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprint(c.fails), func(t *testing.T) {
+			const n = 20
+			// Each failing operation is the creation of a spill file.
+			f := &Faults{FailAt: 0, Times: c.fails, Err: errors.New("injected I/O error")}
+			m, bufs := fullManager(t, n, Options{}, faultyFS{f})
+			w, err := m.NewBuffer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = w.Write(make([]byte, 4<<10))
+			if (err != nil) != c.writeErr {
+				t.Errorf("write: %v, want an error: %v", err, c.writeErr)
+			}
+			if got := m.Stats().SpillErrors; got != c.spillErrs {
+				t.Errorf("%d failed rollovers, want %d", got, c.spillErrs)
+			}
+			if w.OnDisk() != c.writerDisk {
+				t.Errorf("writer on disk: %v, want %v", w.OnDisk(), c.writerDisk)
+			}
+			if err := CheckHolding(m); err != nil {
+				t.Error(err)
+			}
+			runtime.KeepAlive(bufs)
+		})
+	}
 }
 
 // TestVictimSearchStopsAtLimit checks that a search ends at the first
