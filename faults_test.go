@@ -136,7 +136,7 @@ func TestSpilledWriteFails(t *testing.T) {
 	}
 	second := randBytes(5, 200<<10)
 	n, err := b.Write(second)
-	if want := 64<<10 - 3000; !errors.Is(err, syscall.ENOSPC) || n != want {
+	if want := spool.BlockSize - 3000; !errors.Is(err, syscall.ENOSPC) || n != want {
 		t.Fatalf("Write = %d, %v; want %d, ENOSPC", n, err, want)
 	}
 	want := append(first, second[:n]...)

@@ -125,6 +125,38 @@ func waitFor(t *testing.T, what string, work func(), cond func() bool) {
 	}
 }
 
+// TestCloseFromOnPromote: OnPromote may call any method, Manager.Close
+// included. Close waits for the promoter goroutine to stop, and OnPromote
+// runs on that goroutine: Close must not wait for itself.
+func TestCloseFromOnPromote(t *testing.T) {
+	closed := make(chan error, 1)
+	var m *spool.Manager
+	m = lfuManager(t, 64, spool.Options{OnPromote: func(spool.PromoteEvent) { closed <- m.Close() }})
+	b, _ := filled(t, m, 5*4096, 8)
+	if err := b.Rollover(); err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 100)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Fatalf("Manager.Close from OnPromote: %v", err)
+			}
+			if _, err := b.ReadAt(p, 0); !errors.Is(err, spool.ErrClosed) {
+				t.Errorf("ReadAt after Manager.Close = %v, want ErrClosed", err)
+			}
+			return
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no promotion, or Manager.Close called from OnPromote never returned")
+		}
+		b.ReadAt(p, 0) // ErrClosed once OnPromote closed the Manager
+	}
+}
+
 // TestPromotion: a spilled buffer that becomes hot comes back into memory,
 // with OnPromote and Stats telling so, and reads are then served from
 // memory, with the same bytes.

@@ -96,16 +96,17 @@ type Options struct {
 
 	// OnPromote, if not nil, is called after a spilled buffer came back
 	// into memory. It is called on the Manager's promoter goroutine,
-	// holding no lock, so it may call any method; it should return
-	// quickly, as promotions wait for it.
+	// holding no lock, so it may call any method, Manager.Close included;
+	// it should return quickly, as promotions wait for it.
 	OnPromote func(PromoteEvent)
 
 	// OnSpill, if not nil, is called after a buffer rolled over to disk,
 	// or tried to and failed (SpillEvent.Err). It is called on the
-	// goroutine whose operation caused the rollover, after that operation
-	// has released every lock, so it may call methods of the Manager and
-	// its buffers. It should return quickly: the operation that caused the
-	// rollover returns only after OnSpill does.
+	// goroutine whose operation caused the rollover (the promoter
+	// goroutine, for rollovers that make room for a promotion), after that
+	// operation has released every lock, so it may call methods of the
+	// Manager and its buffers. It should return quickly: the operation
+	// that caused the rollover returns only after OnSpill does.
 	OnSpill func(SpillEvent)
 }
 

@@ -3,6 +3,7 @@ package spool
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 )
 
 // promoter brings hot spilled buffers back into memory, on its own
@@ -18,6 +19,10 @@ type promoter struct {
 	ch   chan *store
 	done chan struct{}
 	wg   sync.WaitGroup
+	once sync.Once // closes done
+	// calling is set while the promoter goroutine runs user code
+	// (OnPromote, OnSpill, the Logger), which may call Manager.Close.
+	calling atomic.Bool
 }
 
 func newPromoter(m *Manager) *promoter {
@@ -51,12 +56,26 @@ func (p *promoter) run() {
 	}
 }
 
-// stop ends the promoter goroutine and waits for it.
+// stop ends the promoter goroutine and waits for it, unless that
+// goroutine is running user code: then stop may have been called from
+// that very code (an OnPromote that closes the Manager), and waiting would
+// wait forever. The goroutine then exits when the user code returns,
+// doing no more work: by the time stop runs, every buffer is closed.
 func (p *promoter) stop() {
-	if p != nil {
-		close(p.done)
+	if p == nil {
+		return
+	}
+	p.once.Do(func() { close(p.done) })
+	if !p.calling.Load() {
 		p.wg.Wait()
 	}
+}
+
+// user runs f, user code, on the promoter goroutine.
+func (p *promoter) user(f func()) {
+	p.calling.Store(true)
+	defer p.calling.Store(false)
+	f()
 }
 
 // promoteMargin is how much denser than its victims a promoted buffer must
@@ -86,7 +105,7 @@ func (m *Manager) promote(s *store) {
 		// the margin, aging noise near the cut-off would swap buffers in
 		// and out for nothing.
 		ev, got := m.makeRoom(need, nil, score/promoteMargin, false)
-		m.deliver(ev)
+		m.promoter.user(func() { m.deliver(ev) })
 		if !got {
 			m.promoteNoRoom.Add(1)
 			m.adm.forget(s.id)
@@ -128,7 +147,7 @@ func (m *Manager) promote(s *store) {
 		return
 	}
 	if s.closed || s.file == nil || s.version != version || s.mem.Load() != 0 {
-		s.unlock()
+		m.promoter.user(s.unlock)
 		discard()
 		return
 	}
@@ -136,13 +155,15 @@ func (m *Manager) promote(s *store) {
 	s.addMem(need)
 	// The data is in memory now; the anonymous file only goes away.
 	_ = s.closeFile()
-	s.unlock()
 	m.promotions.Add(1)
 	m.promotedBytes.Add(size)
-	if l := m.opts.Logger; l != nil {
-		l.Debug("spool: buffer promoted into memory", slog.Uint64("buffer", s.id), slog.Int64("size", size))
-	}
-	if f := m.opts.OnPromote; f != nil {
-		f(PromoteEvent{Buffer: s.id, Size: size})
-	}
+	m.promoter.user(func() {
+		s.unlock() // delivers s's pending spill events, if any
+		if l := m.opts.Logger; l != nil {
+			l.Debug("spool: buffer promoted into memory", slog.Uint64("buffer", s.id), slog.Int64("size", size))
+		}
+		if f := m.opts.OnPromote; f != nil {
+			f(PromoteEvent{Buffer: s.id, Size: size})
+		}
+	})
 }
