@@ -189,7 +189,10 @@ func (b *Buffer) ReadFrom(r io.Reader) (int64, error) {
 
 // WriteTo writes the buffer's bytes from the offset to the end to w,
 // advancing the offset by the bytes w accepted. The buffer is locked only
-// while each piece is copied out, never while w.Write runs.
+// while each piece is copied out (or, for spilled bytes the kernel sends
+// to an *os.File or *net.TCPConn without copies, checked), never while
+// w.Write or the kernel's send runs. A write racing with WriteTo may thus
+// be sent in part, as with an *os.File.
 func (b *Buffer) WriteTo(w io.Writer) (int64, error) {
 	defer runtime.KeepAlive(b)
 	return b.s.WriteTo(w)

@@ -41,11 +41,10 @@ package spool
 //
 // What is done while holding store.mu. Copies between chunks and the
 // caller's slice, and reads and writes of the buffer's own spill file
-// (a rollover writes a whole buffer to disk under its lock). One case of
-// kernel I/O beyond the spill file: WriteTo's zero-copy path (sendfile.go)
-// holds the read lock while the kernel sends one block of the spill file
-// to a socket or file, so a slow peer can hold up writers of that buffer
-// for one block; readers do not wait. Never: a call
+// (a rollover writes a whole buffer to disk under its lock). WriteTo's
+// zero-copy path (sendfile.go) verifies each block under the read lock
+// and releases it before the kernel sends the block to a socket or file,
+// so a slow or stalled peer holds up no other operation. Never: a call
 // into user code (io.Reader/io.Writer passed to ReadFrom/WriteTo, the OnSpill
 // callback) and never a blocking wait on another buffer. ReadFrom and WriteTo
 // move data through a scratch slice and lock the buffer only around each

@@ -16,8 +16,11 @@ import (
 //
 // Each block is verified against its checksum first (which reads it once),
 // so corruption is still an error, never bytes on the wire. The buffer's
-// lock is held for reading while a block is verified and sent, so writers
-// wait for at most one block's send; readers do not wait. sendFile stops
+// lock is held for reading while a block is verified, and released before
+// the kernel sends it: the send can take as long as the peer likes, and
+// no writer, nor Close, waits for it. The price is that a write racing
+// with the WriteTo, into the block being sent, may be sent in part, as
+// with an *os.File; the bytes sent are always the buffer's own. sendFile stops
 // where the zero-copy path does not apply (bytes in memory, a hole, the
 // end of what is on disk) and WriteTo goes on with copies from there. It
 // returns the bytes sent and an error only if w failed.
@@ -68,11 +71,15 @@ func (b *store) sendFile(w io.Writer) (n int64, err error) {
 			b.mu.RUnlock()
 			return n, nil // WriteTo's copying path reports it
 		}
+		b.mu.RUnlock()
+		// The kernel sends with no lock held: a peer that stops reading
+		// must not stop the buffer's writers, or its Close, which would
+		// otherwise wait for the send as long as the peer likes. dup keeps
+		// the file alive if the buffer is closed meanwhile.
 		var sent int64
 		if _, serr := dup.Seek(pos, io.SeekStart); serr == nil {
 			sent, err = rf.ReadFrom(&io.LimitedReader{R: dup, N: end - pos})
 		}
-		b.mu.RUnlock()
 		if sent > 0 {
 			b.lock()
 			if b.off == pos {
@@ -81,6 +88,7 @@ func (b *store) sendFile(w io.Writer) (n int64, err error) {
 			b.unlock()
 			n += sent
 			b.m.zeroCopyBytes.Add(sent)
+			b.m.countRead(int(sent), int(sent))
 		}
 		if err != nil {
 			return n, err

@@ -7,7 +7,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/spoolkit/spool"
 )
@@ -59,7 +61,11 @@ func TestWriteToConnZeroCopy(t *testing.T) {
 		if pos, _ := b.Seek(0, io.SeekCurrent); pos != int64(len(data)) {
 			t.Errorf("offset after WriteTo = %d", pos)
 		}
-		zc := m.Stats().ZeroCopyBytes
+		st := m.Stats()
+		zc := st.ZeroCopyBytes
+		if st.ReadBytes != n {
+			t.Errorf("spill=%v: ReadBytes = %d after a WriteTo of %d", spill, st.ReadBytes, n)
+		}
 		if spill && zc != int64(len(data)-1000) {
 			t.Errorf("ZeroCopyBytes = %d, want %d", zc, len(data)-1000)
 		}
@@ -90,5 +96,45 @@ func TestWriteToZeroCopyCorrupt(t *testing.T) {
 	got, _ := os.ReadFile(f.Name())
 	if !bytes.Equal(got, data[:spool.BlockSize]) {
 		t.Errorf("file holds %d bytes, not the first block", len(got))
+	}
+}
+
+// TestWriteToStalledPeer: the kernel's send of a spilled block runs with
+// no lock held, so a peer that stops reading holds up neither Close nor
+// the buffer's other operations; closing the peer then ends the WriteTo.
+func TestWriteToStalledPeer(t *testing.T) {
+	data := randBytes(79, 16*spool.BlockSize)
+	m, b := spilled(t, false, data)
+	pr, pw, err := os.Pipe() // holds 64 KiB: the second block stalls
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+	b.Seek(0, io.SeekStart)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := b.WriteTo(pw)
+		wrote <- err
+	}()
+	waitFor(t, "a first block sent", runtime.Gosched, func() bool { return m.Stats().ZeroCopyBytes > 0 })
+	ops := make(chan error, 1)
+	go func() {
+		if _, err := b.WriteAt([]byte("x"), 0); err != nil {
+			ops <- err
+			return
+		}
+		ops <- b.Close()
+	}()
+	select {
+	case err := <-ops:
+		if err != nil {
+			t.Errorf("WriteAt or Close during a stalled WriteTo: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("WriteAt and Close wait for a WriteTo whose peer does not read")
+	}
+	pr.Close() // the stalled send fails with EPIPE
+	if err := <-wrote; err == nil {
+		t.Error("WriteTo to a closed pipe returned no error")
 	}
 }

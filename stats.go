@@ -64,7 +64,8 @@ type Stats struct {
 	ReadBytes           int64
 	ReadBytesFromMemory int64
 	// ZeroCopyBytes is the number of bytes WriteTo had the kernel send
-	// straight from spill files (sendfile), after checking them.
+	// straight from spill files (sendfile), after checking them; they are
+	// counted in Reads and ReadBytes too, as reads from disk.
 	ZeroCopyBytes int64
 	// SpillTime is the total time spent rolling buffers over to disk, and
 	// EvictionWait the part of writers' time spent waiting while other
