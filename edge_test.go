@@ -2,6 +2,7 @@ package spool_test
 
 import (
 	"errors"
+	"io"
 	"math"
 	"syscall"
 	"testing"
@@ -67,5 +68,56 @@ func TestFailedWritePastEndKeepsSize(t *testing.T) {
 	}
 	if b.Size() != 5 {
 		t.Errorf("Size = %d after a WriteAt that wrote nothing; want 5", b.Size())
+	}
+}
+
+// countReader returns n from its first Read, with no bytes, then io.EOF.
+type countReader struct {
+	n    int
+	done bool
+}
+
+func (r *countReader) Read(p []byte) (int, error) {
+	if r.done {
+		return 0, io.EOF
+	}
+	r.done = true
+	return r.n, nil
+}
+
+// countWriter returns len(p)+extra, or n if extra is 0, from every Write.
+type countWriter struct{ n, extra int }
+
+func (w countWriter) Write(p []byte) (int, error) {
+	if w.extra != 0 {
+		return len(p) + w.extra, nil
+	}
+	return w.n, nil
+}
+
+// TestInvalidCounts: a Reader or Writer that returns a count outside
+// [0, len(p)] makes ReadFrom and WriteTo return ErrInvalidCount, not
+// panic, and leaves the buffer's size and offset as they were.
+func TestInvalidCounts(t *testing.T) {
+	m, err := spool.NewManager(spool.Options{MemoryBudget: 1 << 20, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	b, _ := m.NewBuffer()
+	for _, n := range []int{-1, 1 << 20, math.MaxInt} {
+		got, err := b.ReadFrom(&countReader{n: n})
+		if !errors.Is(err, spool.ErrInvalidCount) || got != 0 || b.Size() != 0 {
+			t.Errorf("ReadFrom of a Read returning %d = %d, %v; size %d", n, got, err, b.Size())
+		}
+	}
+	b.WriteString("hello")
+	for _, w := range []countWriter{{n: -1}, {extra: 10}, {n: math.MinInt}} {
+		b.Seek(1, io.SeekStart)
+		got, err := b.WriteTo(w)
+		pos, _ := b.Seek(0, io.SeekCurrent)
+		if !errors.Is(err, spool.ErrInvalidCount) || got != 0 || pos != 1 {
+			t.Errorf("WriteTo of a Write returning %+v = %d, %v; offset %d, want 0, ErrInvalidCount, 1", w, got, err, pos)
+		}
 	}
 }

@@ -46,4 +46,10 @@ var (
 	// ErrTooLarge is returned when an offset plus a length would overflow
 	// int64, the largest size a Buffer can have.
 	ErrTooLarge = errors.New("spool: offset out of range")
+
+	// ErrInvalidCount is returned by ReadFrom when the io.Reader's Read
+	// returns a count below 0 or above len(p), and by WriteTo when the
+	// io.Writer's Write does: such a count is a bug in that Reader or
+	// Writer, and the bytes of that call are not taken as read or written.
+	ErrInvalidCount = errors.New("spool: io.Reader or io.Writer returned an invalid count")
 )

@@ -310,6 +310,9 @@ func (b *store) ReadFrom(r io.Reader) (n int64, err error) {
 		for nr < len(buf) && rerr == nil {
 			var k int
 			k, rerr = r.Read(buf[nr:])
+			if k < 0 || k > len(buf)-nr {
+				k, rerr = 0, fmt.Errorf("%w: Read returned %d for %d bytes", ErrInvalidCount, k, len(buf)-nr)
+			}
 			nr += k
 		}
 		if nr > 0 {
@@ -348,6 +351,9 @@ func (b *store) WriteTo(w io.Writer) (n int64, err error) {
 		b.unlock()
 		if nr > 0 {
 			nw, werr := w.Write(buf[:nr])
+			if nw < 0 || nw > nr {
+				nw, werr = 0, fmt.Errorf("%w: Write returned %d for %d bytes", ErrInvalidCount, nw, nr)
+			}
 			n += int64(nw)
 			if nw < nr {
 				// Give back the offset of what w did not take.
