@@ -72,8 +72,8 @@
 //
 // Options.DiskBudget limits the bytes of all spill files and
 // Options.MaxSpillFiles the number of open spill files; past them, writes
-// and rollovers fail with ErrDiskBudget or ErrSpillFiles and write
-// nothing. Disk errors (a full disk, an I/O error) are returned wrapped,
+// and rollovers fail with ErrDiskBudget or ErrSpillFiles (a write's count
+// says what it wrote before the limit, as for any short write). Disk errors (a full disk, an I/O error) are returned wrapped,
 // so errors.Is(err, syscall.ENOSPC) works; a buffer has no sticky error
 // and recovers when the disk does. Data written before an error stays
 // intact and readable (see Buffer for the details).

@@ -28,8 +28,9 @@ var (
 	ErrNegativeSize = errors.New("spool: negative size")
 
 	// ErrDiskBudget is returned by a write or rollover that would take the
-	// spill files past Options.DiskBudget. Nothing is written; data
-	// written before is intact.
+	// spill files past Options.DiskBudget. The write's count says how many
+	// bytes it wrote before the limit; a rollover leaves the chunks it did
+	// not move in memory. Data written before is intact.
 	ErrDiskBudget = errors.New("spool: disk budget exhausted")
 
 	// ErrSpillFiles is returned by a write or rollover that needs a new

@@ -8,8 +8,9 @@ import (
 )
 
 // TestDiskBudget: writes that would take the spill files past DiskBudget
-// fail with ErrDiskBudget and write nothing; everything written before
-// reads back; DiskInUse never passes the limit; closing a buffer makes room.
+// fail with ErrDiskBudget, having written the whole chunks that fit (their
+// count says so); everything acknowledged reads back; DiskInUse never
+// passes the limit; closing a buffer makes room.
 func TestDiskBudget(t *testing.T) {
 	const limit = 100 << 10
 	m, err := spool.NewManager(spool.Options{MemoryBudget: 4 * 4096, ChunkSize: 4096, DiskBudget: limit, TempDir: t.TempDir()})

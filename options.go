@@ -51,9 +51,11 @@ type Options struct {
 
 	// DiskBudget limits the bytes of all spill files of the Manager
 	// together (their extents, holes included), so that a flood of data
-	// cannot fill the disk. A write or rollover past it fails with
-	// ErrDiskBudget and writes nothing. 0 means no limit. It must not be
-	// negative.
+	// cannot fill the disk. A write that would go past it writes the
+	// blocks that fit, returns their count like any short write, and
+	// fails with ErrDiskBudget; a rollover stops there too, leaving the
+	// chunks it did not move in memory. Nothing written before is lost.
+	// 0 means no limit. It must not be negative.
 	DiskBudget int64
 
 	// MaxSpillFiles limits how many spill files (one per buffer on disk)
