@@ -73,8 +73,9 @@ type Stats struct {
 	// cost the writers.
 	SpillTime    time.Duration
 	EvictionWait time.Duration
-	// SpillErrors is the number of rollovers that failed with a disk error.
-	// The data of such a buffer is intact and it stays usable.
+	// SpillErrors is the number of rollovers that failed: with a disk
+	// error, or at Options.DiskBudget or Options.MaxSpillFiles. The data of
+	// such a buffer is intact and it stays usable.
 	SpillErrors int64
 }
 

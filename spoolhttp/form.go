@@ -74,9 +74,11 @@ type sectionFile struct{ *io.SectionReader }
 // Close does nothing: the Form owns the Buffer.
 func (sectionFile) Close() error { return nil }
 
-// Buffer returns the Buffer that holds the file, rewound to its start. It
-// belongs to the Form: do not Close it, and mind that its offset is shared
-// by every user of the Buffer (Open gives each reader its own). Use Detach
+// Buffer returns the Buffer that holds the file. ReadForm leaves it
+// rewound to its start; Buffer does not rewind it again, so seek to 0 to
+// read it a second time. It belongs to the Form: do not Close it, and mind
+// that its offset is shared by every user of the Buffer (Open gives each
+// reader its own, at the start). Use Detach
 // to keep the Buffer after the Form is removed.
 func (fh *FileHeader) Buffer() *spool.Buffer { return fh.buf }
 
@@ -242,13 +244,15 @@ func headerSize(h textproto.MIMEHeader) int64 {
 
 // ParseMultipartForm reads the multipart/form-data body of req with
 // ReadForm, as req.ParseMultipartForm does, but into Buffers of m within
-// lim. It does not set req.MultipartForm or req.Form. It returns
-// ErrNotMultipart if req's Content-Type is not multipart/form-data, and
-// ErrMalformed if it has no valid boundary; otherwise see ReadForm. The
-// caller must call RemoveAll on the Form.
+// lim. It reads req.Body, so it can be called once per request, and it
+// does not set req.MultipartForm or req.Form. It returns ErrNotMultipart
+// if req's Content-Type is not multipart/form-data, ErrMalformed if it
+// has no valid boundary, and an error if req.ParseMultipartForm or
+// req.MultipartReader has already read the body; otherwise see ReadForm.
+// The caller must call RemoveAll on the Form.
 func ParseMultipartForm(req *http.Request, m *spool.Manager, lim Limits) (*Form, error) {
 	ct := req.Header.Get("Content-Type")
-	mt, _, err := mime.ParseMediaType(ct)
+	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil && mt == "" {
 		// Judge the type alone: a bad parameter makes a malformed form,
 		// not another type.
@@ -261,12 +265,20 @@ func ParseMultipartForm(req *http.Request, m *spool.Manager, lim Limits) (*Form,
 	if req.Body == nil {
 		return nil, fmt.Errorf("%w: no body", ErrMalformed)
 	}
-	mr, err := req.MultipartReader()
-	if err != nil {
-		if errors.Is(err, http.ErrMissingBoundary) || errors.Is(err, http.ErrNotMultipart) {
-			return nil, fmt.Errorf("%w: Content-Type %q: %w", ErrMalformed, ct, err)
-		}
-		return nil, fmt.Errorf("spoolhttp: %w", err)
+	if req.MultipartForm != nil {
+		// req.ParseMultipartForm or req.MultipartReader has had the body.
+		return nil, errBodyTaken
 	}
-	return ReadForm(mr, m, lim)
+	// multipart.NewReader rather than req.MultipartReader, which would
+	// set req.MultipartForm to net/http's marker and so make a later
+	// req.FormValue or req.ParseMultipartForm fail.
+	boundary := params["boundary"]
+	if err != nil || boundary == "" {
+		return nil, fmt.Errorf("%w: Content-Type %q: %w", ErrMalformed, ct, http.ErrMissingBoundary)
+	}
+	return ReadForm(multipart.NewReader(req.Body, boundary), m, lim)
 }
+
+// errBodyTaken is returned by ParseMultipartForm for a request whose body
+// net/http's own multipart parsing has already read.
+var errBodyTaken = errors.New("spoolhttp: multipart body already read by req.ParseMultipartForm or req.MultipartReader")

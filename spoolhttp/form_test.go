@@ -369,6 +369,35 @@ func TestParseMultipartFormContentType(t *testing.T) {
 	checkClean(t, m)
 }
 
+// TestParseMultipartFormLeavesRequest: ParseMultipartForm does not set
+// req.MultipartForm (net/http's MultipartReader would, to its marker), and
+// it reports a body that net/http's own parsing has already read.
+func TestParseMultipartFormLeavesRequest(t *testing.T) {
+	m := newManager(t, spool.Options{})
+	body, ct := formBody(t, value("v", "x"))
+	req, _ := http.NewRequest("POST", "/", bytes.NewReader(body))
+	req.Header.Set("Content-Type", ct)
+	f, err := spoolhttp.ParseMultipartForm(req, m, spoolhttp.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.RemoveAll()
+	if req.MultipartForm != nil {
+		t.Errorf("req.MultipartForm = %+v after ParseMultipartForm, want nil", req.MultipartForm)
+	}
+
+	req, _ = http.NewRequest("POST", "/", bytes.NewReader(body))
+	req.Header.Set("Content-Type", ct)
+	if err := req.ParseMultipartForm(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	defer req.MultipartForm.RemoveAll()
+	if f, err := spoolhttp.ParseMultipartForm(req, m, spoolhttp.Limits{}); err == nil || f != nil {
+		t.Errorf("after req.ParseMultipartForm: %v, %v; want an error", f, err)
+	}
+	checkClean(t, m)
+}
+
 // TestReadFormTransferEncoding: a quoted-printable part is stored decoded,
 // and its decoded size is what counts.
 func TestReadFormTransferEncoding(t *testing.T) {

@@ -71,6 +71,7 @@ func NewCollector(m *spool.Manager, labels prometheus.Labels) *Collector {
 			emit(f(s.ReadBytesFromMemory), "memory")
 			emit(f(s.ReadBytes-s.ReadBytesFromMemory), "disk")
 		})
+	one("zero_copy_bytes_total", "Bytes of spill files the kernel sent for WriteTo without copies (sendfile), after checking them; also counted in read_bytes_total.", counter, func(s spool.Stats) float64 { return f(s.ZeroCopyBytes) })
 	one("spill_seconds_total", "Time spent rolling buffers over to disk.", counter, func(s spool.Stats) float64 { return s.SpillTime.Seconds() })
 	one("eviction_wait_seconds_total", "Time writers waited while other buffers were rolled over to make room for them.", counter, func(s spool.Stats) float64 { return s.EvictionWait.Seconds() })
 	return c

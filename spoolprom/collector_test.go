@@ -47,8 +47,8 @@ spool_reads_total{manager="test",source="memory"} 1
 		"spool_memory_in_use_bytes", "spool_buffers_on_disk", "spool_evictions_total", "spool_reads_total"); err != nil {
 		t.Error(err)
 	}
-	if n := testutil.CollectAndCount(c); n != 23 {
-		t.Errorf("%d metrics collected, want 23", n)
+	if n := testutil.CollectAndCount(c); n != 24 {
+		t.Errorf("%d metrics collected, want 24", n)
 	}
 	// Two managers with distinct labels register in one registry.
 	m2, _ := spool.NewManager(spool.Options{TempDir: t.TempDir()})
