@@ -2,6 +2,7 @@ package spool_test
 
 import (
 	"bytes"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
@@ -234,6 +235,73 @@ func spilledRoundTrip(b *testing.B, dir string, encrypt bool, p, q []byte) {
 		}
 		writeRead(b, buf, p, q, spillTotal)
 		buf.Close()
+	}
+}
+
+// BenchmarkSpilledSmallReads reads 16 MiB of spilled data sequentially in
+// small pieces, as a bufio.Reader or bufio.Scanner would: a raw *os.File,
+// a spool Buffer (whose read window reads and checks each 64 KiB block
+// once), and a spool Buffer whose budget is too small for a window (each
+// piece reads and checks its whole block).
+func BenchmarkSpilledSmallReads(b *testing.B) {
+	const total = 16 << 20
+	data := pieceOf(total)
+	for _, size := range []int{512, 4 << 10, 32 << 10} {
+		p := make([]byte, size)
+		b.Run(fmt.Sprintf("os.File/%d", size), func(b *testing.B) {
+			f, err := os.CreateTemp(b.TempDir(), "raw-*")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			f.Write(data)
+			readAllIn(b, f, p, total)
+		})
+		for _, window := range []bool{true, false} {
+			name := "spool"
+			budget := int64(1 << 20)
+			if !window {
+				name, budget = "spool-no-window", 32<<10
+			}
+			b.Run(fmt.Sprintf("%s/%d", name, size), func(b *testing.B) {
+				m, err := spool.NewManager(spool.Options{ChunkSize: 4 << 10, MemoryBudget: budget, TempDir: b.TempDir()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer m.Close()
+				buf, _ := m.NewBuffer()
+				buf.Write(data)
+				if err := buf.Rollover(); err != nil {
+					b.Fatal(err)
+				}
+				readAllIn(b, buf, p, total)
+			})
+		}
+	}
+}
+
+// readAllIn reads r from its start to its end in pieces of len(p), b.N times.
+func readAllIn(b *testing.B, r io.ReadSeeker, p []byte, total int64) {
+	b.SetBytes(total)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Seek(0, io.SeekStart); err != nil {
+			b.Fatal(err)
+		}
+		var n int64
+		for {
+			k, err := r.Read(p)
+			n += int64(k)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		if n != total {
+			b.Fatalf("read %d bytes of %d", n, total)
+		}
 	}
 }
 

@@ -9,8 +9,11 @@
 // recycled through a sync.Pool; every chunk a buffer holds counts against
 // the budget by its full capacity, and the sum over all buffers of a
 // Manager never exceeds the budget, not even for a moment: it is enforced
-// by a weighted semaphore that is only ever tried, never waited on.
-// Manager.Stats reports the memory and disk in use.
+// by a weighted semaphore that is only ever tried, never waited on. Small
+// reads of a spilled buffer may also take, from the budget's free part
+// only, a read window: a checked copy of the 64 KiB block being read, so
+// that each block is read and checked once; writes short of memory take
+// windows back first. Manager.Stats reports the memory and disk in use.
 //
 // # When data goes to disk
 //
@@ -92,7 +95,8 @@
 // readable by the same user through /proc while the process runs. Besides
 // the chunks, each buffer keeps a small table of its
 // chunks (8 bytes per chunk, holes included, kept within a few times the
-// chunks it holds), 40 bytes of checksum or tag per 64 KiB block on disk,
+// chunks it holds), 12 bytes of checksum per 64 KiB block on disk (36
+// with EncryptSpill),
 // and its own struct; these are not counted in the budget, and neither are
 // the scratch slices that reads and writes move data through (64 KiB
 // each, a few per call in progress). A Buffer dropped without Close is

@@ -146,6 +146,14 @@ func StopPromoter(m *Manager) {
 	m.promoter = nil
 }
 
+// DropWindow drops b's read window, if it has one, so that the next read
+// goes to the spill file (a test that damages the file wants that).
+func DropWindow(b *Buffer) {
+	b.s.lock()
+	b.s.dropWindow()
+	b.s.unlock()
+}
+
 // CheckHolding returns an error unless m's list of buffers holding memory
 // (the victim search's) is exactly its live buffers whose memory is not
 // zero; after Close, that the list is empty. Call it while no operation
@@ -171,6 +179,29 @@ func CheckHolding(m *Manager) error {
 	}
 	for b := range in {
 		return fmt.Errorf("buffer %d (%d bytes) is in the holding list but not live", b.id, b.mem.Load())
+	}
+	// The read windows: listed exactly when held, by live buffers.
+	if int64(len(m.windows)) != m.nwindows.Load() {
+		return fmt.Errorf("%d windows listed, nwindows says %d", len(m.windows), m.nwindows.Load())
+	}
+	for i, b := range m.windows {
+		if b.win.idx != i+1 || b.win.buf == nil {
+			return fmt.Errorf("buffer %d at %d of the window list says %d, has a window: %v", b.id, i, b.win.idx-1, b.win.buf != nil)
+		}
+	}
+	var held int64
+	for _, b := range m.bufs {
+		if (b.win.buf != nil) != (b.win.idx != 0) {
+			return fmt.Errorf("buffer %d has a window: %v; listed at %d", b.id, b.win.buf != nil, b.win.idx-1)
+		}
+		held += b.mem.Load()
+	}
+	// With nothing in flight, the budget in use is the chunks and the
+	// windows. A promoter may hold memory it is about to swap in.
+	if m.promoter == nil {
+		if used, want := m.budget.used(), held+int64(len(m.windows))*blockSize; used != want {
+			return fmt.Errorf("budget in use %d, but chunks hold %d and %d windows %d", used, held, len(m.windows), int64(len(m.windows))*blockSize)
+		}
 	}
 	return nil
 }

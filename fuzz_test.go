@@ -29,6 +29,12 @@ func FuzzBuffer(f *testing.F) {
 		if in[0]&2 != 0 {
 			opts.Policy = spool.LeastRecentlyUsed
 		}
+		if in[0]&4 != 0 {
+			// Room for a read window (64 KiB) besides the chunks: small
+			// reads of spilled buffers go through windows, which writes
+			// take back.
+			opts.MemoryBudget = spool.BlockSize + 4*4096
+		}
 		m, err := spool.NewManager(opts)
 		if err != nil {
 			t.Fatal(err)

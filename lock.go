@@ -2,7 +2,7 @@ package spool
 
 // Lock protocol
 //
-// spool has three kinds of lock-like state. This comment is the single
+// spool has four kinds of lock-like state. This comment is the single
 // place that says how they nest; every function that takes a lock follows
 // it, and stress_test.go checks it with a watchdog that dumps all goroutine
 // stacks if any operation stops making progress.
@@ -14,10 +14,19 @@ package spool
 //     hold it for writing; ReadAt, Size and OnDisk hold it for reading, so
 //     ReadAt calls run in parallel with each other.
 //
-//  2. Manager.mu (sync.Mutex) guards the Manager's lists of live buffers
-//     and of buffers holding memory, and its closed flag. It is a leaf:
-//     while holding it, code takes no other spool lock (not even with
-//     TryLock), does no I/O and calls no user code. The victim search
+//  2. store.winMu (sync.Mutex), one per Buffer, guards the buffer's read
+//     window (window.go). It is taken only while holding that buffer's
+//     store.mu (for reading, by ReadAt, or for writing), and readers take it
+//     with TryLock, reading the file directly if it is busy. While holding
+//     it, code may take Manager.mu (to list or unlist the window), take or
+//     give back budget (never waiting) and read the buffer's spill file,
+//     nothing else.
+//
+//  3. Manager.mu (sync.Mutex) guards the Manager's lists of live buffers,
+//     of buffers holding memory and of buffers with a read window, and its
+//     closed flag. It is a leaf: while holding it, code takes no other
+//     spool lock (not even with TryLock), does no I/O and calls no user
+//     code. The victim search
 //     (victims.go) holds it for one pass over the buffers holding memory
 //     per batch of candidates, reading their atomics; under the
 //     experiment.RistrettoVictims variant each pass also asks ristretto's
@@ -25,7 +34,7 @@ package spool
 //     ristretto's own shard read locks, never waits on a channel, and calls
 //     back into spool only to hash the key (mixKey, which locks nothing).
 //
-//  3. The memory budget (budget.go) is a semaphore used only through
+//  4. The memory budget (budget.go) is a semaphore used only through
 //     TryAcquire and Release, which never block. No code ever waits for
 //     memory.
 //
@@ -37,7 +46,12 @@ package spool
 // the number of buffers and goroutines: that is the whole deadlock argument.
 // Manager.mu may be taken while holding a store.mu (to register, unregister,
 // search for victims, or note that the buffer started or stopped holding
-// memory: store.addMem); a store.mu is never taken while holding Manager.mu.
+// memory: store.addMem), or a store.mu and its store.winMu (to list or
+// unlist a read window); a store.mu or store.winMu is never taken while
+// holding Manager.mu. A write short of memory takes back other buffers'
+// read windows (Manager.reclaimWindows) as it rolls buffers over: with
+// TryLock on their store.mu, then their store.winMu, which no one else
+// can hold then (every holder holds store.mu).
 //
 // What is done while holding store.mu. Copies between chunks and the
 // caller's slice, and reads and writes of the buffer's own spill file

@@ -83,6 +83,11 @@ type Manager struct {
 	// buffer it could have locked; one that has just dropped to zero is
 	// skipped.
 	holding []*store
+	// windows is the live buffers that have a read window (window.go),
+	// in no order: windows[s.win.idx-1] == s.
+	windows []*store
+
+	nwindows atomic.Int64 // len(windows), read without mu
 }
 
 // NewManager returns a Manager configured by opts, or an error wrapping
@@ -159,6 +164,7 @@ func (m *Manager) Stats() Stats {
 	return Stats{
 		MemoryBudget:  m.opts.MemoryBudget,
 		MemoryInUse:   m.budget.used(),
+		ReadWindows:   int(m.nwindows.Load()),
 		DiskBudget:    m.opts.DiskBudget,
 		DiskInUse:     m.diskInUse.Load(),
 		Buffers:       n,
@@ -320,6 +326,10 @@ func (m *Manager) makeRoom(need int64, self *store, limit float64, inclusive boo
 		events []SpillEvent
 		failed int // rollovers that returned an error
 	)
+	// Read windows first: dropping one costs no I/O.
+	if m.nwindows.Load() > 0 && m.reclaimWindows(need, self) {
+		return nil, true
+	}
 	q := victimQuery{self: self, limit: limit, inclusive: inclusive}
 	left := -1 // buffers the search may still offer; set by the first batch
 	for {

@@ -185,13 +185,19 @@ func mtCheckEvents(t testing.TB, evs []spool.SpillEvent, want ...spool.SpillEven
 }
 
 // mtCheckStatsSane checks the invariants that hold for any Stats.
+// chunkMem returns the chunk memory of st: MemoryInUse without the read
+// windows.
+func chunkMem(st spool.Stats) int64 {
+	return st.MemoryInUse - int64(st.ReadWindows)*spool.BlockSize
+}
+
 func mtCheckStatsSane(t testing.TB, st spool.Stats, cs int64) {
 	t.Helper()
-	if st.MemoryInUse < 0 || st.MemoryInUse > st.MemoryBudget {
-		t.Fatalf("MemoryInUse %d out of [0, MemoryBudget %d]", st.MemoryInUse, st.MemoryBudget)
+	if st.MemoryInUse < 0 || st.MemoryInUse > st.MemoryBudget || chunkMem(st) < 0 {
+		t.Fatalf("MemoryInUse %d (%d read windows) out of [0, MemoryBudget %d]", st.MemoryInUse, st.ReadWindows, st.MemoryBudget)
 	}
-	if st.MemoryInUse%cs != 0 {
-		t.Fatalf("MemoryInUse %d is not a multiple of the chunk size %d", st.MemoryInUse, cs)
+	if chunkMem(st)%cs != 0 {
+		t.Fatalf("chunk memory %d is not a multiple of the chunk size %d", chunkMem(st), cs)
 	}
 	if st.DiskInUse < 0 || st.BuffersOnDisk < 0 || st.BuffersOnDisk > st.Buffers {
 		t.Fatalf("inconsistent stats %+v", st)
@@ -550,11 +556,11 @@ func (h *mtHarness) checkContent(full bool) {
 	}
 	if h.solo {
 		if onDisk {
-			if st.MemoryInUse != 0 || st.BuffersOnDisk != 1 || st.DiskInUse > size {
+			if chunkMem(st) != 0 || st.ReadWindows > 1 || st.BuffersOnDisk != 1 || st.DiskInUse > size {
 				h.fatalf("buffer of size %d on disk, but stats %+v", size, st)
 			}
 		} else {
-			if st.DiskInUse != 0 || st.BuffersOnDisk != 0 || st.MemoryInUse > (size+h.cs-1)/h.cs*h.cs {
+			if st.DiskInUse != 0 || st.BuffersOnDisk != 0 || st.ReadWindows != 0 || st.MemoryInUse > (size+h.cs-1)/h.cs*h.cs {
 				h.fatalf("buffer of size %d in memory, but stats %+v", size, st)
 			}
 		}
@@ -586,7 +592,7 @@ func (h *mtHarness) evict(other *spool.Buffer, fill []byte) {
 	h.t.Helper()
 	h.note("(evict by second buffer)")
 	before := h.m.Stats()
-	hadMem := before.MemoryInUse > 0 // other holds nothing between evictions
+	hadMem := chunkMem(before) > 0 // other holds nothing between evictions; a read window is taken back, not evicted
 	wasOnDisk := h.b.OnDisk()
 	if n, err := other.WriteAt(fill, 0); n != len(fill) || err != nil {
 		h.fatalf("second buffer: WriteAt(%d bytes) = %d, %v", len(fill), n, err)

@@ -151,6 +151,7 @@ func (m *Manager) promote(s *store) {
 		discard()
 		return
 	}
+	s.dropWindow()
 	s.chunks = chunks
 	s.addMem(need)
 	// The data is in memory now; the anonymous file only goes away.

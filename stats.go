@@ -12,9 +12,17 @@ import (
 type Stats struct {
 	// MemoryBudget is the budget the Manager enforces, in bytes.
 	MemoryBudget int64
-	// MemoryInUse is the chunk memory all live buffers hold, in bytes,
-	// counted by chunk capacity. It never exceeds MemoryBudget.
+	// MemoryInUse is the memory all live buffers hold, in bytes: their
+	// chunks, counted by chunk capacity, and their read windows. It never
+	// exceeds MemoryBudget.
 	MemoryInUse int64
+	// ReadWindows is the number of read windows held: checked copies of
+	// one 64 KiB block of a spill file each, which make small reads of
+	// spilled data read and check each block once. They take only budget
+	// that is free, and a write short of memory takes them back first, so
+	// they never cause a rollover. MemoryInUse includes their
+	// ReadWindows × 64 KiB.
+	ReadWindows int
 	// DiskBudget is Options.DiskBudget: the limit on DiskInUse, or 0 for
 	// none.
 	DiskBudget int64

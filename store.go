@@ -49,6 +49,11 @@ type store struct {
 	fileSize int64
 	version  uint64       // counts changes of content, for promotion
 	pending  []SpillEvent // to deliver to OnSpill after unlock
+
+	// winMu guards win, a checked copy of one block of file (window.go).
+	// It is taken with mu held, for reading at least.
+	winMu sync.Mutex
+	win   window
 }
 
 // ID implements Buffer.ID.
@@ -210,6 +215,7 @@ func (b *store) Truncate(size int64) error {
 	}
 	b.touch(true)
 	b.version++
+	b.dropWindow()
 	old := b.size
 	switch {
 	case size < old:
@@ -258,6 +264,7 @@ func (b *store) Close() error {
 		return ErrClosed
 	}
 	b.closed = true
+	b.dropWindow()
 	b.freeChunks(0)
 	b.chunks = nil
 	var err error
@@ -394,6 +401,7 @@ func (b *store) writeAt(p []byte, off int64) (int, error) {
 	}
 	b.touch(true)
 	b.version++
+	b.dropWindow()
 	if b.file == nil {
 		if end > b.m.memLimit {
 			if err := b.rollover(b.growReason(end)); err != nil {
@@ -587,6 +595,16 @@ func (b *store) readFile(p []byte, off int64) (int, error) {
 		return len(p), nil
 	}
 	fp := p[:min(off+int64(len(p)), b.fileSize)-off]
+	if len(fp) < blockSize {
+		// A small read: through the window, which reads and checks each
+		// block once for all the small reads of it.
+		if ok, err := b.readWindow(fp, off); err != nil {
+			return 0, err
+		} else if ok {
+			clear(p[len(fp):])
+			return len(p), nil
+		}
+	}
 	// The blockFile reads bytes never written as zeros and never returns
 	// io.EOF; a short read is an error (ErrCorrupt, or the disk's).
 	if r, err := b.file.ReadAt(fp, off); err != nil {
@@ -603,6 +621,7 @@ func (b *store) rollover(reason SpillReason) error {
 	if b.file != nil && b.mem.Load() == 0 {
 		return nil
 	}
+	b.dropWindow() // bytes move from memory to file: the file's change
 	start := time.Now()
 	defer func() { m.spillNanos.Add(int64(time.Since(start))) }()
 	created := false

@@ -1,0 +1,303 @@
+package spool
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"testing"
+)
+
+// windowManager returns a Manager with 4 KiB chunks, the given budget, and
+// spill files whose operations f counts (and fails, if told to).
+func windowManager(t *testing.T, budget int64, f *Faults) *Manager {
+	t.Helper()
+	m, err := newManager(Options{ChunkSize: 4 << 10, MemoryBudget: budget, TempDir: t.TempDir()}, faultyFS{f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func pattern(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, 1))
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte(r.Uint32())
+	}
+	return p
+}
+
+// spilledBuffer returns a buffer of m holding data, all of it on disk.
+func spilledBuffer(t *testing.T, m *Manager, data []byte) *Buffer {
+	t.Helper()
+	b, err := m.NewBuffer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Rollover(); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestWindowSmallReads: reading a spilled buffer in small pieces reads
+// each block from the file once, through one window counted in the budget,
+// and returns the right bytes; the window goes with Close.
+func TestWindowSmallReads(t *testing.T) {
+	f := &Faults{FailAt: -1}
+	m := windowManager(t, 1<<20, f)
+	data := pattern(1, 10*blockSize+777)
+	b := spilledBuffer(t, m, data)
+	b.Seek(0, io.SeekStart)
+	before := f.Ops()
+	var got []byte
+	p := make([]byte, 500)
+	var err error
+	for err == nil {
+		var n int
+		n, err = b.Read(p)
+		got = append(got, p[:n]...)
+	}
+	if err != io.EOF || !bytes.Equal(got, data) {
+		t.Fatalf("ReadAll = %d bytes, %v; intact %v", len(got), err, bytes.Equal(got, data))
+	}
+	if ops, blocks := f.Ops()-before, 11; ops != blocks {
+		t.Errorf("%d file reads for %d blocks read in small pieces, want one per block", ops, blocks)
+	}
+	st := m.Stats()
+	if st.ReadWindows != 1 || st.MemoryInUse != blockSize {
+		t.Errorf("ReadWindows %d, MemoryInUse %d; want 1 window of %d bytes", st.ReadWindows, st.MemoryInUse, blockSize)
+	}
+	if err := CheckHolding(m); err != nil {
+		t.Error(err)
+	}
+	b.Close()
+	if st := m.Stats(); st.ReadWindows != 0 || st.MemoryInUse != 0 {
+		t.Errorf("after Close: ReadWindows %d, MemoryInUse %d", st.ReadWindows, st.MemoryInUse)
+	}
+	if err := CheckHolding(m); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestWindowNeedsFreeBudget: with no free budget, small reads take no
+// window (and roll nothing over for one); they read the file each time.
+func TestWindowNeedsFreeBudget(t *testing.T) {
+	f := &Faults{FailAt: -1}
+	m := windowManager(t, blockSize, f)
+	data := pattern(2, 3*blockSize)
+	b := spilledBuffer(t, m, data)
+	hog, _ := m.NewBuffer()
+	if _, err := hog.Write(make([]byte, blockSize-4<<10)); err != nil { // all but one chunk
+		t.Fatal(err)
+	}
+	before, spills := f.Ops(), m.Stats().Spills
+	p := make([]byte, 100)
+	for i := range 20 {
+		if _, err := b.ReadAt(p, int64(i)*100); err != nil || !bytes.Equal(p, data[i*100:(i+1)*100]) {
+			t.Fatalf("ReadAt %d: %v", i, err)
+		}
+	}
+	if ops := f.Ops() - before; ops != 20 {
+		t.Errorf("%d file reads for 20 small reads without a window, want 20", ops)
+	}
+	st := m.Stats()
+	if st.ReadWindows != 0 || st.Spills != spills || hog.OnDisk() {
+		t.Errorf("ReadWindows %d, Spills %d → %d, hog on disk %v: a read took memory it had no room for", st.ReadWindows, spills, st.Spills, hog.OnDisk())
+	}
+}
+
+// TestWindowTakenBackFirst: a write short of memory takes back a read
+// window, which costs no I/O, before it rolls any buffer over.
+func TestWindowTakenBackFirst(t *testing.T) {
+	m := windowManager(t, blockSize+4*4<<10, &Faults{FailAt: -1})
+	b := spilledBuffer(t, m, pattern(3, 2*blockSize))
+	p := make([]byte, 10)
+	if _, err := b.ReadAt(p, 5); err != nil {
+		t.Fatal(err)
+	}
+	w, _ := m.NewBuffer()
+	if _, err := w.Write(make([]byte, 4*4<<10)); err != nil { // the free part of the budget
+		t.Fatal(err)
+	}
+	if st := m.Stats(); st.ReadWindows != 1 {
+		t.Fatalf("ReadWindows %d before the write short of memory, want 1", st.ReadWindows)
+	}
+	if _, err := w.Write(make([]byte, 4<<10)); err != nil {
+		t.Fatal(err)
+	}
+	st := m.Stats()
+	if st.ReadWindows != 0 || st.Evictions != 0 || w.OnDisk() {
+		t.Errorf("ReadWindows %d, Evictions %d, writer on disk %v: want the window taken back and nothing rolled over", st.ReadWindows, st.Evictions, w.OnDisk())
+	}
+	if err := CheckHolding(m); err != nil {
+		t.Error(err)
+	}
+	// The reader gets its bytes without a window now.
+	if _, err := b.ReadAt(p, 5); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWindowFollowsChanges: the window never shows bytes the buffer no
+// longer has: not after a write into its block, a Truncate, or a rollover
+// that moves bytes from memory into its block. The last needs a buffer
+// partly in memory with file bytes around the chunks it holds: a rollover
+// that failed half-way, then a write past the end, which goes to the file.
+func TestWindowFollowsChanges(t *testing.T) {
+	f := &Faults{FailAt: -1, Err: errors.New("injected")}
+	m := windowManager(t, 1<<20, f)
+	data := pattern(4, blockSize/2)
+	b, _ := m.NewBuffer()
+	b.Write(data)
+	// Rollover: 0 create, 1 and 2 the first two chunks, 3 fails.
+	f.mu.Lock()
+	f.FailAt, f.ops = 3, 0
+	f.mu.Unlock()
+	if err := b.Rollover(); err == nil {
+		t.Fatal("the rollover did not fail")
+	}
+	tail := pattern(5, 1000)
+	if _, err := b.WriteAt(tail, int64(len(data))+4000); err != nil {
+		t.Fatal(err)
+	}
+	data = append(append(data, make([]byte, 4000)...), tail...)
+	p := make([]byte, 100)
+	check := func(what string) {
+		t.Helper()
+		for off := 0; off < len(data); off += len(p) {
+			n, err := b.ReadAt(p, int64(off))
+			if err != nil && err != io.EOF || !bytes.Equal(p[:n], data[off:min(len(data), off+len(p))]) {
+				t.Fatalf("%s: ReadAt(%d, %d) = %d, %v; bytes differ", what, len(p), off, n, err)
+			}
+		}
+		if m.Stats().ReadWindows != 1 {
+			t.Fatalf("%s: no read window", what)
+		}
+	}
+	check("in part on disk") // the window holds the file's block, holes where chunks are
+	if err := b.Rollover(); err != nil {
+		t.Fatal(err)
+	}
+	check("after the rollover")
+	copy(data[5000:], "new bytes")
+	if _, err := b.WriteAt([]byte("new bytes"), 5000); err != nil {
+		t.Fatal(err)
+	}
+	check("after a write")
+	if err := b.Truncate(3000); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.Stats().ReadWindows; n != 0 {
+		t.Errorf("%d read windows after a Truncate, want it given back", n)
+	}
+	if err := b.Truncate(int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	clear(data[3000:])
+	check("after shrinking and growing")
+	if err := CheckHolding(m); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestWindowCorruptBlock: a block that fails its checksum is an error
+// through the window too, and leaves no window behind.
+func TestWindowCorruptBlock(t *testing.T) {
+	for _, encrypt := range []bool{false, true} {
+		t.Run(fmt.Sprint("encrypt=", encrypt), func(t *testing.T) {
+			m, err := NewManager(Options{ChunkSize: 4 << 10, MemoryBudget: 1 << 20, TempDir: t.TempDir(), EncryptSpill: encrypt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			b := spilledBuffer(t, m, pattern(5, 2*blockSize))
+			raw := RawSpillFile(b)
+			var one [1]byte
+			raw.ReadAt(one[:], blockSize+10)
+			one[0] ^= 4
+			raw.WriteAt(one[:], blockSize+10)
+			p := make([]byte, 100)
+			if _, err := b.ReadAt(p, 0); err != nil {
+				t.Fatalf("the good block: %v", err)
+			}
+			if _, err := b.ReadAt(p, blockSize); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("the damaged block: %v, want ErrCorrupt", err)
+			}
+			if st := m.Stats(); st.ReadWindows != 0 {
+				t.Errorf("ReadWindows %d after a read that failed its check", st.ReadWindows)
+			}
+			if err := CheckHolding(m); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestWindowConcurrent: small reads, writes of the same bytes, rollovers,
+// truncates past the end and writes to other buffers that take windows
+// back, all at once, under -race: no read ever returns a wrong byte, and
+// the budget accounts for every window at the end.
+func TestWindowConcurrent(t *testing.T) {
+	m := windowManager(t, 4*blockSize, &Faults{FailAt: -1})
+	const nbuf = 4
+	datas := make([][]byte, nbuf)
+	bufs := make([]*Buffer, nbuf)
+	for i := range bufs {
+		datas[i] = pattern(uint64(10+i), 3*blockSize+123)
+		bufs[i] = spilledBuffer(t, m, datas[i])
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, 16)
+	for g := range 6 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 2))
+			p := make([]byte, 700)
+			for range 3000 {
+				i := r.IntN(nbuf)
+				b, data := bufs[i], datas[i]
+				off := r.IntN(len(data))
+				switch r.IntN(10) {
+				case 0: // rewrite bytes with what they are
+					end := min(len(data), off+r.IntN(300))
+					if _, err := b.WriteAt(data[off:end], int64(off)); err != nil {
+						errc <- err
+						return
+					}
+				case 1: // a truncate that changes nothing
+					if err := b.Truncate(int64(len(data))); err != nil {
+						errc <- err
+						return
+					}
+				case 2: // a writer short of memory
+					tmp, _ := m.NewBuffer()
+					tmp.Write(p)
+					tmp.Close()
+				case 3:
+					b.Rollover()
+				default:
+					n, err := b.ReadAt(p[:r.IntN(len(p))+1], int64(off))
+					if err != nil && err != io.EOF || !bytes.Equal(p[:n], data[off:off+n]) {
+						errc <- fmt.Errorf("buffer %d: ReadAt at %d = %d, %v; bytes differ", i, off, n, err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	if err := CheckHolding(m); err != nil {
+		t.Error(err)
+	}
+}
