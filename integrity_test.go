@@ -19,6 +19,14 @@ func spilled(t *testing.T, encrypt bool, data []byte) (*spool.Manager, *spool.Bu
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
+	b := spillInto(t, m, data)
+	wantContent(t, b, data)
+	return m, b
+}
+
+// spillInto returns a new buffer of m holding data, rolled over to disk.
+func spillInto(t *testing.T, m *spool.Manager, data []byte) *spool.Buffer {
+	t.Helper()
 	b, err := m.NewBuffer()
 	if err != nil {
 		t.Fatal(err)
@@ -29,8 +37,7 @@ func spilled(t *testing.T, encrypt bool, data []byte) (*spool.Manager, *spool.Bu
 	if err := b.Rollover(); err != nil {
 		t.Fatal(err)
 	}
-	wantContent(t, b, data)
-	return m, b
+	return b
 }
 
 // TestBitFlipDetected flips every 997th bit of a spill file, one at a

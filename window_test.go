@@ -1,4 +1,4 @@
-package spool
+package spool_test
 
 import (
 	"bytes"
@@ -8,13 +8,15 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+
+	"github.com/spoolkit/spool"
 )
 
 // windowManager returns a Manager with 4 KiB chunks, the given budget, and
 // spill files whose operations f counts (and fails, if told to).
-func windowManager(t *testing.T, budget int64, f *Faults) *Manager {
+func windowManager(t *testing.T, budget int64, f *spool.Faults) *spool.Manager {
 	t.Helper()
-	m, err := newManager(Options{ChunkSize: 4 << 10, MemoryBudget: budget, TempDir: t.TempDir()}, faultyFS{f})
+	m, err := spool.NewManagerWithFaults(spool.Options{ChunkSize: 4 << 10, MemoryBudget: budget, TempDir: t.TempDir()}, f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,39 +24,14 @@ func windowManager(t *testing.T, budget int64, f *Faults) *Manager {
 	return m
 }
 
-func pattern(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, 1))
-	p := make([]byte, n)
-	for i := range p {
-		p[i] = byte(r.Uint32())
-	}
-	return p
-}
-
-// spilledBuffer returns a buffer of m holding data, all of it on disk.
-func spilledBuffer(t *testing.T, m *Manager, data []byte) *Buffer {
-	t.Helper()
-	b, err := m.NewBuffer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Rollover(); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // TestWindowSmallReads: reading a spilled buffer in small pieces reads
 // each block from the file once, through one window counted in the budget,
 // and returns the right bytes; the window goes with Close.
 func TestWindowSmallReads(t *testing.T) {
-	f := &Faults{FailAt: -1}
+	f := &spool.Faults{FailAt: -1}
 	m := windowManager(t, 1<<20, f)
-	data := pattern(1, 10*blockSize+777)
-	b := spilledBuffer(t, m, data)
+	data := randBytes(1, 10*spool.BlockSize+777)
+	b := spillInto(t, m, data)
 	b.Seek(0, io.SeekStart)
 	before := f.Ops()
 	var got []byte
@@ -72,17 +49,17 @@ func TestWindowSmallReads(t *testing.T) {
 		t.Errorf("%d file reads for %d blocks read in small pieces, want one per block", ops, blocks)
 	}
 	st := m.Stats()
-	if st.ReadWindows != 1 || st.MemoryInUse != blockSize {
-		t.Errorf("ReadWindows %d, MemoryInUse %d; want 1 window of %d bytes", st.ReadWindows, st.MemoryInUse, blockSize)
+	if st.ReadWindows != 1 || st.MemoryInUse != spool.BlockSize {
+		t.Errorf("ReadWindows %d, MemoryInUse %d; want 1 window of %d bytes", st.ReadWindows, st.MemoryInUse, spool.BlockSize)
 	}
-	if err := CheckHolding(m); err != nil {
+	if err := spool.CheckHolding(m); err != nil {
 		t.Error(err)
 	}
 	b.Close()
 	if st := m.Stats(); st.ReadWindows != 0 || st.MemoryInUse != 0 {
 		t.Errorf("after Close: ReadWindows %d, MemoryInUse %d", st.ReadWindows, st.MemoryInUse)
 	}
-	if err := CheckHolding(m); err != nil {
+	if err := spool.CheckHolding(m); err != nil {
 		t.Error(err)
 	}
 }
@@ -90,12 +67,12 @@ func TestWindowSmallReads(t *testing.T) {
 // TestWindowNeedsFreeBudget: with no free budget, small reads take no
 // window (and roll nothing over for one); they read the file each time.
 func TestWindowNeedsFreeBudget(t *testing.T) {
-	f := &Faults{FailAt: -1}
-	m := windowManager(t, blockSize, f)
-	data := pattern(2, 3*blockSize)
-	b := spilledBuffer(t, m, data)
+	f := &spool.Faults{FailAt: -1}
+	m := windowManager(t, spool.BlockSize, f)
+	data := randBytes(2, 3*spool.BlockSize)
+	b := spillInto(t, m, data)
 	hog, _ := m.NewBuffer()
-	if _, err := hog.Write(make([]byte, blockSize-4<<10)); err != nil { // all but one chunk
+	if _, err := hog.Write(make([]byte, spool.BlockSize-4<<10)); err != nil { // all but one chunk
 		t.Fatal(err)
 	}
 	before, spills := f.Ops(), m.Stats().Spills
@@ -117,8 +94,8 @@ func TestWindowNeedsFreeBudget(t *testing.T) {
 // TestWindowTakenBackFirst: a write short of memory takes back a read
 // window, which costs no I/O, before it rolls any buffer over.
 func TestWindowTakenBackFirst(t *testing.T) {
-	m := windowManager(t, blockSize+4*4<<10, &Faults{FailAt: -1})
-	b := spilledBuffer(t, m, pattern(3, 2*blockSize))
+	m := windowManager(t, spool.BlockSize+4*4<<10, &spool.Faults{FailAt: -1})
+	b := spillInto(t, m, randBytes(3, 2*spool.BlockSize))
 	p := make([]byte, 10)
 	if _, err := b.ReadAt(p, 5); err != nil {
 		t.Fatal(err)
@@ -137,7 +114,7 @@ func TestWindowTakenBackFirst(t *testing.T) {
 	if st.ReadWindows != 0 || st.Evictions != 0 || w.OnDisk() {
 		t.Errorf("ReadWindows %d, Evictions %d, writer on disk %v: want the window taken back and nothing rolled over", st.ReadWindows, st.Evictions, w.OnDisk())
 	}
-	if err := CheckHolding(m); err != nil {
+	if err := spool.CheckHolding(m); err != nil {
 		t.Error(err)
 	}
 	// The reader gets its bytes without a window now.
@@ -152,19 +129,17 @@ func TestWindowTakenBackFirst(t *testing.T) {
 // partly in memory with file bytes around the chunks it holds: a rollover
 // that failed half-way, then a write past the end, which goes to the file.
 func TestWindowFollowsChanges(t *testing.T) {
-	f := &Faults{FailAt: -1, Err: errors.New("injected")}
+	// The buffer is in memory until the rollover, whose file operations
+	// are 0 create, 1 and 2 the first two chunks, and 3, which fails.
+	f := &spool.Faults{FailAt: 3, Err: errors.New("injected")}
 	m := windowManager(t, 1<<20, f)
-	data := pattern(4, blockSize/2)
+	data := randBytes(4, spool.BlockSize/2)
 	b, _ := m.NewBuffer()
 	b.Write(data)
-	// Rollover: 0 create, 1 and 2 the first two chunks, 3 fails.
-	f.mu.Lock()
-	f.FailAt, f.ops = 3, 0
-	f.mu.Unlock()
 	if err := b.Rollover(); err == nil {
 		t.Fatal("the rollover did not fail")
 	}
-	tail := pattern(5, 1000)
+	tail := randBytes(5, 1000)
 	if _, err := b.WriteAt(tail, int64(len(data))+4000); err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +178,7 @@ func TestWindowFollowsChanges(t *testing.T) {
 	}
 	clear(data[3000:])
 	check("after shrinking and growing")
-	if err := CheckHolding(m); err != nil {
+	if err := spool.CheckHolding(m); err != nil {
 		t.Error(err)
 	}
 }
@@ -213,28 +188,28 @@ func TestWindowFollowsChanges(t *testing.T) {
 func TestWindowCorruptBlock(t *testing.T) {
 	for _, encrypt := range []bool{false, true} {
 		t.Run(fmt.Sprint("encrypt=", encrypt), func(t *testing.T) {
-			m, err := NewManager(Options{ChunkSize: 4 << 10, MemoryBudget: 1 << 20, TempDir: t.TempDir(), EncryptSpill: encrypt})
+			m, err := spool.NewManager(spool.Options{ChunkSize: 4 << 10, MemoryBudget: 1 << 20, TempDir: t.TempDir(), EncryptSpill: encrypt})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer m.Close()
-			b := spilledBuffer(t, m, pattern(5, 2*blockSize))
-			raw := RawSpillFile(b)
+			b := spillInto(t, m, randBytes(5, 2*spool.BlockSize))
+			raw := spool.RawSpillFile(b)
 			var one [1]byte
-			raw.ReadAt(one[:], blockSize+10)
+			raw.ReadAt(one[:], spool.BlockSize+10)
 			one[0] ^= 4
-			raw.WriteAt(one[:], blockSize+10)
+			raw.WriteAt(one[:], spool.BlockSize+10)
 			p := make([]byte, 100)
 			if _, err := b.ReadAt(p, 0); err != nil {
 				t.Fatalf("the good block: %v", err)
 			}
-			if _, err := b.ReadAt(p, blockSize); !errors.Is(err, ErrCorrupt) {
+			if _, err := b.ReadAt(p, spool.BlockSize); !errors.Is(err, spool.ErrCorrupt) {
 				t.Fatalf("the damaged block: %v, want ErrCorrupt", err)
 			}
 			if st := m.Stats(); st.ReadWindows != 0 {
 				t.Errorf("ReadWindows %d after a read that failed its check", st.ReadWindows)
 			}
-			if err := CheckHolding(m); err != nil {
+			if err := spool.CheckHolding(m); err != nil {
 				t.Error(err)
 			}
 		})
@@ -246,13 +221,13 @@ func TestWindowCorruptBlock(t *testing.T) {
 // back, all at once, under -race: no read ever returns a wrong byte, and
 // the budget accounts for every window at the end.
 func TestWindowConcurrent(t *testing.T) {
-	m := windowManager(t, 4*blockSize, &Faults{FailAt: -1})
+	m := windowManager(t, 4*spool.BlockSize, &spool.Faults{FailAt: -1})
 	const nbuf = 4
 	datas := make([][]byte, nbuf)
-	bufs := make([]*Buffer, nbuf)
+	bufs := make([]*spool.Buffer, nbuf)
 	for i := range bufs {
-		datas[i] = pattern(uint64(10+i), 3*blockSize+123)
-		bufs[i] = spilledBuffer(t, m, datas[i])
+		datas[i] = randBytes(uint64(10+i), 3*spool.BlockSize+123)
+		bufs[i] = spillInto(t, m, datas[i])
 	}
 	var wg sync.WaitGroup
 	errc := make(chan error, 16)
@@ -297,7 +272,7 @@ func TestWindowConcurrent(t *testing.T) {
 	for err := range errc {
 		t.Fatal(err)
 	}
-	if err := CheckHolding(m); err != nil {
+	if err := spool.CheckHolding(m); err != nil {
 		t.Error(err)
 	}
 }
