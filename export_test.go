@@ -146,6 +146,14 @@ func StopPromoter(m *Manager) {
 	m.promoter = nil
 }
 
+// ReadLocked runs f while b's lock is held for reading, as it is during a
+// ReadAt.
+func ReadLocked(b *Buffer, f func()) {
+	b.s.mu.RLock()
+	defer b.s.mu.RUnlock()
+	f()
+}
+
 // DropWindow drops b's read window, if it has one, so that the next read
 // goes to the spill file (a test that damages the file wants that).
 func DropWindow(b *Buffer) {

@@ -15,12 +15,15 @@ package spool
 //     ReadAt calls run in parallel with each other.
 //
 //  2. store.winMu (sync.Mutex), one per Buffer, guards the buffer's read
-//     window (window.go). It is taken only while holding that buffer's
-//     store.mu (for reading, by ReadAt, or for writing), and readers take it
-//     with TryLock, reading the file directly if it is busy. While holding
-//     it, code may take Manager.mu (to list or unlist the window), take or
-//     give back budget (never waiting) and read the buffer's spill file,
-//     nothing else.
+//     window (window.go). The buffer's own operations take it while
+//     holding its store.mu: reads (for reading, by ReadAt, or for writing)
+//     with TryLock, reading the file directly if it is busy; changes, which
+//     drop the window, with Lock while holding store.mu for writing. A write
+//     short of memory in another buffer takes it with TryLock alone, to
+//     take the window back (Manager.reclaimWindows). While holding it, code
+//     may take Manager.mu (to list or unlist the window), take or give back
+//     budget (never waiting) and read the buffer's spill file, nothing
+//     else.
 //
 //  3. Manager.mu (sync.Mutex) guards the Manager's lists of live buffers,
 //     of buffers holding memory and of buffers with a read window, and its
@@ -49,9 +52,10 @@ package spool
 // memory: store.addMem), or a store.mu and its store.winMu (to list or
 // unlist a read window); a store.mu or store.winMu is never taken while
 // holding Manager.mu. A write short of memory takes back other buffers'
-// read windows (Manager.reclaimWindows) as it rolls buffers over: with
-// TryLock on their store.mu, then their store.winMu, which no one else
-// can hold then (every holder holds store.mu).
+// read windows (Manager.reclaimWindows) with TryLock on their store.winMu
+// only; the only blocking acquisition of a store.winMu is by a goroutine
+// holding that buffer's store.mu for writing, and a holder of a store.winMu
+// waits for nothing but Manager.mu, a leaf, so no cycle can form.
 //
 // What is done while holding store.mu. Copies between chunks and the
 // caller's slice, and reads and writes of the buffer's own spill file

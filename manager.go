@@ -327,7 +327,7 @@ func (m *Manager) makeRoom(need int64, self *store, limit float64, inclusive boo
 		failed int // rollovers that returned an error
 	)
 	// Read windows first: dropping one costs no I/O.
-	if m.nwindows.Load() > 0 && m.reclaimWindows(need, self) {
+	if m.nwindows.Load() > 0 && m.reclaimWindows(need) {
 		return nil, true
 	}
 	q := victimQuery{self: self, limit: limit, inclusive: inclusive}

@@ -19,9 +19,9 @@ type Stats struct {
 	// ReadWindows is the number of read windows held: checked copies of
 	// one 64 KiB block of a spill file each, which make small reads of
 	// spilled data read and check each block once. They take only budget
-	// that is free, and a write short of memory takes them back first, so
-	// they never cause a rollover. MemoryInUse includes their
-	// ReadWindows × 64 KiB.
+	// that is free, and a write short of memory takes them back before it
+	// rolls any buffer over (passing over only a window being copied from
+	// at that instant). MemoryInUse includes their ReadWindows × 64 KiB.
 	ReadWindows int
 	// DiskBudget is Options.DiskBudget: the limit on DiskInUse, or 0 for
 	// none.

@@ -50,8 +50,8 @@ type store struct {
 	version  uint64       // counts changes of content, for promotion
 	pending  []SpillEvent // to deliver to OnSpill after unlock
 
-	// winMu guards win, a checked copy of one block of file (window.go).
-	// It is taken with mu held, for reading at least.
+	// winMu guards win, a checked copy of one block of file (window.go);
+	// see lock.go for who takes it, and how.
 	winMu sync.Mutex
 	win   window
 }

@@ -1,5 +1,7 @@
 package spool
 
+import "sync/atomic"
+
 // The read window: a checked copy of one block of a buffer's spill file.
 //
 // Spilled data is checked a whole block (64 KiB) at a time (blockfile.go),
@@ -20,18 +22,22 @@ package spool
 // bytes changes (a write, Truncate, a rollover, a promotion, Close), so it
 // never holds other bytes than the file's for the ranges read from it.
 //
-// Locks (lock.go): store.winMu guards the window fields and is taken with
-// store.mu held, for reading (ReadAt) or writing; readers take it with
-// TryLock and read the file directly if another reader has it, so ReadAt
-// calls stay parallel. Manager.mu, taken to list or unlist the window, comes
-// after store.winMu.
+// Locks (lock.go): store.winMu guards the window fields. Reads take it with
+// store.mu held (for reading, by ReadAt, or writing), with TryLock, and
+// read the file directly if it is busy, so ReadAt calls stay parallel;
+// changes of the buffer drop the window with store.mu held for writing. A
+// write short of memory in another buffer takes a window back with a
+// TryLock of store.winMu alone, so that a read in progress on the buffer
+// does not keep its window from the writer. Manager.mu, taken to list or
+// unlist a window, comes after store.winMu.
 
 // window is the read window of a store. The zero value is no window.
 type window struct {
-	buf *[]byte // a scratch block from blockPool; nil: no window
-	off int64   // file offset of the block it holds, a multiple of blockSize
-	n   int     // bytes it holds: the block's bytes below fileSize
-	idx int     // 1 + index in Manager.windows, 0 if not there; guarded by Manager.mu
+	buf  *[]byte     // a scratch block from blockPool; nil: no window
+	off  int64       // file offset of the block it holds, a multiple of blockSize
+	n    int         // bytes it holds: the block's bytes below fileSize
+	held atomic.Bool // buf != nil; read without winMu, to skip it when unset
+	idx  int         // 1 + index in Manager.windows, 0 if not there; guarded by Manager.mu
 }
 
 // readWindow reads fp, shorter than a block, at off (below fileSize) through
@@ -69,6 +75,7 @@ func (b *store) fillWindow(boff int64) (bool, error) {
 			return false, nil
 		}
 		w.buf = getBlock()
+		w.held.Store(true)
 		b.m.listWindow(b, true)
 	}
 	n := int(min(blockSize, b.fileSize-boff))
@@ -83,7 +90,7 @@ func (b *store) fillWindow(boff int64) (bool, error) {
 // dropWindow gives b's window, if it has one, back to the pool and the
 // budget. b.mu is held for writing.
 func (b *store) dropWindow() {
-	if b.win.buf == nil {
+	if !b.win.held.Load() {
 		return // no window: the usual case, without a lock
 	}
 	b.winMu.Lock()
@@ -99,6 +106,7 @@ func (b *store) dropWindowLocked() {
 	}
 	putBlock(w.buf)
 	w.buf, w.off, w.n = nil, 0, 0
+	w.held.Store(false)
 	b.m.listWindow(b, false)
 	b.m.budget.release(blockSize)
 }
@@ -123,11 +131,12 @@ func (m *Manager) listWindow(b *store, has bool) {
 	m.nwindows.Store(int64(len(m.windows)))
 }
 
-// reclaimWindows drops the windows of buffers other than self that no
-// goroutine is using, until need bytes of the budget can be taken; it takes
-// them and reports whether it did. The caller holds self's lock (if self
-// is not nil); other buffers are only TryLocked, as in makeRoom.
-func (m *Manager) reclaimWindows(need int64, self *store) bool {
+// reclaimWindows drops read windows that no read is using at this
+// instant, until need bytes of the budget can be taken; it takes them and
+// reports whether it did. It takes only the windows' own locks, with
+// TryLock: a window is taken back even while its buffer is being read
+// (the reads then go to the file), but not in the middle of a copy from it.
+func (m *Manager) reclaimWindows(need int64) bool {
 	skipped := 0
 	for tries := m.nwindows.Load(); tries > 0; tries-- {
 		m.mu.Lock()
@@ -138,12 +147,12 @@ func (m *Manager) reclaimWindows(need int64, self *store) bool {
 		}
 		v := m.windows[k]
 		m.mu.Unlock()
-		if v == self || !v.mu.TryLock() {
+		if !v.winMu.TryLock() {
 			skipped++
 			continue
 		}
-		v.dropWindow()
-		v.mu.Unlock() // nothing pending: dropping a window records no event
+		v.dropWindowLocked()
+		v.winMu.Unlock()
 		if m.budget.tryAcquire(need) {
 			return true
 		}

@@ -92,7 +92,8 @@ func TestWindowNeedsFreeBudget(t *testing.T) {
 }
 
 // TestWindowTakenBackFirst: a write short of memory takes back a read
-// window, which costs no I/O, before it rolls any buffer over.
+// window, which costs no I/O, before it rolls any buffer over, even while
+// a read of the window's buffer is in progress.
 func TestWindowTakenBackFirst(t *testing.T) {
 	m := windowManager(t, spool.BlockSize+4*4<<10, &spool.Faults{FailAt: -1})
 	b := spillInto(t, m, randBytes(3, 2*spool.BlockSize))
@@ -107,9 +108,11 @@ func TestWindowTakenBackFirst(t *testing.T) {
 	if st := m.Stats(); st.ReadWindows != 1 {
 		t.Fatalf("ReadWindows %d before the write short of memory, want 1", st.ReadWindows)
 	}
-	if _, err := w.Write(make([]byte, 4<<10)); err != nil {
-		t.Fatal(err)
-	}
+	spool.ReadLocked(b, func() { // as if a ReadAt of b were in progress
+		if _, err := w.Write(make([]byte, 4<<10)); err != nil {
+			t.Fatal(err)
+		}
+	})
 	st := m.Stats()
 	if st.ReadWindows != 0 || st.Evictions != 0 || w.OnDisk() {
 		t.Errorf("ReadWindows %d, Evictions %d, writer on disk %v: want the window taken back and nothing rolled over", st.ReadWindows, st.Evictions, w.OnDisk())
