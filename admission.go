@@ -1,6 +1,9 @@
 package spool
 
 import (
+	"sync"
+	"time"
+
 	"github.com/dgraph-io/ristretto/v2"
 )
 
@@ -24,13 +27,35 @@ import (
 //   - Keys are buffer IDs (never pointers), hashed with a mixing function:
 //     ristretto's default hash of an integer key is the key itself, which
 //     makes the count-min sketch rows collide (ristretto issue #108).
-//   - Set racing Close panicked, and Close calls OnEvict for every item:
-//     the cache is closed only after the Manager has closed every buffer
-//     and stopped the promoter, and no OnEvict callback is installed.
+//   - Get, Set, Del and Wait racing Close panic (a send on the channel
+//     Close closes, between that close and the flag that would have made
+//     them return). A spill event can be delivered, and its Del made, on
+//     any goroutine after Manager.Close has closed every buffer (an OnSpill
+//     running as Close proceeds), so every call into the cache holds mu for
+//     reading and checks closed, and close takes mu for writing: it waits
+//     for the calls in progress, and the calls after it do nothing. No
+//     call holds mu while running user code.
+//   - Close calls OnEvict for every item: no OnEvict callback is installed.
 //
 // The zero *admission (nil) admits nothing and records nothing.
 type admission struct {
-	c *ristretto.Cache[uint64, struct{}]
+	c admissionCache
+
+	// mu is held for reading by every call into c, and for writing by
+	// close; it guards closed.
+	mu     sync.RWMutex
+	closed bool
+}
+
+// admissionCache is what admission uses of a *ristretto.Cache; tests
+// substitute a cache that records the calls made after Close.
+type admissionCache interface {
+	Get(key uint64) (struct{}, bool)
+	Set(key uint64, value struct{}, cost int64) bool
+	Wait()
+	GetTTL(key uint64) (time.Duration, bool)
+	Del(key uint64)
+	Close()
 }
 
 func newAdmission(budget int64) (*admission, error) {
@@ -63,7 +88,12 @@ func splitmix(x uint64) uint64 {
 // record counts an access to buffer id in ristretto's frequency sketch.
 // It does not block.
 func (a *admission) record(id uint64) {
-	if a != nil {
+	if a == nil {
+		return
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if !a.closed {
 		a.c.Get(id)
 	}
 }
@@ -75,7 +105,9 @@ func (a *admission) admit(id uint64, cost int64) bool {
 	if a == nil {
 		return false
 	}
-	if !a.c.Set(id, struct{}{}, cost) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.closed || !a.c.Set(id, struct{}{}, cost) {
 		return false
 	}
 	a.c.Wait()
@@ -86,7 +118,12 @@ func (a *admission) admit(id uint64, cost int64) bool {
 // forget removes buffer id, which left memory. It does not block long;
 // call it holding no spool lock.
 func (a *admission) forget(id uint64) {
-	if a != nil {
+	if a == nil {
+		return
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if !a.closed {
 		a.c.Del(id)
 	}
 }
@@ -97,12 +134,25 @@ func (a *admission) resident(id uint64) bool {
 	if a == nil {
 		return false
 	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.closed {
+		return false
+	}
 	_, ok := a.c.GetTTL(id)
 	return ok
 }
 
+// close closes the cache once the calls in progress have returned; later
+// calls do nothing.
 func (a *admission) close() {
-	if a != nil {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.closed {
+		a.closed = true
 		a.c.Close()
 	}
 }

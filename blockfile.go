@@ -38,13 +38,18 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // lock provides.
 type blockFile struct {
 	f    spillFile
-	seal *sealer // nil: checksums only
+	seal *sealer     // nil: checksums only
+	disk *diskBudget // charged with held
 	meta blockTable
 	end  int64 // extent of the data written to f
+	// held is the sum of the blocks' n: the bytes the file holds, holes
+	// between blocks excluded. Each block's growth is charged to disk
+	// before it is written; Truncate and Close give back what they drop.
+	held int64
 }
 
-func newBlockFile(f spillFile, s *sealer) *blockFile {
-	bf := &blockFile{f: f, seal: s}
+func newBlockFile(f spillFile, s *sealer, disk *diskBudget) *blockFile {
+	bf := &blockFile{f: f, seal: s, disk: disk}
 	if s != nil {
 		bf.meta.seals = new(table[sealMeta])
 	}
@@ -103,7 +108,11 @@ func (bf *blockFile) writeBlock(i int64, lo int, seg []byte) error {
 	// Appending right after the block's bytes (or starting a new block):
 	// the bytes written before stay as they are, and the checksum extends
 	// over the new ones.
+	if err := bf.grow(len(seg)); err != nil {
+		return err
+	}
 	if err := bf.pwrite(seg, i*blockSize+int64(lo)); err != nil {
+		bf.shrink(int64(len(seg)))
 		return err
 	}
 	hi := uint32(lo + len(seg))
@@ -128,6 +137,9 @@ func (bf *blockFile) rewriteBlock(i int64, m blockMeta, lo int, seg []byte) erro
 	defer putBlock(newp)
 	hi := lo + len(seg)
 	newN := max(int(m.valid), hi)
+	if err := bf.grow(newN - int(m.n)); err != nil {
+		return err
+	}
 	buf := (*newp)[:newN]
 	copy(buf, old[:m.valid])
 	clear(buf[m.valid:]) // bytes past valid, and any gap, are zeros
@@ -137,8 +149,10 @@ func (bf *blockFile) rewriteBlock(i int64, m blockMeta, lo int, seg []byte) erro
 	from := min(lo, int(m.valid))
 	if err := bf.pwrite(buf[from:], base+int64(from)); err != nil {
 		bf.restore(old, from, base)
+		bf.shrink(int64(newN) - int64(m.n))
 		return err
 	}
+	bf.shrink(int64(m.n) - int64(newN)) // bytes Truncate had cut off
 	m.n, m.valid = uint32(newN), uint32(newN)
 	m.crc = crc32.Checksum(buf, castagnoli)
 	bf.meta.set(i, m)
@@ -169,16 +183,41 @@ func (bf *blockFile) sealBlock(i int64, m blockMeta, lo int, seg []byte) error {
 	}
 	clear(pt[m.valid:])
 	copy(pt[lo:], seg)
+	if err := bf.grow(newN - int(m.n)); err != nil {
+		return err
+	}
 	ctp := getBlock()
 	defer putBlock(ctp)
 	ctr, ct, tag := bf.seal.seal((*ctp)[:0], i, pt, sideOf(ctp))
 	if err := bf.pwrite(ct, base); err != nil {
 		bf.restore(old, 0, base)
+		bf.shrink(int64(newN) - int64(m.n))
 		return err
 	}
+	bf.shrink(int64(m.n) - int64(newN)) // bytes Truncate had cut off
 	m.n, m.valid, m.ctr, m.tag = uint32(newN), uint32(newN), ctr, tag
 	bf.meta.set(i, m)
 	return nil
+}
+
+// grow charges the disk budget with n more bytes held, if n > 0.
+func (bf *blockFile) grow(n int) error {
+	if n <= 0 {
+		return nil
+	}
+	if err := bf.disk.reserve(int64(n)); err != nil {
+		return err
+	}
+	bf.held += int64(n)
+	return nil
+}
+
+// shrink gives back n bytes held, if n > 0.
+func (bf *blockFile) shrink(n int64) {
+	if n > 0 {
+		bf.held -= n
+		bf.disk.release(n)
+	}
 }
 
 // restore writes back old[from:] after a failed write, so that a transient
@@ -293,11 +332,17 @@ func (bf *blockFile) Truncate(size int64) error {
 		}
 		keep++
 	}
-	bf.meta.dropFrom(keep)
+	bf.shrink(bf.meta.dropFrom(keep))
 	return nil
 }
 
-func (bf *blockFile) Close() error { return bf.f.Close() }
+// Close closes the file and gives back the bytes it held.
+func (bf *blockFile) Close() error {
+	bf.shrink(bf.held)
+	return bf.f.Close()
+}
+
+
 
 // sendable returns the end of the run, starting at off, whose bytes are on
 // disk as they read: off's block up to its valid length. Past it lie zeros

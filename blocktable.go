@@ -45,12 +45,14 @@ func (t *blockTable) set(i int64, m blockMeta) {
 	}
 }
 
-// dropFrom forgets every block from i on.
-func (t *blockTable) dropFrom(i int64) {
-	t.base.dropFrom(i)
+// dropFrom forgets every block from i on, and returns the sum of their n.
+func (t *blockTable) dropFrom(i int64) int64 {
+	var n int64
+	t.base.dropFrom(i, func(m baseMeta) { n += int64(m.n) })
 	if t.seals != nil {
-		t.seals.dropFrom(i)
+		t.seals.dropFrom(i, nil)
 	}
+	return n
 }
 
 // table maps block indexes to entries of type E, zero if never set: a
@@ -102,18 +104,28 @@ func (t *table[E]) set(i int64, e E) {
 	p[i%metaPageLen] = e
 }
 
-// dropFrom forgets every entry from i on.
-func (t *table[E]) dropFrom(i int64) {
+// dropFrom forgets every entry from i on, calling each, if not nil, with
+// each entry it forgets.
+func (t *table[E]) dropFrom(i int64, each func(E)) {
+	visit := func(es []E) {
+		if each != nil {
+			for _, e := range es {
+				each(e)
+			}
+		}
+		clear(es)
+	}
 	if i < int64(len(t.dense)) {
-		clear(t.dense[i:])
+		visit(t.dense[i:])
 		t.dense = t.dense[:i]
 	}
 	for k, p := range t.pages {
 		switch {
 		case k*metaPageLen >= i:
+			visit(p[:])
 			delete(t.pages, k)
 		case (k+1)*metaPageLen > i:
-			clear(p[i-k*metaPageLen:])
+			visit(p[i-k*metaPageLen:])
 		}
 	}
 }

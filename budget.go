@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"fmt"
 	"sync/atomic"
 
 	"golang.org/x/sync/semaphore"
@@ -57,3 +58,40 @@ func (b *budget) release(n int64) {
 
 // used reports the bytes currently held.
 func (b *budget) used() int64 { return b.inUse.Load() }
+
+// diskBudget counts the bytes that spill files hold, against
+// Options.DiskBudget. A spill file charges each block it writes by the
+// bytes the block grows by, before writing it, and gives them back when
+// the block is cut off or the file closed (blockfile.go): holes cost
+// nothing, and a write that fails gives back what it took.
+type diskBudget struct {
+	limit int64 // 0: no limit
+	inUse atomic.Int64
+}
+
+// reserve takes n bytes, or returns an error wrapping ErrDiskBudget if
+// they would take the bytes in use past the limit.
+func (d *diskBudget) reserve(n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	for {
+		cur := d.inUse.Load()
+		if d.limit > 0 && cur+n > d.limit {
+			return fmt.Errorf("%w: %d bytes in use of %d, %d more needed", ErrDiskBudget, cur, d.limit, n)
+		}
+		if d.inUse.CompareAndSwap(cur, cur+n) {
+			return nil
+		}
+	}
+}
+
+// release gives back n bytes taken by reserve.
+func (d *diskBudget) release(n int64) {
+	if n > 0 {
+		d.inUse.Add(-n)
+	}
+}
+
+// used reports the bytes in use.
+func (d *diskBudget) used() int64 { return d.inUse.Load() }

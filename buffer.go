@@ -81,9 +81,16 @@ func newBuffer(s *store) *Buffer {
 
 func (b *Buffer) finalize() { b.s.leaked() }
 
+// valid reports whether b is a Buffer from Manager.NewBuffer: not nil, and
+// not a zero Buffer.
+func (b *Buffer) valid() bool { return b != nil && b.s != nil }
+
 // ID returns the buffer's identifier, unique within its Manager, as used
 // in SpillEvent.
 func (b *Buffer) ID() uint64 {
+	if !b.valid() {
+		return 0
+	}
 	defer runtime.KeepAlive(b)
 	return b.s.ID()
 }
@@ -91,18 +98,27 @@ func (b *Buffer) ID() uint64 {
 // Write writes p at the offset and advances the offset by the bytes
 // written. It returns a non-nil error when n < len(p).
 func (b *Buffer) Write(p []byte) (int, error) {
+	if !b.valid() {
+		return 0, ErrInvalid
+	}
 	defer runtime.KeepAlive(b)
 	return b.s.Write(p)
 }
 
 // WriteString is like Write, without copying s to a byte slice.
 func (b *Buffer) WriteString(s string) (int, error) {
+	if !b.valid() {
+		return 0, ErrInvalid
+	}
 	defer runtime.KeepAlive(b)
 	return b.s.WriteString(s)
 }
 
 // WriteByte writes one byte at the offset and advances it.
 func (b *Buffer) WriteByte(c byte) error {
+	if !b.valid() {
+		return ErrInvalid
+	}
 	defer runtime.KeepAlive(b)
 	return b.s.WriteByte(c)
 }
@@ -110,6 +126,9 @@ func (b *Buffer) WriteByte(c byte) error {
 // WriteAt writes p at offset off, leaving the offset unchanged. Writing
 // past the end extends the buffer, filling any gap with zeros.
 func (b *Buffer) WriteAt(p []byte, off int64) (int, error) {
+	if !b.valid() {
+		return 0, ErrInvalid
+	}
 	defer runtime.KeepAlive(b)
 	return b.s.WriteAt(p, off)
 }
@@ -117,6 +136,9 @@ func (b *Buffer) WriteAt(p []byte, off int64) (int, error) {
 // Read reads up to len(p) bytes from the offset and advances it. At the
 // end of the buffer it returns 0, io.EOF.
 func (b *Buffer) Read(p []byte) (int, error) {
+	if !b.valid() {
+		return 0, ErrInvalid
+	}
 	defer runtime.KeepAlive(b)
 	return b.s.Read(p)
 }
@@ -124,6 +146,9 @@ func (b *Buffer) Read(p []byte) (int, error) {
 // ReadByte reads one byte at the offset and advances it. At the end of
 // the buffer it returns io.EOF.
 func (b *Buffer) ReadByte() (byte, error) {
+	if !b.valid() {
+		return 0, ErrInvalid
+	}
 	defer runtime.KeepAlive(b)
 	return b.s.ReadByte()
 }
@@ -132,6 +157,9 @@ func (b *Buffer) ReadByte() (byte, error) {
 // When it reads fewer, it returns the reason: io.EOF at the end of the
 // buffer. ReadAt calls may run in parallel.
 func (b *Buffer) ReadAt(p []byte, off int64) (int, error) {
+	if !b.valid() {
+		return 0, ErrInvalid
+	}
 	defer runtime.KeepAlive(b)
 	return b.s.ReadAt(p, off)
 }
@@ -141,12 +169,18 @@ func (b *Buffer) ReadAt(p []byte, off int64) (int, error) {
 // the end for io.SeekEnd. It returns the new offset. Seeking past the end
 // is allowed; seeking before the start is an error (ErrNegativeOffset).
 func (b *Buffer) Seek(offset int64, whence int) (int64, error) {
+	if !b.valid() {
+		return 0, ErrInvalid
+	}
 	defer runtime.KeepAlive(b)
 	return b.s.Seek(offset, whence)
 }
 
 // Size returns the buffer's size in bytes, or 0 after Close.
 func (b *Buffer) Size() int64 {
+	if !b.valid() {
+		return 0
+	}
 	defer runtime.KeepAlive(b)
 	return b.s.Size()
 }
@@ -155,14 +189,25 @@ func (b *Buffer) Size() int64 {
 // rollover that failed part way (see Rollover), part of the data may still
 // be in memory.
 func (b *Buffer) OnDisk() bool {
+	if !b.valid() {
+		return false
+	}
 	defer runtime.KeepAlive(b)
 	return b.s.OnDisk()
 }
 
-// Truncate changes the buffer's size. Shrinking gives back the memory past
-// the new end; growing adds zeros and takes no memory. The offset is left
-// unchanged.
+// Truncate changes the buffer's size. Shrinking gives back the memory and
+// disk past the new end. Growing adds a hole that reads as zeros: it takes
+// no memory and no disk budget, whatever its size, and never rolls the
+// buffer over, so it cannot fail for want of memory, disk or spill files;
+// writes into the hole are charged as they fill it, and decide where the
+// buffer lives like any write. The offset is left unchanged. The errors
+// are ErrClosed, ErrNegativeSize and a disk error when shrinking a spilled
+// buffer.
 func (b *Buffer) Truncate(size int64) error {
+	if !b.valid() {
+		return ErrInvalid
+	}
 	defer runtime.KeepAlive(b)
 	return b.s.Truncate(size)
 }
@@ -174,6 +219,9 @@ func (b *Buffer) Truncate(size int64) error {
 // errors.Is(err, syscall.ENOSPC) works); every byte stays readable, from
 // the file or from memory, and the buffer stays usable.
 func (b *Buffer) Rollover() error {
+	if !b.valid() {
+		return ErrInvalid
+	}
 	defer runtime.KeepAlive(b)
 	return b.s.Rollover()
 }
@@ -183,6 +231,9 @@ func (b *Buffer) Rollover() error {
 // other than io.EOF. The buffer is locked only while each piece is written,
 // never while r.Read runs.
 func (b *Buffer) ReadFrom(r io.Reader) (int64, error) {
+	if !b.valid() {
+		return 0, ErrInvalid
+	}
 	defer runtime.KeepAlive(b)
 	return b.s.ReadFrom(r)
 }
@@ -194,6 +245,9 @@ func (b *Buffer) ReadFrom(r io.Reader) (int64, error) {
 // w.Write or the kernel's send runs. A write racing with WriteTo may thus
 // be sent in part, as with an *os.File.
 func (b *Buffer) WriteTo(w io.Writer) (int64, error) {
+	if !b.valid() {
+		return 0, ErrInvalid
+	}
 	defer runtime.KeepAlive(b)
 	return b.s.WriteTo(w)
 }
@@ -202,6 +256,9 @@ func (b *Buffer) WriteTo(w io.Writer) (int64, error) {
 // file, and returns the error of closing that file. Later calls of any
 // method return ErrClosed.
 func (b *Buffer) Close() error {
+	if !b.valid() {
+		return ErrInvalid
+	}
 	runtime.SetFinalizer(b, nil)
 	return b.s.Close()
 }

@@ -11,6 +11,10 @@ var (
 	// all of its buffers).
 	ErrClosed = errors.New("spool: closed")
 
+	// ErrInvalid is returned by the methods of a nil or zero Buffer and of
+	// a nil or zero Manager: use NewManager and Manager.NewBuffer.
+	ErrInvalid = errors.New("spool: nil or zero Manager or Buffer")
+
 	// ErrInvalidOptions is wrapped by the error NewManager returns for an
 	// invalid Options field; the message names the field.
 	ErrInvalidOptions = errors.New("spool: invalid options")
@@ -28,9 +32,9 @@ var (
 	ErrNegativeSize = errors.New("spool: negative size")
 
 	// ErrDiskBudget is returned by a write or rollover that would take the
-	// spill files past Options.DiskBudget. The write's count says how many
-	// bytes it wrote before the limit; a rollover leaves the chunks it did
-	// not move in memory. Data written before is intact.
+	// spill files past Options.DiskBudget. A write writes the blocks that
+	// fit and its count says how many bytes that was; a rollover leaves
+	// the chunks it did not move in memory. Data written before is intact.
 	ErrDiskBudget = errors.New("spool: disk budget exhausted")
 
 	// ErrSpillFiles is returned by a write or rollover that needs a new

@@ -299,3 +299,46 @@ func TestPromotionConcurrent(t *testing.T) {
 		t.Errorf("after Close: %v", err)
 	}
 }
+
+// TestCloseDuringPromotionFreesBudget: the promoter rolls a cold buffer
+// over to make room for a hot one, and its OnSpill is still running when
+// Manager.Close is called from another goroutine. When Close returns, the
+// budget must be all free, as documented (issue 10, item 3: the
+// promoter's reservation was held until OnSpill returned).
+func TestCloseDuringPromotionFreesBudget(t *testing.T) {
+	inSpill, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	m := lfuManager(t, 8, spool.Options{OnSpill: func(e spool.SpillEvent) {
+		if e.Reason == spool.SpillEvicted {
+			once.Do(func() { close(inSpill); <-release })
+		}
+	}})
+	defer close(release)
+	filled(t, m, 6*4096, 1) // cold: written once, never read
+	hot, _ := filled(t, m, 2*4096, 2)
+	if err := hot.Rollover(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hot.Write(randBytes(3, 2*4096)); err != nil { // 4 chunks on disk
+		t.Fatal(err)
+	}
+	p := make([]byte, 100)
+	deadline := time.Now().Add(time.Minute)
+	for waiting := true; waiting; {
+		select {
+		case <-inSpill:
+			waiting = false
+		default:
+			if time.Now().After(deadline) {
+				t.Fatal("no promotion rolled the cold buffer over")
+			}
+			hot.ReadAt(p, 0)
+		}
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Stats(); st.MemoryInUse != 0 || st.Buffers != 0 {
+		t.Errorf("after Manager.Close: MemoryInUse %d, Buffers %d; want 0, 0", st.MemoryInUse, st.Buffers)
+	}
+}

@@ -2,6 +2,7 @@ package spool_test
 
 import (
 	"errors"
+	"syscall"
 	"testing"
 
 	"github.com/spoolkit/spool"
@@ -97,4 +98,133 @@ func TestMaxSpillFiles(t *testing.T) {
 	if err := bufs[2].Rollover(); err != nil {
 		t.Errorf("Rollover after a spill file was closed = %v", err)
 	}
+}
+
+// TestLargeDenseWriteStaysInMemory: a large write into an empty buffer is
+// dense, however long it is: with the budget free it stays in memory, and
+// when no spill file can be had it succeeds all the same (issue 10, item
+// 5: an 8 MiB write, or 1 MiB with 4 KiB chunks, counted as sparse and
+// went to disk, or failed with n = 0 at MaxSpillFiles).
+func TestLargeDenseWriteStaysInMemory(t *testing.T) {
+	for _, tc := range []struct {
+		chunk int
+		size  int
+	}{{0, 8 << 20}, {4096, 1 << 20}, {4096, 8 << 20}} {
+		var spills []spool.SpillEvent
+		m := mtManager(t, spool.Options{ChunkSize: tc.chunk, MaxSpillFiles: 1, OnSpill: func(e spool.SpillEvent) { spills = append(spills, e) }})
+		other := mtBuffer(t, m) // holds the only spill file
+		if err := other.Rollover(); err != nil {
+			t.Fatal(err)
+		}
+		b := mtBuffer(t, m)
+		data := mtPattern(tc.size, uint64(tc.size))
+		if n, err := b.Write(data); n != len(data) || err != nil {
+			t.Fatalf("chunk %d: Write of %d bytes = %d, %v", tc.chunk, len(data), n, err)
+		}
+		if b.OnDisk() || len(spills) != 1 {
+			t.Errorf("chunk %d: a dense write of %d bytes went to disk: %+v", tc.chunk, len(data), spills)
+		}
+		wantContent(t, b, data)
+	}
+}
+
+// TestFailedWritePastEndDiskInUse: a write past the end of a spilled
+// buffer that writes nothing (the disk refuses it) leaves DiskInUse and
+// Size as they were: the hole it would have made never existed (issue 10,
+// item 6: DiskInUse went from 5 to 2^46 and stayed).
+func TestFailedWritePastEndDiskInUse(t *testing.T) {
+	t.Run("file too large", func(t *testing.T) {
+		m := mtManager(t, spool.Options{})
+		b := mtBuffer(t, m)
+		mtWrite(t, b, []byte("hello"), 0)
+		mtMust(t, "Rollover", b.Rollover())
+		before := m.Stats().DiskInUse
+		n, err := b.WriteAt([]byte("x"), 1<<46)
+		st := m.Stats()
+		if err == nil {
+			t.Skipf("this file system took a write at 2^46 (DiskInUse %d)", st.DiskInUse)
+		}
+		if n != 0 || b.Size() != 5 || st.DiskInUse != before {
+			t.Errorf("after a failed WriteAt at 2^46 (%v): n %d, Size %d, DiskInUse %d; want 0, 5, %d", err, n, b.Size(), st.DiskInUse, before)
+		}
+		wantContent(t, b, []byte("hello"))
+	})
+	t.Run("ENOSPC", func(t *testing.T) {
+		f := &spool.Faults{FailAt: -1, Err: syscall.ENOSPC}
+		m := faultManager(t, f)
+		b, _ := m.NewBuffer()
+		mtWrite(t, b, []byte("hello"), 0)
+		mtMust(t, "Rollover", b.Rollover())
+		before := m.Stats().DiskInUse
+		f.FailAt = f.Ops() // the next file operation: the write
+		if n, err := b.WriteAt([]byte("x"), 10<<20); n != 0 || !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("WriteAt on a full disk = %d, %v; want 0, ENOSPC", n, err)
+		}
+		if st := m.Stats(); b.Size() != 5 || st.DiskInUse != before {
+			t.Errorf("after a failed write past the end: Size %d, DiskInUse %d; want 5, %d", b.Size(), st.DiskInUse, before)
+		}
+		wantContent(t, b, []byte("hello"))
+	})
+}
+
+// TestDiskBudgetPartialWrite: a write that meets DiskBudget writes the
+// blocks that fit and returns their count with ErrDiskBudget (issue 10,
+// item 7: it wrote nothing).
+func TestDiskBudgetPartialWrite(t *testing.T) {
+	const bs = spool.BlockSize
+	m := mtManager(t, spool.Options{DiskBudget: 3 * bs})
+	b := mtBuffer(t, m)
+	mtMust(t, "Rollover", b.Rollover())
+	first := randBytes(1, bs)
+	mtWrite(t, b, first, 0)
+	rest := randBytes(2, 4*bs)
+	n, err := b.WriteAt(rest, bs)
+	if n != 2*bs || !errors.Is(err, spool.ErrDiskBudget) {
+		t.Fatalf("Write of 4 blocks with 2 left = %d, %v; want %d, ErrDiskBudget", n, err, 2*bs)
+	}
+	if st := m.Stats(); st.DiskInUse != 3*bs {
+		t.Errorf("DiskInUse %d, want %d", st.DiskInUse, 3*bs)
+	}
+	wantContent(t, b, append(first, rest[:n]...))
+}
+
+// TestTruncateHoleCostsNothing: growing with Truncate adds a hole, which
+// costs neither memory nor disk budget and rolls nothing over, whatever
+// the limits; writes into it are charged as they fill it (issue 10, item
+// 8: Truncate(1<<40) succeeded and the next 1-byte write inside failed
+// with ErrDiskBudget, and Truncate could fail with ErrSpillFiles).
+func TestTruncateHoleCostsNothing(t *testing.T) {
+	m := mtManager(t, spool.Options{DiskBudget: 1 << 30, MaxSpillFiles: 1})
+	holder := mtBuffer(t, m)
+	mtMust(t, "Rollover", holder.Rollover()) // the only spill file
+	b := mtBuffer(t, m)
+	mtWrite(t, b, []byte("abc"), 0)
+	mtMust(t, "Truncate", b.Truncate(100<<20))
+	mtMust(t, "Truncate", b.Truncate(1<<40))
+	if st := m.Stats(); b.OnDisk() || b.Size() != 1<<40 || st.DiskInUse != 0 || st.MemoryInUse != mtChunkOf(m) {
+		t.Fatalf("after Truncate(1<<40): on disk %v, size %d, %+v", b.OnDisk(), b.Size(), st)
+	}
+	// A write inside the hole, far from the data: it goes to disk (the
+	// hole is far larger than the data), and is charged one block at most.
+	holder.Close()
+	mtWrite(t, b, []byte("x"), 1<<39)
+	if st := m.Stats(); st.DiskInUse > spool.BlockSize+3 {
+		t.Errorf("DiskInUse %d after a 1-byte write into a hole", st.DiskInUse)
+	}
+	p := make([]byte, 3)
+	if n, err := b.ReadAt(p, 1<<39-1); n != 3 || err != nil || string(p) != "\x00x\x00" {
+		t.Errorf("ReadAt around the byte = %d, %v, %q", n, err, p)
+	}
+	if n, err := b.ReadAt(p, 0); n != 3 || err != nil || string(p) != "abc" {
+		t.Errorf("ReadAt(0) = %d, %v, %q", n, err, p)
+	}
+}
+
+// mtChunkOf returns the memory one small buffer of m holds: one chunk.
+func mtChunkOf(m *spool.Manager) int64 {
+	b, _ := m.NewBuffer()
+	defer b.Close()
+	before := m.Stats().MemoryInUse
+	b.Write([]byte{1})
+	return m.Stats().MemoryInUse - before
 }

@@ -2,7 +2,7 @@ package spool
 
 // Lock protocol
 //
-// spool has four kinds of lock-like state. This comment is the single
+// spool has five kinds of lock-like state. This comment is the single
 // place that says how they nest; every function that takes a lock follows
 // it, and stress_test.go checks it with a watchdog that dumps all goroutine
 // stacks if any operation stops making progress.
@@ -40,6 +40,14 @@ package spool
 //  4. The memory budget (budget.go) is a semaphore used only through
 //     TryAcquire and Release, which never block. No code ever waits for
 //     memory.
+//
+//  5. admission.mu (sync.RWMutex), one per LeastFrequentlyUsed Manager,
+//     is held for reading around each call into ristretto's cache and for
+//     writing by admission.close, so that Manager.Close never closes the
+//     cache under a call in progress (a spill event delivered after Close,
+//     or a promoter still finishing). It is a leaf below every other
+//     lock: it may be taken while holding a store.mu or Manager.mu, and
+//     while holding it code takes no spool lock and calls no user code.
 //
 // Order. A goroutine blocks on at most one store.mu at a time: the lock of
 // the buffer whose method it is running. While holding it, it may take the

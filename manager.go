@@ -25,7 +25,8 @@ import (
 // operation ever waits for memory.
 //
 // A Manager is safe for use by multiple goroutines at once. Create one
-// with NewManager; the zero Manager is not usable. Close it to close every
+// with NewManager. A nil or zero Manager is not usable, but safe: NewBuffer
+// and Close return ErrInvalid and Stats returns zero Stats. Close it to close every
 // buffer it handed out and remove their spill files; under the
 // LeastFrequentlyUsed policy it also runs a goroutine (promotion) and
 // ristretto's, which only Close stops.
@@ -49,7 +50,7 @@ type Manager struct {
 	promoter    *promoter
 	byRistretto bool // experiment.RistrettoVictims when created
 
-	diskInUse    atomic.Int64
+	disk         diskBudget
 	onDisk       atomic.Int64
 	spills       atomic.Int64
 	spilledBytes atomic.Int64
@@ -118,6 +119,7 @@ func newManager(opts Options, fs fileSystem) (*Manager, error) {
 		budget:   newBudget(o.MemoryBudget),
 		pool:     newChunkPool(o.ChunkSize),
 		fs:       fs,
+		disk:     diskBudget{limit: o.DiskBudget},
 		cs:       cs,
 		memLimit: limit,
 	}
@@ -136,9 +138,15 @@ func newManager(opts Options, fs fileSystem) (*Manager, error) {
 	return m, nil
 }
 
+// valid reports whether m was made by NewManager.
+func (m *Manager) valid() bool { return m != nil && m.budget != nil }
+
 // NewBuffer returns a new, empty Buffer in memory. It takes no memory from
 // the budget until data is written. It returns ErrClosed after Close.
 func (m *Manager) NewBuffer() (*Buffer, error) {
+	if !m.valid() {
+		return nil, ErrInvalid
+	}
 	s := &store{m: m, id: m.nextID.Add(1)}
 	s.lastUse.Store(m.clock.Add(1))
 	m.mu.Lock()
@@ -155,6 +163,9 @@ func (m *Manager) NewBuffer() (*Buffer, error) {
 // Stats returns a snapshot of the Manager's counters. It works after Close
 // too, and then shows zero memory and disk in use.
 func (m *Manager) Stats() Stats {
+	if !m.valid() {
+		return Stats{}
+	}
 	m.mu.Lock()
 	n := len(m.bufs)
 	m.mu.Unlock()
@@ -166,7 +177,7 @@ func (m *Manager) Stats() Stats {
 		MemoryInUse:   m.budget.used(),
 		ReadWindows:   int(m.nwindows.Load()),
 		DiskBudget:    m.opts.DiskBudget,
-		DiskInUse:     m.diskInUse.Load(),
+		DiskInUse:     m.disk.used(),
 		Buffers:       n,
 		BuffersOnDisk: int(m.onDisk.Load()),
 		Spills:        m.spills.Load(),
@@ -197,6 +208,9 @@ func (m *Manager) Stats() Stats {
 // progress on those buffers to finish. It returns the errors of closing the
 // spill files, joined, and ErrClosed if the Manager was already closed.
 func (m *Manager) Close() error {
+	if !m.valid() {
+		return ErrInvalid
+	}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -219,20 +233,6 @@ func (m *Manager) Close() error {
 	return errors.Join(errs...)
 }
 
-// reserveDisk takes n bytes of the disk budget, or returns ErrDiskBudget.
-func (m *Manager) reserveDisk(n int64) error {
-	limit := m.opts.DiskBudget
-	for {
-		cur := m.diskInUse.Load()
-		if limit > 0 && cur+n > limit {
-			return fmt.Errorf("%w: %d bytes in use of %d, %d more needed", ErrDiskBudget, cur, limit, n)
-		}
-		if m.diskInUse.CompareAndSwap(cur, cur+n) {
-			return nil
-		}
-	}
-}
-
 // openSpill creates a spill file, within the limit on spill files.
 func (m *Manager) openSpill() (*blockFile, error) {
 	limit := int64(m.opts.MaxSpillFiles)
@@ -250,7 +250,7 @@ func (m *Manager) openSpill() (*blockFile, error) {
 		m.onDisk.Add(-1)
 		return nil, err
 	}
-	return newBlockFile(f, m.seal), nil
+	return newBlockFile(f, m.seal, &m.disk), nil
 }
 
 // setHolding adds b to the list of buffers holding memory, or removes it.

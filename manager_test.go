@@ -358,6 +358,32 @@ func mtSizeOf(tg mtTarget) int64 {
 }
 
 // mtApply runs o on tg.
+// mtWriteEnd returns where o, applied to the file f (whose offset is the
+// shared one), asks to write up to, or 0 if o writes nothing.
+func mtWriteEnd(f *os.File, o mtOp) int64 {
+	var n int64
+	switch o.kind {
+	case mtOpWrite, mtOpWriteAt, mtOpWriteString, mtOpReadFrom:
+		n = int64(len(o.data))
+	case mtOpWriteByte:
+		n = 1
+	}
+	if n == 0 {
+		return 0
+	}
+	if o.kind == mtOpWriteAt {
+		return o.off + n
+	}
+	pos, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0
+	}
+	return pos + n
+}
+
+// mtRoundUp rounds n up to a multiple of unit.
+func mtRoundUp(n, unit int64) int64 { return (n + unit - 1) / unit * unit }
+
 func mtApply(tg mtTarget, o mtOp) mtResult {
 	var (
 		n   int64
@@ -446,7 +472,9 @@ type mtHarness struct {
 	diskRule bool
 	// forcedDisk: b was rolled over by Rollover or by an eviction.
 	forcedDisk bool
-	maxSize    int64
+	// maxEnd is the largest end of a write so far: a write that ends past
+	// memLimit takes b to disk; a Truncate, which adds a hole, does not.
+	maxEnd int64
 	// lazy: compare the whole content only when every says so (size,
 	// offset and Stats are compared after every step regardless).
 	lazy     bool
@@ -492,6 +520,9 @@ func (h *mtHarness) fatalf(format string, args ...any) {
 func (h *mtHarness) do(o mtOp) {
 	h.t.Helper()
 	h.note(o.String())
+	if end := mtWriteEnd(h.f, o); end > h.maxEnd {
+		h.maxEnd = end
+	}
 	rb := mtApply(h.b, o)
 	rf := mtApply(h.f, o)
 	if rb.n != rf.n || rb.class != rf.class || !bytes.Equal(rb.out, rf.out) {
@@ -518,7 +549,6 @@ func (h *mtHarness) checkContent(full bool) {
 	if size != fsize {
 		h.fatalf("Size() = %d, file size %d", size, fsize)
 	}
-	h.maxSize = max(h.maxSize, size)
 	pb, err := h.b.Seek(0, io.SeekCurrent)
 	if err != nil {
 		h.fatalf("Seek(0, SeekCurrent): %v", err)
@@ -549,14 +579,15 @@ func (h *mtHarness) checkContent(full bool) {
 	st := h.m.Stats()
 	mtCheckStatsSane(h.t, st, h.cs)
 	onDisk := h.b.OnDisk()
-	wantDisk := h.forcedDisk || h.maxSize > h.memLimit
+	wantDisk := h.forcedDisk || h.maxEnd > h.memLimit
 	if h.diskRule && onDisk != wantDisk {
-		h.fatalf("OnDisk() = %v, want %v (largest size so far %d, memory limit %d, forced %v)",
-			onDisk, wantDisk, h.maxSize, h.memLimit, h.forcedDisk)
+		h.fatalf("OnDisk() = %v, want %v (largest write end so far %d, memory limit %d, forced %v)",
+			onDisk, wantDisk, h.maxEnd, h.memLimit, h.forcedDisk)
 	}
 	if h.solo {
 		if onDisk {
-			if chunkMem(st) != 0 || st.ReadWindows > 1 || st.BuffersOnDisk != 1 || st.DiskInUse > size {
+			// A spill file holds whole blocks up to the end.
+			if chunkMem(st) != 0 || st.ReadWindows > 1 || st.BuffersOnDisk != 1 || st.DiskInUse > mtRoundUp(size, spool.BlockSize) {
 				h.fatalf("buffer of size %d on disk, but stats %+v", size, st)
 			}
 		} else {
@@ -645,7 +676,7 @@ func (h *mtHarness) restart() {
 	if _, err := h.f.Seek(0, io.SeekStart); err != nil {
 		h.t.Fatal(err)
 	}
-	h.forcedDisk, h.maxSize = false, 0
+	h.forcedDisk, h.maxEnd = false, 0
 	h.check()
 }
 
@@ -920,7 +951,7 @@ func TestOracleRandom(t *testing.T) {
 		{name: "evictions", opts: spool.Options{ChunkSize: mtCS, MemoryBudget: 64 * mtCS}, maxOff: 200 << 10, maxLen: 9000, evict: 10, restart: 8},
 		{name: "evictions-LRU", opts: spool.Options{ChunkSize: mtCS, MemoryBudget: 64 * mtCS, Policy: spool.LeastRecentlyUsed}, maxOff: 200 << 10, maxLen: 9000, evict: 10, rollover: 2, restart: 8},
 	}
-	const steps = 2500
+	steps := sized(500, 1000, 2500)
 	for _, cfg := range configs {
 		for _, seed := range []uint64{1, 2} {
 			t.Run(fmt.Sprintf("%s/seed=%d", cfg.name, seed), func(t *testing.T) {
@@ -2004,10 +2035,19 @@ func TestBufferThresholdBoundary(t *testing.T) {
 			func(t *testing.T, b *spool.Buffer) { mtWrite(t, b, []byte{1}, thr-1) },
 			func(t *testing.T, b *spool.Buffer) { mtWrite(t, b, []byte{1}, thr) },
 			thr - 2*mtCS, thr}, // only the last chunk is held: bytes 8192..9999
-		{"Truncate",
+		{"Truncate then WriteAt",
 			func(t *testing.T, b *spool.Buffer) { mtMust(t, "Truncate", b.Truncate(thr)) },
-			func(t *testing.T, b *spool.Buffer) { mtMust(t, "Truncate", b.Truncate(thr+1)) },
-			0, thr},
+			func(t *testing.T, b *spool.Buffer) {
+				// Growing past the threshold with Truncate adds a hole and
+				// keeps the buffer in memory; the write that ends past it
+				// takes it to disk.
+				mtMust(t, "Truncate", b.Truncate(thr+1))
+				if b.OnDisk() {
+					t.Fatal("Truncate past the threshold rolled the buffer over")
+				}
+				mtWrite(t, b, []byte{0}, thr)
+			},
+			0, thr + 1},
 		{"ReadFrom",
 			func(t *testing.T, b *spool.Buffer) {
 				if n, err := b.ReadFrom(bytes.NewReader(mtPattern(thr, 2))); n != thr || err != nil {
@@ -2350,7 +2390,7 @@ func TestStatsConsistency(t *testing.T) {
 				for _, e := range live {
 					if e.b.OnDisk() {
 						onDisk++
-						sizeOnDisk += e.b.Size()
+						sizeOnDisk += mtRoundUp(e.b.Size(), spool.BlockSize)
 					}
 				}
 				if st.Spills != spills || st.Evictions != evictions || st.SpilledBytes != moved || st.SpillErrors != 0 ||

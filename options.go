@@ -49,13 +49,14 @@ type Options struct {
 	// os.TempDir(). It must exist and be a directory.
 	TempDir string
 
-	// DiskBudget limits the bytes of all spill files of the Manager
-	// together (their extents, holes included), so that a flood of data
-	// cannot fill the disk. A write that would go past it writes the
-	// blocks that fit, returns their count like any short write, and
-	// fails with ErrDiskBudget; a rollover stops there too, leaving the
-	// chunks it did not move in memory. Nothing written before is lost.
-	// 0 means no limit. It must not be negative.
+	// DiskBudget limits the bytes that all spill files of the Manager
+	// hold together (Stats.DiskInUse: the blocks written; holes, which
+	// take no space, cost nothing), so that a flood of data cannot fill
+	// the disk. A write that would go past it writes the blocks that fit,
+	// returns their count like any short write, and fails with
+	// ErrDiskBudget; a rollover stops there too, leaving the chunks it did
+	// not move in memory. Nothing written before is lost. 0 means no
+	// limit. It must not be negative.
 	DiskBudget int64
 
 	// MaxSpillFiles limits how many spill files (one per buffer on disk)

@@ -59,8 +59,10 @@ func (p *promoter) run() {
 // stop ends the promoter goroutine and waits for it, unless that
 // goroutine is running user code: then stop may have been called from
 // that very code (an OnPromote that closes the Manager), and waiting would
-// wait forever. The goroutine then exits when the user code returns,
-// doing no more work: by the time stop runs, every buffer is closed.
+// wait forever. The goroutine holds no budget while it runs user code
+// (promote), and exits when the user code returns, doing no more work: by
+// the time stop runs, every buffer is closed, and the calls it may still
+// make into ristretto do nothing once admission.close has run.
 func (p *promoter) stop() {
 	if p == nil {
 		return
@@ -85,6 +87,11 @@ const promoteMargin = 1.25
 // promote moves spilled buffer s back into memory if ristretto admits it
 // and the budget has room, or can be made room for by rolling over
 // buffers colder than s (lower density). It holds no lock on entry.
+//
+// The memory it reserves is either swapped into s or given back before it
+// runs any user code (the spill events of the buffers it rolled over,
+// OnPromote): stop does not wait for the promoter while it runs user code,
+// so budget held across that code would outlive Manager.Close.
 func (m *Manager) promote(s *store) {
 	s.mu.RLock()
 	ok := !s.closed && s.file != nil && s.mem.Load() == 0 && s.size > 0 && s.size <= m.memLimit
@@ -100,19 +107,45 @@ func (m *Manager) promote(s *store) {
 		m.promoteRejected.Add(1)
 		return
 	}
+	var ev []SpillEvent // of the buffers rolled over to make room
 	if !m.budget.tryAcquire(need) {
 		// Only buffers clearly colder than s make room for it: without
 		// the margin, aging noise near the cut-off would swap buffers in
 		// and out for nothing.
-		ev, got := m.makeRoom(need, nil, score/promoteMargin, false)
-		m.promoter.user(func() { m.deliver(ev) })
+		var got bool
+		ev, got = m.makeRoom(need, nil, score/promoteMargin, false)
 		if !got {
 			m.promoteNoRoom.Add(1)
 			m.adm.forget(s.id)
+			m.promoter.user(func() { m.deliver(ev) })
 			return
 		}
 	}
-	chunks := make([]*[]byte, nchunks)
+	if !m.swapIn(s, size, version, need) {
+		m.promoter.user(func() { m.deliver(ev) })
+		return
+	}
+	m.promotions.Add(1)
+	m.promotedBytes.Add(size)
+	m.promoter.user(func() {
+		s.unlock() // delivers s's pending spill events, if any
+		m.deliver(ev)
+		if l := m.opts.Logger; l != nil {
+			l.Debug("spool: buffer promoted into memory", slog.Uint64("buffer", s.id), slog.Int64("size", size))
+		}
+		if f := m.opts.OnPromote; f != nil {
+			f(PromoteEvent{Buffer: s.id, Size: size})
+		}
+	})
+}
+
+// swapIn loads the size bytes of spilled buffer s into need bytes of
+// chunks, which the caller has taken from the budget, and swaps them in if
+// s is unchanged since version and its lock is free at that instant. It
+// reports whether it did; s is then locked for writing, and the caller
+// unlocks it. Otherwise the chunks and their memory are given back.
+func (m *Manager) swapIn(s *store, size int64, version uint64, need int64) bool {
+	chunks := make([]*[]byte, (size+m.cs-1)/m.cs)
 	discard := func() {
 		for _, c := range chunks {
 			if c != nil {
@@ -126,7 +159,7 @@ func (m *Manager) promote(s *store) {
 	if s.closed || s.file == nil || s.version != version || s.mem.Load() != 0 {
 		s.mu.RUnlock()
 		discard()
-		return
+		return false
 	}
 	for i := range chunks {
 		c := m.pool.get()
@@ -136,7 +169,7 @@ func (m *Manager) promote(s *store) {
 		if _, err := s.readFile((*c)[:n], start); err != nil {
 			s.mu.RUnlock()
 			discard()
-			return
+			return false
 		}
 	}
 	s.mu.RUnlock()
@@ -144,27 +177,19 @@ func (m *Manager) promote(s *store) {
 	// lock is free this instant.
 	if !s.mu.TryLock() {
 		discard()
-		return
+		return false
 	}
 	if s.closed || s.file == nil || s.version != version || s.mem.Load() != 0 {
-		m.promoter.user(s.unlock)
 		discard()
-		return
+		// s.pending is empty: s's operations deliver their events before
+		// they release its lock, and swapIn recorded none.
+		s.mu.Unlock()
+		return false
 	}
 	s.dropWindow()
 	s.chunks = chunks
 	s.addMem(need)
 	// The data is in memory now; the anonymous file only goes away.
 	_ = s.closeFile()
-	m.promotions.Add(1)
-	m.promotedBytes.Add(size)
-	m.promoter.user(func() {
-		s.unlock() // delivers s's pending spill events, if any
-		if l := m.opts.Logger; l != nil {
-			l.Debug("spool: buffer promoted into memory", slog.Uint64("buffer", s.id), slog.Int64("size", size))
-		}
-		if f := m.opts.OnPromote; f != nil {
-			f(PromoteEvent{Buffer: s.id, Size: size})
-		}
-	})
+	return true
 }

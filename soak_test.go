@@ -47,11 +47,8 @@ type soakConfig struct {
 // buffer is checked whole against its model, and after Close nothing is
 // left.
 func TestSoak(t *testing.T) {
-	plain := soakConfig{goroutines: 300, ops: 300, policy: spool.LargestFirst}
-	enc := soakConfig{goroutines: 100, ops: 250, encrypt: true, policy: spool.LeastRecentlyUsed}
-	if testing.Short() {
-		plain.goroutines, enc.goroutines = 60, 20
-	}
+	plain := soakConfig{goroutines: sized(60, 100, 300), ops: sized(300, 200, 300), policy: spool.LargestFirst}
+	enc := soakConfig{goroutines: sized(20, 40, 100), ops: sized(250, 200, 250), encrypt: true, policy: spool.LeastRecentlyUsed}
 	t.Run("plain", func(t *testing.T) { testSoak(t, plain) })
 	t.Run("encrypted", func(t *testing.T) { testSoak(t, enc) })
 }

@@ -26,8 +26,10 @@ type Stats struct {
 	// DiskBudget is Options.DiskBudget: the limit on DiskInUse, or 0 for
 	// none.
 	DiskBudget int64
-	// DiskInUse is the total extent of all spill files, in bytes (holes
-	// left by WriteAt past the end count as bytes). It never exceeds a
+	// DiskInUse is the number of bytes all spill files hold: each 64 KiB
+	// block from its start to the last byte written in it. Holes (left by
+	// Truncate or by a write past the end) take no space and are not
+	// counted; a write that failed is not counted. It never exceeds a
 	// DiskBudget.
 	DiskInUse int64
 	// Buffers is the number of live (not closed) buffers.

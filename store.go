@@ -223,7 +223,7 @@ func (b *store) Truncate(size int64) error {
 			if err := b.file.Truncate(size); err != nil {
 				return fmt.Errorf("spool: truncate: %w", err)
 			}
-			b.setFileSize(size)
+			b.fileSize = size
 		}
 		keep := size / b.m.cs // chunks that stay: ceil(size/cs), without overflow
 		if size%b.m.cs != 0 {
@@ -235,11 +235,9 @@ func (b *store) Truncate(size int64) error {
 		}
 		b.size = size
 	case size > old:
-		if b.file == nil && size > b.m.memLimit {
-			if err := b.rollover(b.growReason(size)); err != nil {
-				return err
-			}
-		}
+		// A hole: it takes neither memory nor disk, whatever its size, and
+		// nothing rolls over. A later write into it is charged, and
+		// decides where the buffer lives, like any write.
 		b.zeroTail(old, size)
 		b.size = size
 	}
@@ -407,7 +405,7 @@ func (b *store) writeAt(p []byte, off int64) (int, error) {
 			if err := b.rollover(b.growReason(end)); err != nil {
 				return 0, err
 			}
-		} else if b.tooSparse(end) {
+		} else if b.tooSparse(off, end) {
 			if err := b.rollover(SpillSparse); err != nil {
 				return 0, err
 			}
@@ -429,18 +427,20 @@ func (b *store) growReason(size int64) SpillReason {
 	return SpillTooLarge
 }
 
-// tooSparse reports whether writing up to end would grow the chunk table
-// of a buffer in memory far beyond the chunks it holds: a write far past
-// the end, leaving a large hole. The table (8 bytes per chunk, holes
-// included) is not counted in the budget, so such a buffer goes to disk,
-// where a hole costs nothing; this keeps every table within a few times
-// the memory its buffer holds.
-func (b *store) tooSparse(end int64) bool {
-	n := (end-1)/b.m.cs + 1
+// tooSparse reports whether a write of [off, end) would leave the chunk
+// table of a buffer in memory far longer than the chunks it would hold: a
+// write far past the end, leaving a large hole. The table (8 bytes per
+// chunk, holes included) is not counted in the budget, so such a buffer
+// goes to disk, where a hole costs nothing; this keeps every table within
+// a few times the memory its buffer holds. The write's own chunks count as
+// held: a large write is dense, however long it is.
+func (b *store) tooSparse(off, end int64) bool {
+	cs := b.m.cs
+	n := (end-1)/cs + 1 // table entries after the write
 	if n <= int64(len(b.chunks)) {
 		return false
 	}
-	held := b.mem.Load() / b.m.cs
+	held := b.mem.Load()/cs + (end-1)/cs - off/cs + 1
 	return n > 4*(held+1)+sparseSlack
 }
 
@@ -750,40 +750,28 @@ func (b *store) zeroTail(old, limit int64) {
 	clear((*b.chunks[i])[old-start : min(cs, limit-start)])
 }
 
-// writeFile writes p at off in the spill file, within the disk budget:
-// the growth of the file's extent is reserved first, and what was not
-// written is given back.
+// writeFile writes p at off in the spill file. The file charges the
+// blocks it writes to the disk budget (blockfile.go) and stops at the
+// first that does not fit. Bytes from fileSize up to off are a hole: they
+// read as zeros, and a write that fails leaves fileSize where it was.
 func (b *store) writeFile(p []byte, off int64) (int, error) {
-	old := b.fileSize
-	if end := off + int64(len(p)); end > old {
-		if err := b.m.reserveDisk(end - old); err != nil {
-			return 0, err
-		}
-		b.fileSize = end
-	}
 	w, err := b.file.WriteAt(p, off)
-	if w < len(p) {
-		b.setFileSize(max(old, off+int64(w)))
+	if w > 0 {
+		b.fileSize = max(b.fileSize, off+int64(w))
 	}
 	b.m.diskWritten.Add(int64(w))
 	return w, err
 }
 
-// closeFile closes the spill file, if any, and gives back its share of the
-// disk budget and of the spill file limit.
+// closeFile closes the spill file, if any, which gives back its share of
+// the disk budget, and its share of the spill file limit.
 func (b *store) closeFile() error {
 	if b.file == nil {
 		return nil
 	}
 	err := b.file.Close()
 	b.file = nil
-	b.setFileSize(0)
+	b.fileSize = 0
 	b.m.onDisk.Add(-1)
 	return err
-}
-
-// setFileSize records a new extent of the spill file, and so of DiskInUse.
-func (b *store) setFileSize(n int64) {
-	b.m.diskInUse.Add(n - b.fileSize)
-	b.fileSize = n
 }

@@ -319,10 +319,7 @@ func TestStress(t *testing.T) {
 }
 
 func testStress(t *testing.T, policy spool.Policy) {
-	workers, ops := 24, 1500
-	if testing.Short() {
-		workers, ops = 8, 300
-	}
+	workers, ops := sized(8, 12, 24), sized(300, 500, 1500)
 	const budget = 12 * 4096
 	dir := t.TempDir()
 	fds := openFDs(t)

@@ -238,7 +238,7 @@ func TestWindowConcurrent(t *testing.T) {
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(g), 2))
 			p := make([]byte, 700)
-			for range 3000 {
+			for range sized(500, 1000, 3000) {
 				i := r.IntN(nbuf)
 				b, data := bufs[i], datas[i]
 				off := r.IntN(len(data))
