@@ -342,8 +342,6 @@ func (bf *blockFile) Close() error {
 	return bf.f.Close()
 }
 
-
-
 // sendable returns the end of the run, starting at off, whose bytes are on
 // disk as they read: off's block up to its valid length. Past it lie zeros
 // that are not in the file (a hole, or bytes Truncate cut off).
