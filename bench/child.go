@@ -60,9 +60,13 @@ type Result struct {
 	HWMReset             bool  `json:"hwm_reset"`
 
 	// Bytes passed to write(2)/pwrite(2) and read(2)/pread(2) by the
-	// workload, from /proc/self/io (wchar, rchar); -1 where unavailable.
+	// workload, and the number of write calls, from /proc/self/io (wchar,
+	// rchar, syscw); -1 where unavailable, and the write fields also when
+	// profiling (-profile), as the CPU profile is written meanwhile. They
+	// count the Go runtime's own calls too (see syscallWritesMatch).
 	SyscallWriteBytes int64 `json:"syscall_write_bytes"`
 	SyscallReadBytes  int64 `json:"syscall_read_bytes"`
+	SyscallWrites     int64 `json:"syscall_writes"`
 	// Bytes the workload dirtied in the page cache for the storage layer,
 	// and bytes of those cancelled by truncating or deleting files before
 	// they were written back (/proc/self/io write_bytes and
@@ -190,6 +194,7 @@ func childMain(cfg Config, stdout, stderr io.Writer) int {
 	}
 
 	res, err := sc.run(cfg, job)
+	ioAfter := readProcIO() // before the profile is written out
 	samples := sampler.stop()
 	if perr := stopProfile(); perr != nil && err == nil {
 		err = fmt.Errorf("profile: %w", perr)
@@ -201,7 +206,6 @@ func childMain(cfg Config, stdout, stderr io.Writer) int {
 	res.RSS = samples
 
 	peak := readProcStatus()
-	ioAfter := readProcIO()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 
@@ -212,10 +216,13 @@ func childMain(cfg Config, stdout, stderr io.Writer) int {
 	if res.PeakHWM > 0 {
 		res.PeakRSSAboveBaseline = res.PeakHWM - res.BaselineRSS
 	}
-	res.SyscallWriteBytes, res.SyscallReadBytes = -1, -1
+	res.SyscallWriteBytes, res.SyscallReadBytes, res.SyscallWrites = -1, -1, -1
 	res.StorageWriteBytes, res.CancelledWriteBytes = -1, -1
 	if ioBefore != nil && ioAfter != nil {
-		res.SyscallWriteBytes = ioAfter["wchar"] - ioBefore["wchar"]
+		if cfg.Profile == "" {
+			res.SyscallWriteBytes = ioAfter["wchar"] - ioBefore["wchar"]
+			res.SyscallWrites = ioAfter["syscw"] - ioBefore["syscw"]
+		}
 		res.SyscallReadBytes = ioAfter["rchar"] - ioBefore["rchar"]
 		res.StorageWriteBytes = ioAfter["write_bytes"] - ioBefore["write_bytes"]
 		res.CancelledWriteBytes = ioAfter["cancelled_write_bytes"] - ioBefore["cancelled_write_bytes"]

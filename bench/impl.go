@@ -83,14 +83,6 @@ func uploadVariants() []variant {
 	return vs
 }
 
-func implNames() []string {
-	var names []string
-	for _, im := range impls {
-		names = append(names, im.Name)
-	}
-	return names
-}
-
 // bytes: a plain bytes.Buffer per upload, dropped on Close.
 
 type bytesStore struct{}
@@ -114,6 +106,31 @@ func (s *bytesSink) Close() error {
 	return nil
 }
 
+// tempFile is a temporary file of the tempfile and multipart stores and
+// of the djherbis file pool: an *os.File from os.CreateTemp, by way of
+// createTemp.
+type tempFile interface {
+	io.Reader
+	io.Writer
+	io.Seeker
+	io.ReaderAt
+	io.WriterAt
+	Name() string
+	Stat() (os.FileInfo, error)
+	Close() error
+}
+
+// createTemp is os.CreateTemp for the stores. Tests replace it to count
+// what reaches the files at the file level, independently of the stores'
+// own accounting (TestUploadsEveryImpl).
+var createTemp = func(dir, pattern string) (tempFile, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, err // not a nil *os.File in a non-nil interface
+	}
+	return f, nil
+}
+
 // tempfile: os.CreateTemp per upload; Close closes and removes it.
 
 type tempFileStore struct {
@@ -127,7 +144,7 @@ func openTempFile(cfg Config) (Store, error) {
 }
 
 func (s *tempFileStore) New() (Sink, error) {
-	f, err := os.CreateTemp(s.dir, "spoolbench-*")
+	f, err := createTemp(s.dir, "spoolbench-*")
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +160,7 @@ func (s *tempFileStore) Stats() StoreStats {
 func (s *tempFileStore) Close() error { return nil }
 
 type tempFileSink struct {
-	f *os.File
+	f tempFile
 	s *tempFileStore
 }
 
@@ -285,7 +302,7 @@ func (s *multipartStore) Close() error { return nil }
 type multipartSink struct {
 	s   *multipartStore
 	mem bytes.Buffer
-	f   *os.File
+	f   tempFile
 }
 
 func (t *multipartSink) Write(p []byte) (int, error) {
@@ -293,7 +310,7 @@ func (t *multipartSink) Write(p []byte) (int, error) {
 		if int64(t.mem.Len()+len(p)) <= t.s.threshold {
 			return t.mem.Write(p)
 		}
-		f, err := os.CreateTemp(t.s.dir, "multipart-")
+		f, err := createTemp(t.s.dir, "multipart-")
 		if err != nil {
 			return 0, err
 		}
@@ -338,8 +355,10 @@ func (t *multipartSink) Close() error {
 // pool)), with mem = cfg.Threshold and files as large as the largest
 // upload (one file per upload that passes the threshold), in cfg.TempDir.
 // It is a FIFO: ReadBack consumes it, moving the file's bytes up into the
-// memory part as it goes (Defrag). The file pool is wrapped to count files
-// and bytes written.
+// memory part as it goes (Defrag). The file pool is djbuffer.NewFilePool's
+// (ioutil.TempFile(dir, "buffer"), NewFile(N, file); Put resets, closes
+// and removes), with its files from createTemp, counting files and the
+// bytes written to its buffers.
 
 type djherbisStore struct {
 	dir      string
@@ -354,8 +373,7 @@ func openDjherbis(cfg Config) (Store, error) {
 }
 
 func (s *djherbisStore) New() (Sink, error) {
-	pool := &countingPool{Pool: djbuffer.NewFilePool(s.fileSize, s.dir), s: s}
-	return &djherbisSink{b: djbuffer.NewMulti(djbuffer.New(s.mem), djbuffer.NewPartition(pool))}, nil
+	return &djherbisSink{b: djbuffer.NewMulti(djbuffer.New(s.mem), djbuffer.NewPartition(djherbisPool{s}))}, nil
 }
 
 func (s *djherbisStore) Stats() StoreStats {
@@ -365,31 +383,33 @@ func (s *djherbisStore) Stats() StoreStats {
 
 func (s *djherbisStore) Close() error { return nil }
 
-// countingPool counts the files of a djherbis file pool and the bytes
-// written to them.
-type countingPool struct {
-	djbuffer.Pool
-	s *djherbisStore
-}
+// djherbisPool is the file pool of a djherbis store.
+type djherbisPool struct{ s *djherbisStore }
 
-func (p *countingPool) Get() (djbuffer.Buffer, error) {
-	b, err := p.Pool.Get()
+func (p djherbisPool) Get() (djbuffer.Buffer, error) {
+	f, err := createTemp(p.s.dir, "buffer")
 	if err != nil {
 		return nil, err
 	}
 	p.s.files.Add(1)
-	return &countingBuffer{Buffer: b, n: &p.s.bytes}, nil
+	return &countingBuffer{Buffer: djbuffer.NewFile(p.s.fileSize, f), f: f, n: &p.s.bytes}, nil
 }
 
-func (p *countingPool) Put(b djbuffer.Buffer) error {
-	if c, ok := b.(*countingBuffer); ok {
-		b = c.Buffer
+func (p djherbisPool) Put(b djbuffer.Buffer) error {
+	b.Reset()
+	c, ok := b.(*countingBuffer)
+	if !ok {
+		return nil
 	}
-	return p.Pool.Put(b)
+	c.f.Close()
+	return os.Remove(c.f.Name())
 }
 
+// countingBuffer is a file buffer of a djherbis pool; it counts the bytes
+// written to it.
 type countingBuffer struct {
 	djbuffer.Buffer
+	f tempFile
 	n *atomic.Int64
 }
 

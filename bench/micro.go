@@ -143,7 +143,7 @@ func runMicro(cfg Config, job Job) (Result, error) {
 	mr := &MicroResult{Op: job.Impl, Piece: cfg.MicroPiece, Reps: cfg.MicroReps}
 	var cases []microCase
 	var check func() error // after the timing: that the op did what it should
-	cleanup := func() {}
+	var cleanup func()
 	switch job.Impl {
 	case "memory":
 		mr.Bytes = cfg.MicroMemSize
