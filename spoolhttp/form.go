@@ -114,7 +114,8 @@ func (f *Form) RemoveAll() error {
 // ReadForm reads a whole multipart form from r, as r.ReadForm does, but
 // stores its files in Buffers of m, within lim (a zero Limits gives the
 // defaults). Parts without a form name are read and dropped, as
-// mime/multipart does.
+// mime/multipart does: their bytes count towards the limits, but an error
+// decoding them (a bad quoted-printable body) is not an error of the form.
 //
 // The files are read straight into Buffers, so the memory a form takes
 // outside m's budget is bounded by its values (lim.MaxValueBytes), its
@@ -161,8 +162,8 @@ func (f *Form) read(r *multipart.Reader, m *spool.Manager, lim Limits) error {
 		src := &limitReader{r: p, n: &total, max: lim.MaxTotalBytes, tooLarge: tooLarge}
 		name, filename := p.FormName(), p.FileName()
 		if name == "" {
-			if _, err := io.Copy(io.Discard, src); err != nil {
-				return copyError(err, "a part without a name")
+			if err := skipPart(src); err != nil {
+				return err
 			}
 			continue
 		}
@@ -202,6 +203,34 @@ func (f *Form) read(r *multipart.Reader, m *spool.Manager, lim Limits) error {
 		}
 		f.Value[name] = append(f.Value[name], b.String())
 	}
+}
+
+// skipPart drains src, a part without a form name, which the form ignores.
+// mime/multipart's ReadForm skips such a part by leaving it to the next
+// NextPart, whose Part.Close drains it through the part's decoder and
+// ignores any error; so does skipPart, or a form that mime/multipart
+// accepts (an ignored quoted-printable part holding a byte the decoder
+// rejects) would be ErrMalformed here.
+//
+// The drain reads through src, so that the decoded bytes of ignored parts
+// count towards MaxTotalBytes like those of any part, and skipPart returns
+// the limit's error. It returns nil for any other error, the decoder's or
+// one of reading the request. The latter is not lost: the multipart.Reader
+// keeps it (its source's errors are sticky, and the part and the decoder
+// return theirs again), so the next NextPart fails with it, as in
+// mime/multipart. A decoding error stops the decoder where it is and
+// leaves the rest of the part unread; NextPart then reads that rest as
+// what follows a part, as in mime/multipart: it fails at the first line
+// that is neither blank nor a boundary, and a boundary starts a part that
+// counts as any. So that rest costs at most a line of the
+// multipart.Reader's buffer (4 KiB), not the length of the part.
+func skipPart(src *limitReader) error {
+	_, err := io.Copy(io.Discard, src)
+	var re *readError
+	if err != nil && !errors.As(err, &re) {
+		return err
+	}
+	return nil
 }
 
 // addFile stores a part in a new Buffer of m, head and then the rest of

@@ -179,6 +179,12 @@ func TestReadFormLimits(t *testing.T) {
 			[]part{file("a", "a", big), value("v", "x"), file("b", "b", big)}, nil},
 		{"total counts skipped parts", spoolhttp.Limits{MaxTotalBytes: 5000},
 			[]part{file("a", "a", big), {raw: true, body: big}}, spoolhttp.ErrTooLarge},
+		{"total counts skipped parts up to a decoding error", spoolhttp.Limits{MaxTotalBytes: 5000},
+			[]part{file("a", "a", big), {raw: true, header: textproto.MIMEHeader{"Content-Transfer-Encoding": {"quoted-printable"}},
+				body: append(bytes.Repeat([]byte("v"), 2500), 1)}}, spoolhttp.ErrTooLarge},
+		{"skipped part with a decoding error at limit", spoolhttp.Limits{MaxTotalBytes: 5500},
+			[]part{file("a", "a", big), {raw: true, header: textproto.MIMEHeader{"Content-Transfer-Encoding": {"quoted-printable"}},
+				body: append(bytes.Repeat([]byte("v"), 2500), 1)}}, nil},
 		{"total counts values", spoolhttp.Limits{MaxTotalBytes: 5000},
 			[]part{file("a", "a", big), value("v", string(big))}, spoolhttp.ErrTooLarge},
 		{"values", spoolhttp.Limits{MaxValueBytes: 1000},
@@ -413,5 +419,88 @@ func TestReadFormTransferEncoding(t *testing.T) {
 	fh := f.File["q"][0]
 	if got := string(contents(t, fh)); got != "café au lait" || fh.Size != int64(len(got)) {
 		t.Errorf("got %q, size %d", got, fh.Size)
+	}
+}
+
+// TestReadFormSkipsUndecodablePart: parts without a form name (none, an
+// empty one, an attachment) are skipped even when their quoted-printable
+// body does not decode, as mime/multipart skips them, and the rest of the
+// form is read as mime/multipart reads it.
+func TestReadFormSkipsUndecodablePart(t *testing.T) {
+	qp := textproto.MIMEHeader{"Content-Transfer-Encoding": {"quoted-printable"}}
+	withCD := func(cd string) textproto.MIMEHeader {
+		return textproto.MIMEHeader{"Content-Disposition": {cd}, "Content-Transfer-Encoding": {"quoted-printable"}}
+	}
+	data := bytes.Repeat([]byte("file data "), 1000)
+	body, ct := formBody(t,
+		value("title", "hello"),
+		part{raw: true, header: qp, body: []byte("invalid \x01 byte")},
+		part{raw: true, header: withCD(`form-data; name=""`), body: []byte("\x7f")},
+		part{raw: true, header: withCD(`attachment; filename="a.txt"`), body: []byte("x=\rY")},
+		file("doc", "a.txt", data),
+		value("title", "again"),
+	)
+	m := newManager(t, spool.Options{})
+	f, err := readForm(body, ct, m, spoolhttp.Limits{})
+	if err != nil {
+		t.Fatalf("ReadForm: %v", err)
+	}
+	if got := f.Value["title"]; len(got) != 2 || got[0] != "hello" || got[1] != "again" || len(f.Value) != 1 {
+		t.Errorf("Value = %q", f.Value)
+	}
+	if docs := f.File["doc"]; len(docs) != 1 || !bytes.Equal(contents(t, docs[0]), data) || len(f.File) != 1 {
+		t.Errorf("File = %+v", f.File)
+	}
+	f.RemoveAll()
+	checkClean(t, m)
+
+	boundary := ct[strings.Index(ct, "boundary=")+len("boundary="):]
+	for _, chunk := range []int{0, 1, 100} {
+		if !compareWithStd(t, body, boundary, chunk, 0) {
+			t.Errorf("reading %d bytes at a time: both failed", chunk)
+		}
+	}
+}
+
+// TestReadFormUndecodablePartRest: when the decoding of a skipped part
+// fails with much of the part left, mime/multipart takes that rest for
+// what follows the part and rejects the form; so does ReadForm, with
+// ErrMalformed, having read one line of the rest.
+func TestReadFormUndecodablePartRest(t *testing.T) {
+	qp := textproto.MIMEHeader{"Content-Transfer-Encoding": {"quoted-printable"}}
+	body, ct := formBody(t, value("a", "1"),
+		part{raw: true, header: qp, body: []byte("\x01" + strings.Repeat("0123456789abcdef\r\n", 1000))},
+		value("b", "2"))
+	m := newManager(t, spool.Options{})
+	f, err := readForm(body, ct, m, spoolhttp.Limits{})
+	if !errors.Is(err, spoolhttp.ErrMalformed) || f != nil {
+		t.Fatalf("got %v, %v; want ErrMalformed", f, err)
+	}
+	checkClean(t, m)
+	boundary := ct[strings.Index(ct, "boundary=")+len("boundary="):]
+	if compareWithStd(t, body, boundary, 0, 0) {
+		t.Error("mime/multipart accepts the form")
+	}
+}
+
+// TestReadFormMaxBytesReaderSkippedPart: a body cut by http.MaxBytesReader
+// in a part ReadForm skips still gives ErrTooLarge: skipping the part
+// ignores its errors, but the next part's error is the body's.
+func TestReadFormMaxBytesReaderSkippedPart(t *testing.T) {
+	qp := textproto.MIMEHeader{"Content-Transfer-Encoding": {"quoted-printable"}}
+	for _, h := range []textproto.MIMEHeader{nil, qp} {
+		m := newManager(t, spool.Options{})
+		body, ct := formBody(t, value("v", "x"),
+			part{raw: true, header: h, body: bytes.Repeat([]byte("skipped\r\n"), 10000)},
+			value("w", "y"))
+		req, _ := http.NewRequest("POST", "/", bytes.NewReader(body))
+		req.Header.Set("Content-Type", ct)
+		req.Body = http.MaxBytesReader(nil, req.Body, 20000)
+		_, err := spoolhttp.ParseMultipartForm(req, m, spoolhttp.Limits{})
+		var mbe *http.MaxBytesError
+		if !errors.Is(err, spoolhttp.ErrTooLarge) || !errors.As(err, &mbe) {
+			t.Errorf("header %v: got %v", h, err)
+		}
+		checkClean(t, m)
 	}
 }
