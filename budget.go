@@ -28,6 +28,7 @@ type budget struct {
 	sem   *semaphore.Weighted
 	size  int64
 	inUse atomic.Int64
+	peak  atomic.Int64 // highest inUse so far
 }
 
 func newBudget(size int64) *budget {
@@ -43,7 +44,7 @@ func (b *budget) tryAcquire(n int64) bool {
 	if n > b.size || !b.sem.TryAcquire(n) {
 		return false
 	}
-	b.inUse.Add(n)
+	raise(&b.peak, b.inUse.Add(n))
 	return true
 }
 
@@ -95,3 +96,13 @@ func (d *diskBudget) release(n int64) {
 
 // used reports the bytes in use.
 func (d *diskBudget) used() int64 { return d.inUse.Load() }
+
+// raise makes v at least n.
+func raise(v *atomic.Int64, n int64) {
+	for {
+		cur := v.Load()
+		if n <= cur || v.CompareAndSwap(cur, n) {
+			return
+		}
+	}
+}

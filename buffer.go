@@ -228,7 +228,13 @@ func (b *Buffer) Rollover() error {
 
 // ReadFrom reads from r until io.EOF and writes what it read at the offset,
 // advancing it. It returns the number of bytes written and the first error
-// other than io.EOF. The buffer is locked only while each piece is written,
+// other than io.EOF. What each Read returns is written before the next
+// Read, like *os.File's ReadFrom: Size and ReadAt see it, and the buffer
+// rolls over at Options.BufferThreshold, as the data arrives. r.Read
+// fills a stage taken from the budget, which starts at 1 KiB and doubles,
+// while the budget has room, each time a Read fills it, up to a chunk; a
+// whole chunk read at the end of a buffer in memory becomes the buffer's
+// without a copy. The buffer is locked only while each piece is written,
 // never while r.Read runs.
 func (b *Buffer) ReadFrom(r io.Reader) (int64, error) {
 	if !b.valid() {
@@ -239,8 +245,9 @@ func (b *Buffer) ReadFrom(r io.Reader) (int64, error) {
 }
 
 // WriteTo writes the buffer's bytes from the offset to the end to w,
-// advancing the offset by the bytes w accepted. The buffer is locked only
-// while each piece is copied out (or, for spilled bytes the kernel sends
+// advancing the offset by the bytes w accepted. Pieces go through a stage
+// taken from the budget's free part (up to a chunk), or a 1 KiB spare if
+// it has none. The buffer is locked only while each piece is copied out (or, for spilled bytes the kernel sends
 // to an *os.File or *net.TCPConn without copies, checked), never while
 // w.Write or the kernel's send runs. A write racing with WriteTo may thus
 // be sent in part, as with an *os.File.

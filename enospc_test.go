@@ -50,7 +50,7 @@ func remount(t *testing.T, dir, opts string) {
 func TestENOSPCTmpfs(t *testing.T) {
 	dir := mountTmpfs(t, "size=1m")
 	const budget = 16 * 4096
-	m, err := spool.NewManager(spool.Options{MemoryBudget: budget, ChunkSize: 4096, TempDir: dir})
+	m, err := spool.NewManager(spool.Options{MemoryBudget: budget, ChunkSize: 4096, TempDir: dir, AllowMemoryBackedTempDir: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,12 +137,13 @@ func TestENOSPCTmpfs(t *testing.T) {
 // memory with every byte, the budget is exact, and once inodes are free
 // again rollovers work.
 func TestENOSPCNoInodes(t *testing.T) {
-	dir := mountTmpfs(t, "size=1m,nr_inodes=1")
-	m, err := spool.NewManager(spool.Options{MemoryBudget: 8 * 4096, ChunkSize: 4096, TempDir: dir})
+	dir := mountTmpfs(t, "size=1m,nr_inodes=100")
+	m, err := spool.NewManager(spool.Options{MemoryBudget: 8 * 4096, ChunkSize: 4096, TempDir: dir, AllowMemoryBackedTempDir: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	remount(t, dir, "nr_inodes=1") // the root directory's: none is free
 	a, _ := m.NewBuffer()
 	da := randBytes(23, 6*4096)
 	if _, err := a.Write(da); err != nil {
@@ -179,4 +180,54 @@ func TestENOSPCNoInodes(t *testing.T) {
 	}
 	wantContent(t, a, da)
 	wantContent(t, b, append(db, more...))
+}
+
+// TestMemoryBackedTempDir: a spill directory on a tmpfs is refused with
+// ErrMemoryBackedTempDir unless AllowMemoryBackedTempDir is set; with
+// TempDir "" and os.TempDir() on a tmpfs, the Manager spills to a
+// disk-backed directory instead; a directory in which no spill file can be
+// created is refused at NewManager, not at the first rollover.
+func TestMemoryBackedTempDir(t *testing.T) {
+	dir := mountTmpfs(t, "size=1m")
+	_, err := spool.NewManager(spool.Options{TempDir: dir})
+	if !errors.Is(err, spool.ErrMemoryBackedTempDir) || !errors.Is(err, spool.ErrInvalidOptions) {
+		t.Errorf("NewManager with a tmpfs TempDir = %v, want ErrMemoryBackedTempDir", err)
+	}
+	m, err := spool.NewManager(spool.Options{TempDir: dir, AllowMemoryBackedTempDir: true})
+	if err != nil {
+		t.Fatalf("NewManager with AllowMemoryBackedTempDir = %v", err)
+	}
+	m.Close()
+
+	t.Setenv("TMPDIR", dir) // os.TempDir() is now the tmpfs
+	def, err := spool.DefaultTempDir()
+	if err != nil {
+		t.Skipf("no disk-backed fallback on this machine: %v", err)
+	}
+	if def == dir {
+		t.Fatalf("DefaultTempDir() = %q, the tmpfs", def)
+	}
+	m, err = spool.NewManager(spool.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.TempDir() != def {
+		t.Errorf("Manager.TempDir() = %q, want %q", m.TempDir(), def)
+	}
+	b, _ := m.NewBuffer()
+	b.Write([]byte("spilled to disk"))
+	if err := b.Rollover(); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("the tmpfs holds %d entries", len(ents))
+	}
+	wantContent(t, b, []byte("spilled to disk"))
+
+	// A read-only directory takes no spill file: NewManager says so.
+	ro := mountTmpfs(t, "size=1m,ro")
+	if _, err := spool.NewManager(spool.Options{TempDir: ro, AllowMemoryBackedTempDir: true}); !errors.Is(err, syscall.EROFS) || !errors.Is(err, spool.ErrInvalidOptions) {
+		t.Errorf("NewManager with a read-only TempDir = %v, want EROFS", err)
+	}
 }

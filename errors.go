@@ -15,6 +15,14 @@ var (
 	// a nil or zero Manager: use NewManager and Manager.NewBuffer.
 	ErrInvalid = errors.New("spool: nil or zero Manager or Buffer")
 
+	// ErrMemoryBackedTempDir is wrapped by the error NewManager returns
+	// when the spill directory is on a memory-backed file system (tmpfs,
+	// ramfs) and Options.AllowMemoryBackedTempDir is not set, and by
+	// DefaultTempDir when os.TempDir() is memory-backed and no disk-backed
+	// directory can take its place. Spilling there would keep spilled data
+	// in RAM, outside the budget.
+	ErrMemoryBackedTempDir = errors.New("spool: spill directory is memory-backed (tmpfs or ramfs)")
+
 	// ErrInvalidOptions is wrapped by the error NewManager returns for an
 	// invalid Options field; the message names the field.
 	ErrInvalidOptions = errors.New("spool: invalid options")

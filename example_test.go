@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"os"
 	"strings"
 	"sync"
 
@@ -17,16 +16,10 @@ import (
 // Example shows the basic use: a Manager hands out Buffers that behave like
 // files and share one memory budget.
 func Example() {
-	dir, err := os.MkdirTemp("", "spool-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
 
 	m, err := spool.NewManager(spool.Options{
 		MemoryBudget: 1 << 20, // 1 MiB for all buffers together
 		ChunkSize:    4096,
-		TempDir:      dir,
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -58,21 +51,15 @@ func Example() {
 	// read 5 bytes: "spool", err <nil>
 	// at the end: EOF
 	// size: 12 on disk: false
-	// buffers: 1 memory in use: 4096 of 1048576
+	// buffers: 1 memory in use: 256 of 1048576
 }
 
 // ExampleBuffer_Rollover moves a buffer's data to disk explicitly; its
 // memory goes back to the budget and the data stays readable.
 func ExampleBuffer_Rollover() {
-	dir, err := os.MkdirTemp("", "spool-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
 
 	m, err := spool.NewManager(spool.Options{
 		ChunkSize: 4096,
-		TempDir:   dir,
 		OnSpill: func(ev spool.SpillEvent) {
 			fmt.Printf("spill: buffer %d, reason %v, moved %d bytes\n", ev.Buffer, ev.Reason, ev.Moved)
 		},
@@ -103,7 +90,7 @@ func ExampleBuffer_Rollover() {
 	}
 	fmt.Printf("tail: %q\n", p[:6])
 	// Output:
-	// before: on disk false memory 8192
+	// before: on disk false memory 6144
 	// spill: buffer 1, reason Requested, moved 6000 bytes
 	// after: on disk true memory 0 spills 1
 	// tail: "spool "
@@ -113,17 +100,11 @@ func ExampleBuffer_Rollover() {
 // so that it rolls over to disk as it grows, and reads it back: a Buffer
 // is an io.Writer for zip.NewWriter and an io.ReaderAt for zip.NewReader.
 func Example_zip() {
-	dir, err := os.MkdirTemp("", "spool-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
 
 	m, err := spool.NewManager(spool.Options{
 		MemoryBudget:    16 << 10,
 		ChunkSize:       4096,
 		BufferThreshold: 10000,
-		TempDir:         dir,
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -224,15 +205,9 @@ func ExampleManager() {
 // per byte stay in memory, the rest wait on disk, and a hot blob that was
 // spilled comes back into memory by itself.
 func Example_blobCache() {
-	dir, err := os.MkdirTemp("", "spool-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
 	m, err := spool.NewManager(spool.Options{
 		MemoryBudget: 64 << 10, // room for about a fifth of the blobs
 		ChunkSize:    4096,
-		TempDir:      dir,
 		Policy:       spool.LeastFrequentlyUsed,
 	})
 	if err != nil {
@@ -268,12 +243,7 @@ func Example_blobCache() {
 // is spooled into a Buffer, however large, while all of them together stay
 // within one memory budget; the workers read the Buffers back as files.
 func Example_workerPool() {
-	dir, err := os.MkdirTemp("", "spool-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	m, err := spool.NewManager(spool.Options{MemoryBudget: 256 << 10, ChunkSize: 4096, TempDir: dir})
+	m, err := spool.NewManager(spool.Options{MemoryBudget: 256 << 10, ChunkSize: 4096})
 	if err != nil {
 		log.Fatal(err)
 	}

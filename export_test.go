@@ -10,7 +10,7 @@ import (
 
 // SetPoison makes m's chunk pool overwrite every chunk given back with p, so
 // tests can prove that no stale byte is ever shown.
-func SetPoison(m *Manager, p byte) { m.pool.poison = p }
+func SetPoison(m *Manager, p byte) { m.mem.poison = p }
 
 // Faults injects errors into a Manager's spill files: operation number
 // FailAt (counted from 0 over every create, write, read, truncate and

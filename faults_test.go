@@ -91,14 +91,16 @@ func TestRolloverFailsPartWay(t *testing.T) {
 		if _, err := b.Write(data); err != nil {
 			t.Fatal(err)
 		}
-		if got := m.Stats().MemoryInUse; got != 4*4096 {
-			t.Fatalf("MemoryInUse = %d, want %d", got, 4*4096)
+		// Three full chunks, and the smallest class that holds the last
+		// 100 bytes.
+		if got := m.Stats().MemoryInUse; got != 3*4096+256 {
+			t.Fatalf("MemoryInUse = %d, want %d", got, 3*4096+256)
 		}
 		if err := b.Rollover(); !errors.Is(err, syscall.EIO) {
 			t.Fatalf("Rollover = %v, want EIO", err)
 		}
-		if got := m.Stats().MemoryInUse; got != 3*4096 {
-			t.Errorf("after a rollover that moved one chunk: MemoryInUse = %d, want %d", got, 3*4096)
+		if got := m.Stats().MemoryInUse; got != 2*4096+256 {
+			t.Errorf("after a rollover that moved one chunk: MemoryInUse = %d, want %d", got, 2*4096+256)
 		}
 		wantContent(t, b, data)
 		// Writes still work, to memory and to the file.
@@ -301,7 +303,13 @@ func sweepRun(t *testing.T, f *spool.Faults, injected error, encrypt bool) bool 
 		if err := bufs[1].Truncate(int64(7000 * (round + 1))); check("Truncate", err) {
 			models[1].truncate(int64(7000 * (round + 1)))
 		}
+		// Small appends: slots holding size classes grow, in memory or,
+		// on a buffer with a file, into it when memory is short.
+		for k := range 3 {
+			write(1, randBytes(uint64(50+round*3+k), 700), int64(len(models[1].data)))
+		}
 		check("Rollover", bufs[2].Rollover())
+		write(2, randBytes(uint64(60+round), 300), int64(len(models[2].data))+10)
 		for i := range bufs {
 			verify(i)
 		}

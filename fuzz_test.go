@@ -21,6 +21,7 @@ func FuzzBuffer(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0x10, 0x20, 7, 0, 0, 0, 1, 0, 9, 1})
 	f.Add([]byte{1, 1, 1, 0xff, 0x40, 5, 2, 0x30, 0x00, 8, 9, 0, 0x20, 0x10, 4, 0, 0x50})
 	f.Add([]byte{2, 0, 0, 0x80, 0x80, 0x10, 1, 0x80, 0x80, 0x11, 2, 0x80, 0x80, 6, 3, 0, 0x40, 0x10})
+	f.Add([]byte{8, 0, 0, 0x03, 0x10, 0, 0, 0x10, 0x20, 1, 0x30, 0x00, 0x01, 0x05, 5, 0x10, 0x00, 0, 0x40, 0x00, 10, 0x20, 0x00, 0x00, 0x10})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if len(in) == 0 {
 			return
@@ -34,6 +35,12 @@ func FuzzBuffer(f *testing.F) {
 			// reads of spilled buffers go through windows, which writes
 			// take back.
 			opts.MemoryBudget = spool.BlockSize + 4*4096
+		}
+		if in[0]&8 != 0 {
+			// 16 KiB chunks: slots hold size classes from 256 bytes to
+			// 16 KiB, grown and cut as buffers change.
+			opts.ChunkSize = 16 << 10
+			opts.MemoryBudget += 3 * 16 << 10
 		}
 		m, err := spool.NewManager(opts)
 		if err != nil {
@@ -49,6 +56,16 @@ func FuzzBuffer(f *testing.F) {
 			st := m.Stats()
 			if st.MemoryInUse < 0 || st.MemoryInUse > st.MemoryBudget {
 				t.Fatalf("step %d: MemoryInUse %d outside [0, %d]", step, st.MemoryInUse, st.MemoryBudget)
+			}
+			// Memory follows size: at most 1.25 times the bytes up to each
+			// buffer's end, and a class of 256 bytes per slot.
+			var bound int64
+			for i := range fz.md {
+				n := int64(len(fz.md[i].data))
+				bound += n + n/4 + 256*(n/int64(opts.ChunkSize)+1)
+			}
+			if mem := st.MemoryInUse - int64(st.ReadWindows)*spool.BlockSize; mem > bound {
+				t.Fatalf("step %d: buffers of %d, %d and %d bytes hold %d bytes of memory", step, len(fz.md[0].data), len(fz.md[1].data), len(fz.md[2].data), mem)
 			}
 			if err := spool.CheckHolding(m); err != nil {
 				t.Fatalf("step %d: %v", step, err)

@@ -73,8 +73,11 @@ package spool
 // so a slow or stalled peer holds up no other operation. Never: a call
 // into user code (io.Reader/io.Writer passed to ReadFrom/WriteTo, the OnSpill
 // callback) and never a blocking wait on another buffer. ReadFrom and WriteTo
-// move data through a scratch slice and lock the buffer only around each
-// piece, so a slow network peer cannot pin a buffer's lock.
+// move data through a stage of their own (stage.go) and lock the buffer
+// only around each piece, so a slow network peer cannot pin a buffer's
+// lock; a stage is never shared, and a stage a buffer adopts as a slot
+// (store.adopt) is handed over under the buffer's lock, after the Read
+// that filled it has returned.
 //
 // Manager.Close sets closed under Manager.mu, takes a snapshot of the live
 // buffers, releases Manager.mu, and then closes each buffer with a blocking

@@ -2,8 +2,10 @@ package spool_test
 
 import (
 	"flag"
+	"os"
 	"testing"
 
+	"github.com/spoolkit/spool"
 	"go.uber.org/goleak"
 )
 
@@ -25,8 +27,14 @@ func sized(short, normal, full int) int {
 	return normal
 }
 
-// TestMain fails the run if any test leaves a goroutine behind. spool starts
-// no goroutines of its own, so any leak is a bug.
+// TestMain fails the run if any test leaves a goroutine behind: every
+// goroutine spool starts is stopped by Manager.Close, so any leak is a bug.
+// Where os.TempDir() is a tmpfs (the default /tmp of Debian 13, Fedora and
+// Arch), it points TMPDIR at the disk-backed directory spool itself would
+// use, so that the Managers the tests create in t.TempDir() are accepted.
 func TestMain(m *testing.M) {
+	if dir, err := spool.DefaultTempDir(); err == nil && dir != os.TempDir() {
+		os.Setenv("TMPDIR", dir)
+	}
 	goleak.VerifyTestMain(m)
 }

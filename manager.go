@@ -14,9 +14,11 @@ import (
 )
 
 // A Manager hands out Buffers that share one memory budget. Each Buffer
-// keeps its data in memory, in chunks taken from the budget, until it rolls
-// over to a temporary file; together, the buffers of a Manager never hold
-// more than Options.MemoryBudget bytes of chunk memory.
+// keeps its data in memory, in slices taken from the budget (whole chunks,
+// and size classes for small or last pieces), until it rolls over to a
+// temporary file; together, the buffers of a Manager, and the ReadFrom and
+// WriteTo calls in progress on them, never hold more than
+// Options.MemoryBudget bytes of such memory.
 //
 // When a write needs memory that the budget lacks, the Manager rolls other
 // buffers over to disk, in the order of Options.Policy, skipping any buffer
@@ -33,11 +35,12 @@ import (
 type Manager struct {
 	opts     Options // validated, defaults filled in
 	budget   *budget
-	pool     *chunkPool
+	mem      *memory
+	spares   sync.Pool // stages outside the budget (stage.go)
 	fs       fileSystem
 	seal     *sealer // encrypts spilled blocks; nil without EncryptSpill
 	cs       int64   // chunk size
-	memLimit int64   // largest size a buffer may have and stay in memory
+	memLimit int64   // largest end of a write that keeps a buffer in memory
 
 	clock  atomic.Uint64 // logical time of buffer accesses, for LRU
 	nextID atomic.Uint64
@@ -103,7 +106,13 @@ func newManager(opts Options, fs fileSystem) (*Manager, error) {
 		return nil, err
 	}
 	cs := int64(o.ChunkSize)
+	mem := newMemory(o.ChunkSize)
+	// The largest buffer that fits the budget: whole chunks, and the
+	// largest class that fits what is left.
 	limit := o.MemoryBudget / cs * cs
+	if rem := int(o.MemoryBudget - limit); rem >= minClass {
+		limit += int64(mem.classBelow(rem))
+	}
 	if o.BufferThreshold > 0 && o.BufferThreshold < limit {
 		limit = o.BufferThreshold
 	}
@@ -117,12 +126,13 @@ func newManager(opts Options, fs fileSystem) (*Manager, error) {
 		seal:     seal,
 		opts:     o,
 		budget:   newBudget(o.MemoryBudget),
-		pool:     newChunkPool(o.ChunkSize),
+		mem:      mem,
 		fs:       fs,
 		disk:     diskBudget{limit: o.DiskBudget},
 		cs:       cs,
 		memLimit: limit,
 	}
+	m.spares.New = newSpare
 	if o.Policy == LeastFrequentlyUsed {
 		m.freq = new(frequency)
 		m.byRistretto = experiment.RistrettoVictims.Load()
@@ -160,6 +170,16 @@ func (m *Manager) NewBuffer() (*Buffer, error) {
 	return newBuffer(s), nil
 }
 
+// TempDir returns the directory the Manager creates its spill files in:
+// Options.TempDir, or DefaultTempDir() if that was "". It returns "" for
+// a nil or zero Manager.
+func (m *Manager) TempDir() string {
+	if !m.valid() {
+		return ""
+	}
+	return m.opts.TempDir
+}
+
 // Stats returns a snapshot of the Manager's counters. It works after Close
 // too, and then shows zero memory and disk in use.
 func (m *Manager) Stats() Stats {
@@ -173,19 +193,20 @@ func (m *Manager) Stats() Stats {
 	readsDisk, readBytesDisk := m.readsDisk.Load(), m.readBytesDisk.Load()
 	reads, readBytes := m.reads.Load(), m.readBytes.Load()
 	return Stats{
-		MemoryBudget:  m.opts.MemoryBudget,
-		MemoryInUse:   m.budget.used(),
-		ReadWindows:   int(m.nwindows.Load()),
-		DiskBudget:    m.opts.DiskBudget,
-		DiskInUse:     m.disk.used(),
-		Buffers:       n,
-		BuffersOnDisk: int(m.onDisk.Load()),
-		Spills:        m.spills.Load(),
-		SpilledBytes:  m.spilledBytes.Load(),
-		DiskWritten:   m.diskWritten.Load(),
-		Evictions:     m.evictions.Load(),
-		SpillErrors:   m.spillErrors.Load(),
-		Leaked:        m.leaked.Load(),
+		MemoryBudget:    m.budget.size,
+		MemoryInUse:     m.budget.used(),
+		PeakMemoryInUse: m.budget.peak.Load(),
+		ReadWindows:     int(m.nwindows.Load()),
+		DiskBudget:      m.opts.DiskBudget,
+		DiskInUse:       m.disk.used(),
+		Buffers:         n,
+		BuffersOnDisk:   int(m.onDisk.Load()),
+		Spills:          m.spills.Load(),
+		SpilledBytes:    m.spilledBytes.Load(),
+		DiskWritten:     m.diskWritten.Load(),
+		Evictions:       m.evictions.Load(),
+		SpillErrors:     m.spillErrors.Load(),
+		Leaked:          m.leaked.Load(),
 
 		Promotions:          m.promotions.Load(),
 		PromotedBytes:       m.promotedBytes.Load(),

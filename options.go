@@ -27,11 +27,10 @@ const (
 // LargestFirst policy and no spill callback.
 type Options struct {
 	// MemoryBudget is the number of bytes of RAM that all buffers of the
-	// Manager together may hold, counted by chunk capacity. It is a hard
-	// limit: it is never exceeded, even for a moment. 0 means
-	// DefaultMemoryBudget. It must not be negative and, if set, must be at
-	// least ChunkSize. Only whole chunks are handed out, so the usable
-	// budget is MemoryBudget rounded down to a multiple of ChunkSize.
+	// Manager together may hold, counted by the capacity of the slices
+	// that hold their data (see Manager). It is a hard limit: it is never
+	// exceeded, even for a moment. 0 means DefaultMemoryBudget. It must
+	// not be negative and, if set, must be at least ChunkSize.
 	MemoryBudget int64
 
 	// BufferThreshold caps the size of a single buffer kept in memory, like
@@ -45,9 +44,21 @@ type Options struct {
 	// DefaultChunkSize (64 KiB).
 	ChunkSize int
 
-	// TempDir is the directory spill files are created in. "" means
-	// os.TempDir(). It must exist and be a directory.
+	// TempDir is the directory spill files are created in. It must exist,
+	// be a directory in which spool can create a file (NewManager tries),
+	// and, unless AllowMemoryBackedTempDir is set, not be on a
+	// memory-backed file system (tmpfs, ramfs), whose files are RAM
+	// outside the budget: NewManager returns an error wrapping
+	// ErrMemoryBackedTempDir for one. "" means DefaultTempDir():
+	// os.TempDir(), or /var/tmp where os.TempDir() is memory-backed.
 	TempDir string
+
+	// AllowMemoryBackedTempDir lets TempDir (or os.TempDir(), if TempDir
+	// is "") be on a memory-backed file system. Spilled data then stays
+	// in RAM, outside the budget: set it only where that is what you
+	// want, for instance in tests or when the tmpfs has a size limit of
+	// its own.
+	AllowMemoryBackedTempDir bool
 
 	// DiskBudget limits the bytes that all spill files of the Manager
 	// hold together (Stats.DiskInUse: the blocks written; holes, which
@@ -143,16 +154,6 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxSpillFiles < 0 {
 		return bad("MaxSpillFiles", "%d is negative", o.MaxSpillFiles)
 	}
-	if o.TempDir == "" {
-		o.TempDir = os.TempDir()
-	}
-	fi, err := os.Stat(o.TempDir)
-	if err != nil {
-		return Options{}, fmt.Errorf("%w: TempDir: %w", ErrInvalidOptions, err)
-	}
-	if !fi.IsDir() {
-		return bad("TempDir", "%q is not a directory", o.TempDir)
-	}
 	if o.Pattern == "" {
 		o.Pattern = DefaultPattern
 	}
@@ -162,5 +163,10 @@ func (o Options) withDefaults() (Options, error) {
 	if !o.Policy.valid() {
 		return bad("Policy", "%v is not a known policy", o.Policy)
 	}
+	dir, err := o.resolveTempDir()
+	if err != nil {
+		return Options{}, err
+	}
+	o.TempDir = dir
 	return o, nil
 }

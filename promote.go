@@ -100,8 +100,7 @@ func (m *Manager) promote(s *store) {
 	if !ok {
 		return
 	}
-	nchunks := (size + m.cs - 1) / m.cs
-	need := nchunks * m.cs
+	need := m.memFor(size)
 	score := density(m.freq.count(&s.freq), need)
 	if !m.adm.admit(s.id, need) {
 		m.promoteRejected.Add(1)
@@ -149,7 +148,7 @@ func (m *Manager) swapIn(s *store, size int64, version uint64, need int64) bool 
 	discard := func() {
 		for _, c := range chunks {
 			if c != nil {
-				m.pool.put(c)
+				m.mem.put(c)
 			}
 		}
 		m.budget.release(need)
@@ -162,10 +161,10 @@ func (m *Manager) swapIn(s *store, size int64, version uint64, need int64) bool 
 		return false
 	}
 	for i := range chunks {
-		c := m.pool.get()
-		chunks[i] = c
 		start := int64(i) * m.cs
 		n := min(m.cs, size-start)
+		c := m.mem.get(m.mem.classFor(int(n)))
+		chunks[i] = c
 		if _, err := s.readFile((*c)[:n], start); err != nil {
 			s.mu.RUnlock()
 			discard()
@@ -192,4 +191,14 @@ func (m *Manager) swapIn(s *store, size int64, version uint64, need int64) bool 
 	// The data is in memory now; the anonymous file only goes away.
 	_ = s.closeFile()
 	return true
+}
+
+// memFor returns the memory a buffer of size bytes written densely holds:
+// full slots, and the class of its last piece.
+func (m *Manager) memFor(size int64) int64 {
+	if size <= 0 {
+		return 0
+	}
+	full := (size - 1) / m.cs
+	return full*m.cs + int64(m.mem.classFor(int(size-full*m.cs)))
 }

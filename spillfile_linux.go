@@ -29,3 +29,13 @@ func openAnonymous(dir string) (*os.File, error) {
 func anonymousUnsupported(err error) bool {
 	return errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL)
 }
+
+// memoryBacked reports whether dir is on a file system that keeps its
+// files in RAM: tmpfs or ramfs.
+func memoryBacked(dir string) (bool, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return false, &os.PathError{Op: "statfs", Path: dir, Err: err}
+	}
+	return st.Type == unix.TMPFS_MAGIC || st.Type == unix.RAMFS_MAGIC, nil
+}

@@ -16,3 +16,7 @@ var errNoAnonymous = errors.New("anonymous files not supported")
 func openAnonymous(dir string) (*os.File, error) { return nil, errNoAnonymous }
 
 func anonymousUnsupported(err error) bool { return errors.Is(err, errNoAnonymous) }
+
+// memoryBacked reports false: outside Linux, spool does not tell a
+// memory-backed file system from a disk.
+func memoryBacked(dir string) (bool, error) { return false, nil }

@@ -12,10 +12,15 @@ import (
 type Stats struct {
 	// MemoryBudget is the budget the Manager enforces, in bytes.
 	MemoryBudget int64
-	// MemoryInUse is the memory all live buffers hold, in bytes: their
-	// chunks, counted by chunk capacity, and their read windows. It never
-	// exceeds MemoryBudget.
+	// MemoryInUse is the budget memory in use, in bytes: the slices that
+	// hold the live buffers' data, counted by capacity, their read
+	// windows, and the stages of the ReadFrom and WriteTo calls in
+	// progress. It never exceeds MemoryBudget.
 	MemoryInUse int64
+	// PeakMemoryInUse is the highest MemoryInUse since the Manager was
+	// created: what the budget had to cover at worst. It never exceeds
+	// MemoryBudget.
+	PeakMemoryInUse int64
 	// ReadWindows is the number of read windows held: checked copies of
 	// one 64 KiB block of a spill file each, which make small reads of
 	// spilled data read and check each block once. They take only budget

@@ -25,7 +25,7 @@ type store struct {
 	freq      atomic.Uint64 // access count for LeastFrequentlyUsed (frequency.go)
 	lastWrite atomic.Bool   // the last access was a write
 	offered   atomic.Bool   // queued for promotion
-	mem       atomic.Int64  // chunk bytes held; changed only by addMem, under mu; read anywhere
+	mem       atomic.Int64  // bytes of memory held in chunks; changed only by addMem, under mu; read anywhere
 	idx       int           // index in m.bufs; guarded by m.mu
 	holdIdx   int           // 1 + index in m.holding, 0 if not there; guarded by m.mu
 
@@ -34,12 +34,15 @@ type store struct {
 	closed bool
 	size   int64 // logical size in bytes
 	off    int64 // offset shared by Read, Write and Seek
-	// chunks[i], if not nil, holds bytes [i*cs, (i+1)*cs) of the buffer,
-	// and is authoritative for them; only its bytes below size are
-	// meaningful (the rest may hold anything and are zeroed before size
-	// grows over them). A nil or missing chunk reads from file if there is
-	// one and as zeros if not. Only chunks below size are held: when size
-	// shrinks, chunks past it are given back.
+	// chunks[i], if not nil, is slot i: it is authoritative for bytes
+	// [i*cs, (i+1)*cs) of the buffer and holds the first len(*chunks[i])
+	// of them, a size class (memory.go); the slot's bytes past its slice
+	// read as zeros. Only the slice's bytes below size are meaningful
+	// (the rest may hold anything and are zeroed before size grows over
+	// them). A nil or missing slot reads from file if there is one and as
+	// zeros if not. Only slots below size are held: when size shrinks,
+	// slots past it are given back, and the last one is cut to the class
+	// its bytes below size need.
 	chunks []*[]byte
 	// file, once created, is where every byte not held in chunks lives;
 	// it is never removed before Close. Bytes at or past fileSize read as
@@ -86,9 +89,17 @@ func (b *store) touch(write bool) {
 	m.freq.hit(&b.freq)
 }
 
-// resident reports whether chunk i is held in memory.
+// resident reports whether slot i is held in memory.
 func (b *store) resident(i int64) bool {
 	return i < int64(len(b.chunks)) && b.chunks[i] != nil
+}
+
+// slotLen returns the length of slot i's slice, 0 if it has none.
+func (b *store) slotLen(i int64) int {
+	if b.resident(i) {
+		return len(*b.chunks[i])
+	}
+	return 0
 }
 
 // Write implements Buffer.Write.
@@ -225,13 +236,16 @@ func (b *store) Truncate(size int64) error {
 			}
 			b.fileSize = size
 		}
-		keep := size / b.m.cs // chunks that stay: ceil(size/cs), without overflow
+		keep := size / b.m.cs // slots that stay: ceil(size/cs), without overflow
 		if size%b.m.cs != 0 {
 			keep++
 		}
 		b.freeChunks(keep) // also drops their pointers, for the GC
 		if keep < int64(len(b.chunks)) {
 			b.chunks = b.chunks[:keep]
+		}
+		if rem := size % b.m.cs; rem != 0 {
+			b.cutSlot(keep-1, int(rem))
 		}
 		b.size = size
 	case size > old:
@@ -290,101 +304,6 @@ func (b *store) leaked() {
 	}
 }
 
-// scratchSize is the size of the transient slices ReadFrom and WriteTo move
-// data through. They are not buffer memory and are not counted in the
-// budget; at most one is in use per ReadFrom or WriteTo call in progress.
-const scratchSize = 64 << 10
-
-var scratchPool = sync.Pool{New: func() any { b := make([]byte, scratchSize); return &b }}
-
-// ReadFrom implements Buffer.ReadFrom.
-func (b *store) ReadFrom(r io.Reader) (n int64, err error) {
-	b.mu.RLock()
-	closed := b.closed
-	b.mu.RUnlock()
-	if closed {
-		return 0, ErrClosed
-	}
-	sp := scratchPool.Get().(*[]byte)
-	defer scratchPool.Put(sp)
-	buf := *sp
-	for {
-		// Fill the scratch before writing: sources such as request bodies
-		// return a few KiB per Read, and fewer, larger writes are faster.
-		nr, rerr := 0, error(nil)
-		for nr < len(buf) && rerr == nil {
-			var k int
-			k, rerr = r.Read(buf[nr:])
-			if k < 0 || k > len(buf)-nr {
-				k, rerr = 0, fmt.Errorf("%w: Read returned %d for %d bytes", ErrInvalidCount, k, len(buf)-nr)
-			}
-			nr += k
-		}
-		if nr > 0 {
-			nw, werr := b.Write(buf[:nr])
-			n += int64(nw)
-			if werr != nil {
-				return n, werr
-			}
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, rerr
-		}
-	}
-}
-
-// WriteTo implements Buffer.WriteTo.
-func (b *store) WriteTo(w io.Writer) (n int64, err error) {
-	if n, err = b.sendFile(w); err != nil {
-		return n, err
-	}
-	sp := scratchPool.Get().(*[]byte)
-	defer scratchPool.Put(sp)
-	buf := *sp
-	for {
-		b.lock()
-		if b.closed {
-			b.unlock()
-			return n, ErrClosed
-		}
-		start := b.off
-		nr, rerr := b.readAt(buf, start)
-		b.off = start + int64(nr)
-		b.unlock()
-		if nr > 0 {
-			nw, werr := w.Write(buf[:nr])
-			if nw < 0 || nw > nr {
-				nw, werr = 0, fmt.Errorf("%w: Write returned %d for %d bytes", ErrInvalidCount, nw, nr)
-			}
-			n += int64(nw)
-			if nw < nr {
-				// Give back the offset of what w did not take.
-				b.lock()
-				if !b.closed && b.off == start+int64(nr) {
-					b.off = start + int64(nw)
-				}
-				b.unlock()
-				if werr == nil {
-					werr = io.ErrShortWrite
-				}
-				return n, werr
-			}
-			if werr != nil {
-				return n, werr
-			}
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, rerr
-		}
-	}
-}
-
 // writeAt writes p at off. b.mu is held for writing.
 func (b *store) writeAt(p []byte, off int64) (int, error) {
 	if off < 0 {
@@ -409,10 +328,10 @@ func (b *store) writeAt(p []byte, off int64) (int, error) {
 			if err := b.rollover(SpillSparse); err != nil {
 				return 0, err
 			}
-		} else if ok, err := b.reserve(off, end); err != nil {
+		} else if last, ok, err := b.reserve(off, end); err != nil {
 			return 0, err
 		} else if ok {
-			b.memWrite(p, off, end)
+			b.memWrite(p, off, end, last)
 			return len(p), nil
 		}
 	}
@@ -448,20 +367,39 @@ func (b *store) tooSparse(off, end int64) bool {
 // beyond 4 per chunk held before a hole sends it to disk.
 const sparseSlack = 64
 
-// reserve takes from the budget the chunks a write of [off, end) needs and
-// reports whether it got them. If the budget lacks them, other buffers are
-// rolled over; if that is not enough, b itself rolls over and reserve
-// returns false (and the error of that rollover, if it failed).
-func (b *store) reserve(off, end int64) (bool, error) {
+// reserve takes from the budget the memory a write of [off, end) needs
+// and reports whether it got it, with the length the write's last slot
+// will have (lastSlot). If the budget lacks it, other buffers are rolled
+// over; if that is not enough, b itself rolls over and reserve returns
+// false (and the error of that rollover, if it failed).
+func (b *store) reserve(off, end int64) (lastSlot int, ok bool, err error) {
 	cs := b.m.cs
+	first, last := off/cs, (end-1)/cs
 	var need int64
-	for i := off / cs; i <= (end-1)/cs; i++ {
-		if !b.resident(i) {
-			need += cs
+	for i := first; i < last; i++ { // slots the write fills to their end
+		need += cs - int64(b.slotLen(i))
+	}
+	// The last slot: the class that covers the write. A buffer that is
+	// growing (it held memory before this write) takes a larger class if
+	// the memory it holds leaves room for one under the 1.25 bound (the
+	// memory of the other slots, and the slot's bytes up to the write's
+	// end, times 1.25), so that a buffer written in small pieces
+	// reallocates its slots in fewer, larger steps as it grows; a buffer
+	// written in one piece gets the tightest class.
+	cur := b.slotLen(last)
+	hi := end - last*cs
+	lastSlot = max(cur, b.m.mem.classFor(int(hi)))
+	if lastSlot > cur {
+		if held := b.mem.Load(); held > 0 {
+			others := held - int64(cur) + need
+			if room := (others+hi)*5/4 - others; room > int64(lastSlot) {
+				lastSlot = b.m.mem.classBelow(int(min(room, cs)))
+			}
 		}
+		need += int64(lastSlot - cur)
 	}
 	if b.m.budget.tryAcquire(need) {
-		return true, nil
+		return lastSlot, true, nil
 	}
 	// Under LeastFrequentlyUsed, a writer only displaces buffers no hotter
 	// than itself: a stream of cold uploads cannot flush the hot set.
@@ -474,14 +412,15 @@ func (b *store) reserve(off, end int64) (bool, error) {
 	b.m.waitNanos.Add(int64(time.Since(start)))
 	b.pending = append(b.pending, ev...)
 	if ok {
-		return true, nil
+		return lastSlot, true, nil
 	}
-	return false, b.rollover(SpillBudget)
+	return 0, false, b.rollover(SpillBudget)
 }
 
-// memWrite copies p to [off, end) of a buffer without a file whose chunks
-// for that range have been reserved.
-func (b *store) memWrite(p []byte, off, end int64) {
+// memWrite copies p to [off, end) of a buffer without a file, whose memory
+// reserve has taken: every slot the write covers becomes a full chunk but
+// the last, whose slice becomes lastSlot bytes long.
+func (b *store) memWrite(p []byte, off, end int64, lastSlot int) {
 	cs := b.m.cs
 	old := b.size
 	if off > old {
@@ -489,26 +428,77 @@ func (b *store) memWrite(p []byte, off, end int64) {
 	}
 	newSize := max(old, end)
 	b.growTable(end)
+	lastIdx := (end - 1) / cs
 	for pos := off; pos < end; {
 		i := pos / cs
 		start := i * cs
 		lo, hi := pos-start, min(cs, end-start)
-		c := b.chunks[i]
-		if c == nil {
-			c = b.m.pool.get()
-			b.chunks[i] = c
-			b.addMem(cs)
-			// A recycled chunk holds stale bytes: zero the part of it
-			// inside the new size that this write does not cover.
-			clear((*c)[:lo])
-			if valid := min(cs, newSize-start); hi < valid {
-				clear((*c)[hi:valid])
-			}
+		want := int(cs)
+		if i == lastIdx {
+			want = lastSlot
 		}
+		c := b.ensureSlot(i, int(lo), int(hi), want, old, newSize)
 		copy((*c)[lo:hi], p[pos-off:])
 		pos = start + hi
 	}
 	b.size = newSize
+}
+
+// ensureSlot makes slot i of a buffer hold a slice of at least want bytes
+// (a class, already taken from the budget) before a write of its bytes
+// [lo, hi), and returns it. The caller has zeroed the slot's bytes from the
+// old size up to lo (zeroTail). A new slice keeps the old one's bytes below
+// the old size; the bytes inside the new size that the write does not
+// cover and that were holes are zeroed, since the slice, new or recycled,
+// may hold stale bytes there.
+func (b *store) ensureSlot(i int64, lo, hi, want int, oldSize, newSize int64) *[]byte {
+	start := i * b.m.cs
+	valid := int(max(0, min(b.m.cs, oldSize-start)))    // slot bytes below the old size
+	newValid := int(max(0, min(b.m.cs, newSize-start))) // and below the new size
+	c := b.chunks[i]
+	if c != nil && len(*c) >= want {
+		return c
+	}
+	nc := b.m.mem.get(want)
+	kept := 0 // bytes of the old slice carried over
+	if c != nil {
+		kept = copy(*nc, (*c)[:min(valid, len(*c))])
+		b.m.mem.put(c)
+		b.addMem(int64(want - len(*c)))
+	} else {
+		b.addMem(int64(want))
+	}
+	b.chunks[i] = nc
+	// What lies between the bytes kept and the write, and after the write
+	// inside the new size, was a hole (or past the old slice): zeros.
+	if lo > kept {
+		clear((*nc)[kept:lo])
+	}
+	if from := max(hi, kept); from < newValid {
+		clear((*nc)[from:min(newValid, want)])
+	}
+	return nc
+}
+
+// cutSlot cuts slot i's slice, if any, to the class its first keep bytes
+// need, after Truncate shrank the buffer to end inside it, so that the
+// memory a buffer holds follows its size down as well as up.
+func (b *store) cutSlot(i int64, keep int) {
+	if !b.resident(i) {
+		return
+	}
+	c := b.chunks[i]
+	want := b.m.mem.classFor(keep)
+	if want >= len(*c) {
+		return
+	}
+	nc := b.m.mem.get(want)
+	copy(*nc, (*c)[:keep])
+	b.chunks[i] = nc
+	freed := int64(len(*c) - want)
+	b.m.mem.put(c)
+	b.addMem(-freed)
+	b.m.budget.release(freed)
 }
 
 // fileWrite writes p to [off, end) of a buffer that has a file: to the
@@ -525,9 +515,17 @@ func (b *store) fileWrite(p []byte, off, end int64) (int, error) {
 		i := pos / cs
 		if b.resident(i) {
 			start := i * cs
-			hi := min(cs, end-start)
-			n += copy((*b.chunks[i])[pos-start:hi], p[n:])
-			continue
+			lo, hi := int(pos-start), int(min(cs, end-start))
+			if c := b.growSlot(i, lo, hi, old, max(old, end)); c != nil {
+				n += copy((*c)[lo:hi], p[n:])
+				continue
+			}
+			// No free memory to grow the slot's slice over the write: the
+			// slot goes to the file, and the write with it.
+			if err = b.flushSlot(i); err != nil {
+				err = fmt.Errorf("spool: write: %w", err)
+				break
+			}
 		}
 		runEnd := b.runEnd(i, end)
 		var w int
@@ -542,6 +540,35 @@ func (b *store) fileWrite(p []byte, off, end int64) (int, error) {
 		b.size = max(old, off+int64(n))
 	}
 	return n, err
+}
+
+// growSlot returns slot i's slice, grown if needed to cover a write of its
+// bytes [lo, hi) with memory that is free in the budget right now, or nil
+// if that memory is not free. It does not roll anything over: the caller,
+// a buffer with a file, can write to the file instead.
+func (b *store) growSlot(i int64, lo, hi int, oldSize, newSize int64) *[]byte {
+	cur := len(*b.chunks[i])
+	want := cur
+	if cur < hi {
+		want = b.m.mem.classFor(hi)
+		if !b.m.budget.tryAcquire(int64(want - cur)) {
+			return nil
+		}
+	}
+	return b.ensureSlot(i, lo, hi, want, oldSize, newSize)
+}
+
+// flushSlot writes slot i's bytes below size to the file and gives its
+// memory back. On error the slot stays in memory, intact.
+func (b *store) flushSlot(i int64) error {
+	c := b.chunks[i]
+	start := i * b.m.cs
+	valid := max(0, min(int64(len(*c)), b.size-start))
+	if _, err := b.writeFile((*c)[:valid], start); err != nil {
+		return err
+	}
+	b.freeChunk(i)
+	return nil
 }
 
 // readAt reads into p from off. b.mu is held, for reading at least.
@@ -563,8 +590,15 @@ func (b *store) readAt(p []byte, off int64) (int, error) {
 		i := pos / cs
 		start := i * cs
 		if b.resident(i) {
-			hi := min(cs, end-start)
-			n += copy(p[n:], (*b.chunks[i])[pos-start:hi])
+			c := *b.chunks[i]
+			lo, hi := pos-start, min(cs, end-start)
+			k := 0
+			if lo < int64(len(c)) {
+				k = copy(p[n:], c[lo:min(hi, int64(len(c)))])
+			}
+			// The slot's bytes past its slice are zeros.
+			clear(p[n+k : n+int(hi-lo)])
+			n += int(hi - lo)
 			continue
 		}
 		runEnd := b.runEnd(i, end)
@@ -639,7 +673,7 @@ func (b *store) rollover(reason SpillReason) error {
 			continue
 		}
 		start := int64(i) * cs
-		n := min(cs, b.size-start)
+		n := max(0, min(int64(len(*c)), b.size-start))
 		if _, err := b.writeFile((*c)[:n], start); err != nil {
 			if created && moved == 0 {
 				// Nothing reached the file: go back to being a memory
@@ -676,9 +710,10 @@ func (b *store) freeChunk(i int64) {
 		return
 	}
 	b.chunks[i] = nil
-	b.m.pool.put(c)
-	b.addMem(-b.m.cs)
-	b.m.budget.release(b.m.cs)
+	n := int64(len(*c))
+	b.m.mem.put(c)
+	b.addMem(-n)
+	b.m.budget.release(n)
 }
 
 // freeChunks gives the chunks from i on that are held back to the pool,
@@ -689,8 +724,8 @@ func (b *store) freeChunks(i int64) {
 	for ; i < int64(len(b.chunks)); i++ {
 		if c := b.chunks[i]; c != nil {
 			b.chunks[i] = nil
-			b.m.pool.put(c)
-			freed += b.m.cs
+			freed += int64(len(*c))
+			b.m.mem.put(c)
 		}
 	}
 	if freed > 0 {
@@ -738,16 +773,19 @@ func (b *store) growTable(end int64) {
 }
 
 // zeroTail zeroes the bytes from old (the current size) up to limit in the
-// chunk that holds byte old, if that chunk is in memory, before the size
-// grows over them.
+// slot that holds byte old, if it is in memory, before the size grows over
+// them. The slot's bytes past its slice already read as zeros.
 func (b *store) zeroTail(old, limit int64) {
 	cs := b.m.cs
 	i := old / cs
 	if old%cs == 0 || !b.resident(i) {
 		return
 	}
+	c := *b.chunks[i]
 	start := i * cs
-	clear((*b.chunks[i])[old-start : min(cs, limit-start)])
+	if lo := old - start; lo < int64(len(c)) {
+		clear(c[lo:min(int64(len(c)), limit-start)])
+	}
 }
 
 // writeFile writes p at off in the spill file. The file charges the

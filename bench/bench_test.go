@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -26,7 +27,9 @@ import (
 // of the piece or of 8 occur), a spool budget of 4 chunks, so that spool
 // rolls buffers over, and a per-buffer threshold of 100,000 bytes, so that
 // the per-buffer spools move some uploads to files (not at a piece
-// boundary). The other scenarios are tiny too.
+// boundary). The other scenarios are tiny too: blobs has 1,000 blobs (about
+// 3.7 MiB) under a 512 KiB budget, and slow 100 uploads of 8–32 KiB under
+// a 256 KiB budget.
 func tinyConfig() Config {
 	cfg := defaultConfig()
 	cfg.Clients = 8
@@ -44,6 +47,14 @@ func tinyConfig() Config {
 	cfg.ScaleBuffers = []int{3, 200}
 	cfg.ScaleBudgets = []int64{1 << 20, 2 << 20}
 	cfg.ScaleLoad = 200
+	cfg.BlobsCount = 1000
+	cfg.BlobsBudget = 512 << 10
+	cfg.BlobsReads = 3000
+	cfg.SlowUploads = 100
+	cfg.SlowMinSize = 8 << 10
+	cfg.SlowMaxSize = 32 << 10
+	cfg.SlowPause = time.Millisecond
+	cfg.SlowBudget = 256 << 10
 	return cfg
 }
 
@@ -481,6 +492,36 @@ func TestFlagsRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(child, cfg) {
 		t.Errorf("child sees %+v, parent has %+v", child, cfg)
 	}
+	// So do those of blobs and slow.
+	cfg, err = parseFlags([]string{"-scenario", "slow", "-blobs-count", "77", "-blobs-min-size", "1KiB", "-blobs-max-size", "2KiB", "-blobs-budget", "3MiB",
+		"-blobs-reads", "88", "-blobs-zipf", "0.9", "-slow-uploads", "33", "-slow-http-uploads", "22", "-slow-min-size", "5KiB", "-slow-max-size", "6KiB",
+		"-slow-read", "512", "-slow-pause", "7ms", "-slow-budget", "1MiB", "-small-read", "8KiB"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BlobsCount != 77 || cfg.BlobsMinSize != 1<<10 || cfg.BlobsMaxSize != 2<<10 || cfg.BlobsBudget != 3<<20 || cfg.BlobsReads != 88 || cfg.BlobsZipf != 0.9 ||
+		cfg.SlowUploads != 33 || cfg.SlowHTTPUploads != 22 || cfg.SlowMinSize != 5<<10 || cfg.SlowMaxSize != 6<<10 || cfg.SlowRead != 512 ||
+		cfg.SlowPause != 7*time.Millisecond || cfg.SlowBudget != 1<<20 || cfg.SmallRead != 8<<10 {
+		t.Fatalf("parsed %+v", cfg)
+	}
+	child, err = parseFlags(append(cfg.childArgs(Job{Impl: "http"}), "-slow-client", "127.0.0.1:9", "-slow-client-uploads", "5"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if child.Child != "http" || child.SlowClient != "127.0.0.1:9" || child.SlowClientUploads != 5 {
+		t.Errorf("child runs %q against %q", child.Child, child.SlowClient)
+	}
+	child.Impls, cfg.Impls, child.Child, child.SlowClient, child.SlowClientUploads = nil, nil, "", "", 0
+	if !reflect.DeepEqual(child, cfg) {
+		t.Errorf("child sees %+v, parent has %+v", child, cfg)
+	}
+	for _, bad := range [][]string{{"-blobs-count", "0"}, {"-blobs-min-size", "0"}, {"-blobs-budget", "1KiB"}, {"-blobs-reads", "0"}, {"-blobs-zipf", "-1"},
+		{"-slow-uploads", "0"}, {"-slow-http-uploads", "-1"}, {"-slow-min-size", "2KiB", "-slow-max-size", "1KiB"}, {"-slow-read", "0"}, {"-slow-pause", "-1s"},
+		{"-slow-budget", "1KiB"}, {"-small-read", "-1"}, {"-scenario", "blobs", "-impl", "lfu"}, {"-scenario", "slow", "-impl", "spool"}} {
+		if _, err := parseFlags(bad, io.Discard); err == nil {
+			t.Errorf("parseFlags(%q) succeeded", bad)
+		}
+	}
 	for _, bad := range [][]string{{"-impl", "nope"}, {"-scenario", "nope"}, {"-budget", "lots"}, {"-clients", "0"}, {"extra"},
 		{"-scenario", "cache", "-impl", "spool"}, {"-scenario", "uploads", "-impl", "lfu"}, {"-zipf", "x"}, {"-zipf", ""}, {"-zipf", "-1"},
 		{"-reads", "0"}, {"-scan-impl", "nope"}, {"-cache-budget", "1KiB"}, {"-child", "lfu", "-scenario", "cache"},
@@ -655,11 +696,17 @@ func tinyCacheConfig(t *testing.T) Config {
 }
 
 // Every policy runs the cache scenario in process without a wrong read,
-// and none beats the greedy ceiling by more than 2 points (it is an
-// approximation, so it may be beaten slightly). The scan test runs too.
+// with whole-blob reads and with small reads, and none beats the greedy
+// ceiling by more than 2 points (it is an approximation, so it may be
+// beaten slightly), nor the best fixed set by more than the luck of the
+// draw allows. The scan test runs too.
 func TestCacheEveryPolicy(t *testing.T) {
 	cfg := tinyCacheConfig(t)
 	w := newCacheWorkload(cfg)
+	charges, capacity, err := measureCharges(cfg, w.Sizes)
+	if err != nil {
+		t.Fatal(err)
+	}
 	check := func(t *testing.T, res Result, err error) *CacheResult {
 		t.Helper()
 		if err != nil {
@@ -677,18 +724,57 @@ func TestCacheEveryPolicy(t *testing.T) {
 		}
 		return c
 	}
-	for _, s := range cfg.Zipf {
-		reads := cacheReads(cfg, w, s)
-		ceil := greedyCeiling(w.Sizes, cfg.CacheBudget, reads)
-		fixed, _, expected, exact := staticOracle(w, cfg.CacheBudget, s, reads)
-		t.Logf("s=%g: greedy ceiling %.1f%%, best fixed set %.1f%% (expected %.1f%%, exact %v)", s, 100*ceil.Overall.Ratio(), 100*fixed.Ratio(), 100*expected, exact)
-		if !exact || ceil.Overall.Reads != int64(cfg.Reads) {
-			t.Errorf("exact %v, %d reads in the ceiling", exact, ceil.Overall.Reads)
+	// Every blob fits; the budget is far below what all of them take.
+	var sum int64
+	for b, c := range charges {
+		if c < w.Sizes[b] || c > max(256, w.Sizes[b]*5/4+1) {
+			t.Errorf("blob of %d bytes charged %d", w.Sizes[b], c)
 		}
+		sum += c
+	}
+	if capacity != cfg.CacheBudget || sum < 2*capacity {
+		t.Fatalf("capacity %d, blobs take %d", capacity, sum)
+	}
+	type kind struct {
+		s     float64
+		small bool
+	}
+	kinds := []kind{{cfg.Zipf[0], true}}
+	for _, s := range cfg.Zipf {
+		kinds = append(kinds, kind{s, false})
+	}
+	for _, k := range kinds {
+		s := k.s
+		reads := cacheReads(cfg, w, s)
+		lens := readLengths(cfg, w, reads, k.small)
+		ceil := greedyCeiling(charges, capacity, reads, lens)
+		fs := staticOracle(w, charges, capacity, s, reads, lens)
+		t.Logf("s=%g small=%v: greedy ceiling %.1f%%, best fixed set %.1f%% (expected %.1f%%, at most %.1f%%, exact %v)",
+			s, k.small, 100*ceil.Overall.Ratio(), 100*fs.overall.Ratio(), 100*fs.expected, 100*fs.bound, fs.exact)
+		if !fs.exact || ceil.Overall.Reads != int64(cfg.Reads) || fs.expected > fs.bound || fs.bound-fs.expected > 0.05 {
+			t.Errorf("exact %v, expected %.4f, bound %.4f, %d reads in the ceiling", fs.exact, fs.expected, fs.bound, ceil.Overall.Reads)
+		}
+		// The fixed set's hits are random draws around its expectation:
+		// 4 standard deviations of the mean of the reads.
+		luck := 4 * math.Sqrt(fs.expected*(1-fs.expected)/float64(cfg.Reads))
 		for _, v := range cacheVariants {
-			t.Run(fmt.Sprintf("%s/s=%g", v.Name, s), func(t *testing.T) {
-				res, err := runCache(cfg, Job{Impl: v.Name, Zipf: s})
+			name := fmt.Sprintf("%s/s=%g", v.Name, s)
+			if k.small {
+				if v.Name != "lfu" && v.Name != "lru" {
+					continue // the other policies read the same way
+				}
+				name += "/small"
+			}
+			t.Run(name, func(t *testing.T) {
+				res, err := runCache(cfg, Job{Impl: v.Name, Zipf: s, Small: k.small})
 				c := check(t, res, err)
+				if k.small {
+					if c.Overall.Bytes > int64(cfg.Reads)*cfg.SmallRead || c.Overall.Bytes != ceil.Overall.Bytes || c.ReadSize != cfg.SmallRead {
+						t.Errorf("small reads of %d bytes read %d bytes; the ceiling counts %d", cfg.SmallRead, c.Overall.Bytes, ceil.Overall.Bytes)
+					}
+				} else if c.Overall.Bytes != ceil.Overall.Bytes {
+					t.Errorf("read %d bytes; the ceiling counts %d", c.Overall.Bytes, ceil.Overall.Bytes)
+				}
 				// Without a scan the bench's per-read deltas add up to
 				// the Stats deltas of the whole read phase.
 				if c.StatsReads != c.Overall.Reads || c.StatsHitRatio != c.Overall.Ratio() {
@@ -698,6 +784,9 @@ func TestCacheEveryPolicy(t *testing.T) {
 				t.Logf("%.1f%% of reads from memory, %d promotions", 100*got, c.End.Promotions)
 				if got > max+0.02 {
 					t.Errorf("%s beats the greedy ceiling by %.1f points: %.1f%% > %.1f%%", v.Label, 100*(got-max), 100*got, 100*max)
+				}
+				if got > fs.bound+luck {
+					t.Errorf("%s beats every fixed set by %.1f points: %.1f%% > %.1f%% + %.1f", v.Label, 100*(got-fs.bound), 100*got, 100*fs.bound, 100*luck)
 				}
 				if v.policy != spool.LeastFrequentlyUsed || v.noPromotion {
 					if c.End.Promotions != 0 {
@@ -754,14 +843,13 @@ func TestZipf(t *testing.T) {
 // get over the write phase and reads that greedyCeiling simulates, by
 // trying every choice: on each miss, decline, or admit evicting any set of
 // blobs. Only for a handful of blobs.
-func optimalHits(sizes []int64, capacity int64, reads []int32) int64 {
-	nb := len(sizes)
-	capChunks := capacity / cachePiece
+func optimalHits(charges []int64, capacity int64, reads []int32) int64 {
+	nb := len(charges)
 	used := func(set int) int64 {
 		var c int64
 		for b := range nb {
 			if set&(1<<b) != 0 {
-				c += chunksOf(sizes[b])
+				c += charges[b]
 			}
 		}
 		return c
@@ -789,7 +877,7 @@ func optimalHits(sizes []int64, capacity int64, reads []int32) int64 {
 			keep(set, v)
 			// Admit x, keeping any subset of set that leaves room.
 			for sub := set; ; sub = (sub - 1) & set {
-				if used(sub)+chunksOf(sizes[x]) <= capChunks {
+				if used(sub)+charges[x] <= capacity {
 					keep(sub|1<<x, v)
 				}
 				if sub == 0 {
@@ -811,31 +899,78 @@ func optimalHits(sizes []int64, capacity int64, reads []int32) int64 {
 // never beats the optimum.
 func TestGreedyCeiling(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
+	const unitCharge = 4096
 	for trial := range 300 {
 		nb := 2 + rng.IntN(6)
 		unit := trial%2 == 0
-		sizes := make([]int64, nb)
-		for b := range sizes {
-			sizes[b] = 1 + rng.Int64N(cachePiece)
+		charges := make([]int64, nb)
+		for b := range charges {
+			charges[b] = unitCharge
 			if !unit {
-				sizes[b] += rng.Int64N(3) * cachePiece
+				charges[b] = 256 + rng.Int64N(3*unitCharge)
 			}
 		}
-		capacity := (1 + rng.Int64N(4)) * cachePiece
+		capacity := (1 + rng.Int64N(4)) * unitCharge
 		reads := make([]int32, 1+rng.IntN(30))
+		lens := make([]int64, len(reads))
 		for k := range reads {
 			reads[k] = int32(rng.IntN(nb))
+			lens[k] = 1 + rng.Int64N(100)
 		}
-		got := greedyCeiling(sizes, capacity, reads)
-		opt := optimalHits(sizes, capacity, reads)
+		got := greedyCeiling(charges, capacity, reads, lens)
+		opt := optimalHits(charges, capacity, reads)
 		if got.Overall.Reads != int64(len(reads)) || got.Overall.Hits > opt || unit && got.Overall.Hits != opt {
-			t.Fatalf("sizes %v, capacity %d, reads %v: greedy %d hits, optimum %d", sizes, capacity, reads, got.Overall.Hits, opt)
+			t.Fatalf("charges %v, capacity %d, reads %v: greedy %d hits, optimum %d", charges, capacity, reads, got.Overall.Hits, opt)
 		}
 	}
-	// Everything fits: every read hits.
-	sizes := []int64{1, cachePiece, cachePiece + 1}
-	if c := greedyCeiling(sizes, 4*cachePiece, []int32{0, 1, 2, 2, 1, 0}); c.Overall.Hits != 6 || c.Evicted != 0 {
+	// Everything fits: every read hits, and moves its bytes. A blob that
+	// never fits (-1) is declined.
+	charges := []int64{256, cachePiece, cachePiece + 320, -1}
+	lens := []int64{1, 2, 3, 4, 5, 6, 7}
+	c := greedyCeiling(charges, 4*cachePiece, []int32{0, 1, 2, 2, 1, 0, 3}, lens)
+	if c.Overall.Hits != 6 || c.Overall.HitBytes != 21 || c.Overall.Bytes != 28 || c.Evicted != 0 {
 		t.Errorf("all fit: %+v", c)
+	}
+}
+
+// The fixed set is the exact knapsack where the table is small, filled
+// greedily otherwise, and the fractional knapsack bounds both.
+func TestStaticOracle(t *testing.T) {
+	cfg := tinyCacheConfig(t)
+	cfg.Blobs = 12
+	w := newCacheWorkload(cfg)
+	rng := rand.New(rand.NewPCG(5, 5))
+	charges := make([]int64, len(w.Sizes))
+	for b := range charges {
+		charges[b] = 64 * (1 + rng.Int64N(40))
+	}
+	charges[3] = -1 // never fits
+	reads := cacheReads(cfg, w, 1.1)
+	lens := readLengths(cfg, w, reads, false)
+	capacity := int64(64 * 60)
+	fs := staticOracle(w, charges, capacity, 1.1, reads, lens)
+	// Brute force: the best subset.
+	z := newZipf(len(w.Sizes), 1.1)
+	best := 0.0
+	for set := range 1 << len(w.Sizes) {
+		var used int64
+		p := 0.0
+		ok := true
+		for r, b := range w.ByRank {
+			if set&(1<<b) != 0 {
+				if charges[b] < 0 {
+					ok = false
+				}
+				used += charges[b]
+				p += z.prob(r)
+			}
+		}
+		if ok && used <= capacity {
+			best = max(best, p)
+		}
+	}
+	if !fs.exact || math.Abs(fs.expected-best) > 1e-9 || fs.bound < best-1e-9 || fs.overall.Reads != int64(len(reads)) {
+		t.Errorf("exact %v, expected %.6f, bound %.6f; the best subset expects %.6f", fs.exact, fs.expected, fs.bound, best)
 	}
 }
 
@@ -855,7 +990,9 @@ func TestParentMainCache(t *testing.T) {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errs.String())
 	}
 	for _, want := range []string{"| greedy ceiling (offline, approx.) ", "| best fixed set (offline) ", "| LeastRecentlyUsed ", "| LeastFrequentlyUsed ",
-		"Zipf s = 1.1", "Zipf s = 0.8", "Scan test", "APPROXIMATION", "Targets:", "LeastFrequentlyUsed serves >= 95%", "at s = 0.8", "< 5 points"} {
+		"Zipf s = 1.1, whole-blob reads", "Zipf s = 0.8, whole-blob reads", "Zipf s = 1.1, small reads (4 KiB at a random page)", "Scan test", "APPROXIMATION",
+		"as spool charges them in memory, measured", "Targets:", "LeastFrequentlyUsed serves >= 95% of reads from memory at s = 1.1, whole-blob reads: ",
+		"LeastFrequentlyUsed serves >= 95% of reads from memory at s = 1.1, small reads of 4 KiB: ", "at s = 0.8", "< 5 points"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("no %q in the report:\n%s", want, out.String())
 		}
@@ -869,6 +1006,8 @@ func TestParentMainCache(t *testing.T) {
 	cfg.Impls = []string{"spool", "lfu"}
 	cfg.Clients, cfg.Total, cfg.MinSize, cfg.MaxSize, cfg.Budget = up.Clients, up.Total, up.MinSize, up.MaxSize, up.Budget
 	cfg.ScaleBytes, cfg.ScaleBuffers, cfg.ScaleBudgets = up.ScaleBytes, []int{3}, nil
+	cfg.BlobsCount, cfg.BlobsBudget, cfg.BlobsReads = up.BlobsCount, up.BlobsBudget, up.BlobsReads
+	cfg.SmallRead = 0 // no small-read runs this time
 	cfg.JSON = true
 	out.Reset()
 	errs.Reset()
@@ -886,18 +1025,20 @@ func TestParentMainCache(t *testing.T) {
 		}
 		runs = append(runs, run)
 	}
-	// micro has neither spool nor lfu: it is skipped.
-	if len(runs) != 3 || runs[0].Scenario != "uploads" || runs[1].Scenario != "cache" || runs[2].Scenario != "scale" {
+	// micro and slow have neither spool nor lfu: they are skipped.
+	if len(runs) != 4 || runs[0].Scenario != "uploads" || runs[1].Scenario != "cache" || runs[2].Scenario != "scale" || runs[3].Scenario != "blobs" {
 		t.Fatalf("%d runs: %+v", len(runs), runs)
 	}
-	if !strings.Contains(errs.String(), "micro: -impl selects none of its implementations") {
-		t.Errorf("stderr %q", errs.String())
+	for _, sc := range []string{"micro", "slow"} {
+		if !strings.Contains(errs.String(), sc+": -impl selects none of its implementations") {
+			t.Errorf("stderr %q", errs.String())
+		}
 	}
 	if len(runs[0].Results) != 1 || runs[0].Results[0].Impl != "spool" {
 		t.Errorf("uploads results %+v", runs[0].Results)
 	}
 	cache := runs[1]
-	if cache.Cache == nil || len(cache.Cache.Ceilings) != 2 || len(cache.Results) != 3 {
+	if cache.Cache == nil || len(cache.Cache.Ceilings) != 2 || len(cache.Results) != 3 || cache.Cache.Capacity != cfg.CacheBudget {
 		t.Fatalf("cache run %+v", cache)
 	}
 	for _, r := range cache.Results {
@@ -1231,4 +1372,203 @@ func TestRSSSampler(t *testing.T) {
 		t.Errorf("%d samples from %d to %d bytes above the baseline", len(samples), low, peak)
 	}
 	runtime.KeepAlive(big)
+}
+
+// Both stores run the blobs scenario in process without a wrong read:
+// spool holds what it can in memory within its budget and spills the
+// rest, the map holds at most its cap, and every read is counted.
+func TestBlobs(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.TempDir = t.TempDir()
+	w := newBlobsWorkload(cfg)
+	if again := newBlobsWorkload(cfg); !reflect.DeepEqual(again, w) {
+		t.Fatal("blobs workload is not deterministic")
+	}
+	for _, v := range blobsVariants {
+		t.Run(v.Name, func(t *testing.T) {
+			res, err := runBlobs(cfg, Job{Impl: v.Name, Label: v.Label})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p := res.problem(); p != "" {
+				t.Fatal(p)
+			}
+			b := res.Blobs
+			if res.Uploads != cfg.BlobsCount || res.Bytes != w.Total || b.WriteErrors != 0 || b.LostReads != 0 || b.Reads.Reads != int64(cfg.BlobsReads) ||
+				b.Reads.Hits > b.Reads.Reads || b.Reads.Hits == 0 || len(b.Samples) < blobsSamples || b.Budget != cfg.BlobsBudget {
+				t.Fatalf("result %+v, blobs %+v", res, b)
+			}
+			for _, p := range []BlobsPoint{b.AfterWrite, b.End} {
+				if p.InMemory == 0 || p.InMemory >= cfg.BlobsCount || p.Data > cfg.BlobsBudget || p.Data <= 0 {
+					t.Errorf("%s holds %d blobs, %d bytes, in memory", v.Name, p.InMemory, p.Data)
+				}
+				if v.Name == spoolImpl && (p.MemoryInUse < p.Data || p.MemoryInUse > cfg.BlobsBudget) {
+					t.Errorf("spool holds %d bytes in %d bytes of budget", p.Data, p.MemoryInUse)
+				}
+			}
+			if v.Name == spoolImpl {
+				st := b.StatsEnd
+				if st.Spills == 0 || st.Reads-b.StatsAfterWrite.Reads != b.Reads.Reads || st.ReadsFromMemory-b.StatsAfterWrite.ReadsFromMemory != b.Reads.Hits {
+					t.Errorf("Stats %+v, after the writes %+v; the bench counts %+v", st, b.StatsAfterWrite, b.Reads)
+				}
+			}
+		})
+	}
+	if _, err := runBlobs(cfg, Job{Impl: "bytes"}); err == nil {
+		t.Error("blobs ran bytes.Buffer")
+	}
+	// The map drops the least recently used blobs past its cap, and a
+	// blob larger than the cap is not kept.
+	m := newLRUMap(10)
+	for i := range 4 {
+		m.put(i, make([]byte, 3))
+	}
+	if hit, _ := m.get(0, make([]byte, 3), func([]byte) {}); hit || len(m.items) != 3 || m.bytes != 9 {
+		t.Errorf("after 4 puts of 3 bytes under a cap of 10 and a miss: %d items, %d bytes", len(m.items), m.bytes)
+	}
+	if hit, _ := m.get(0, make([]byte, 3), func([]byte) {}); !hit {
+		t.Error("a blob just fetched again misses")
+	}
+	m.put(9, make([]byte, 11))
+	if _, ok := m.items[9]; ok || m.bytes > 10 {
+		t.Errorf("a blob past the cap is kept: %d bytes", m.bytes)
+	}
+}
+
+// Every variant of the slow scenario runs in process, the HTTP ones with
+// their clients in a child process (this test binary, see TestMain), with
+// every upload in flight at once and checked.
+func TestSlow(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.TempDir = t.TempDir()
+	w := newSlowWorkload(cfg, cfg.SlowUploads)
+	for _, v := range slowVariants {
+		t.Run(v.Name, func(t *testing.T) {
+			res, err := runSlow(cfg, Job{Impl: v.Name, Label: v.Label})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p := res.problem(); p != "" {
+				t.Fatal(p)
+			}
+			s := res.Slow
+			if res.Uploads != cfg.SlowUploads || res.Bytes != w.Total || s.Uploads != cfg.SlowUploads || s.MaxInFlight != int64(cfg.SlowUploads) || s.Fewer != "" {
+				t.Fatalf("result %+v, slow %+v", res, s)
+			}
+			spooled := v.Name == "copy" || v.Name == "http"
+			if spooled != (s.Budget > 0) || spooled && (s.Stats.Spills == 0 || s.Stats.PeakMemoryInUse > cfg.SlowBudget || s.Stats.PeakMemoryInUse == 0 || s.Stats.Buffers != 0) {
+				t.Errorf("%s: budget %d, Stats %+v", v.Name, s.Budget, s.Stats)
+			}
+			if http := strings.HasPrefix(v.Name, "http"); http != (s.Client != nil) || http && (s.Client.Uploads != cfg.SlowUploads || s.Client.Connected != cfg.SlowUploads) {
+				t.Errorf("%s: client %+v", v.Name, s.Client)
+			}
+		})
+	}
+	// The body arrives in pieces of SlowRead bytes, whatever the reader
+	// asks for, and the same bytes as one read of the whole.
+	body := newSlowBody(cfg, 10_000, 7)
+	var got []byte
+	for {
+		p := make([]byte, 5000)
+		n, err := body.Read(p)
+		if n > cfg.SlowRead {
+			t.Fatalf("read %d bytes, more than a piece", n)
+		}
+		got = append(got, p[:n]...)
+		if err == io.EOF {
+			break
+		}
+	}
+	if len(got) != 10_000 || crc32.Checksum(got, castagnoli) != body.crc {
+		t.Errorf("%d bytes, crc %08x, body says %08x", len(got), crc32.Checksum(got, castagnoli), body.crc)
+	}
+}
+
+// The HTTP variants run as many uploads as the fd limit allows, unless
+// told how many.
+func TestSlowHTTPUploads(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.SlowUploads = 10_000
+	for _, c := range []struct {
+		soft   uint64
+		set, n int
+		fewer  bool
+	}{{0, 0, 10_000, false}, {1 << 20, 0, 10_000, false}, {20_064, 0, 10_000, false}, {20_000, 0, 9_968, true}, {20_000, 12_000, 12_000, false}, {100, 0, 18, true}} {
+		cfg.SlowHTTPUploads = c.set
+		n, why := slowHTTPUploads(cfg, c.soft)
+		if n != c.n || (why != "") != c.fewer {
+			t.Errorf("soft limit %d, -slow-http-uploads %d: %d uploads (%q), want %d", c.soft, c.set, n, why, c.n)
+		}
+	}
+	p, tail, length := slowParts(3, 10)
+	if int64(len(p)+10+len(tail)) != length || !strings.Contains(tail, "00000000\r\n--"+slowBoundary+"--\r\n") || !strings.Contains(p, `filename="upload-3.bin"`) {
+		t.Errorf("parts %q, %q, length %d", p, tail, length)
+	}
+}
+
+// The parent runs blobs and slow in child processes, prints their tables
+// and targets, and draws their plots.
+func TestParentMainBlobsSlow(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.TempDir = t.TempDir()
+	cfg.Plot = filepath.Join(t.TempDir(), "curves.svg")
+	cfg.SlowUploads = 40
+	// Not http-multipart, which only explains (TestSlow runs it).
+	cfg.Impls = []string{"spool", "map", "copy", "copy-discard", "http", "http-discard"}
+	for _, sc := range []string{"blobs", "slow"} {
+		cfg.Scenario = sc
+		var out, errs bytes.Buffer
+		if code := parentMain(cfg, &out, &errs); code != 0 {
+			t.Fatalf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", sc, code, out.String(), errs.String())
+		}
+		wants := map[string][]string{
+			"blobs": {"scenario blobs: 1,000 blobs", "| spool (LeastFrequentlyUsed), after the writes ", "| map of []byte, LRU, after the reads ",
+				"| spool (LeastFrequentlyUsed) ", "efficiency (data held in memory ÷ MemoryInUse) >= 0.8 after the writes and after the reads: ", "(next to the map: hit ratio "},
+			"slow": {"scenario slow: 40 uploads", "| io.Copy into spool ", "| io.Copy harness, discarding sink ", "| spoolhttp.ParseMultipartForm ",
+				"| HTTP harness, discarding handler ", "io.Copy into spool: peak RSS above the discarding harness <= 1.25x budget: ",
+				"spoolhttp.ParseMultipartForm: peak RSS above the discarding harness <= 1.25x budget: ", "writers waited"},
+		}[sc]
+		for _, want := range append(wants, "Targets:", "Plot: "+plotPath(cfg.Plot, sc)) {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%s: no %q in the report:\n%s", sc, want, out.String())
+			}
+		}
+		if readProcIO() != nil && (strings.Contains(out.String(), "n/a") || strings.Contains(out.String(), "FAILED") || strings.Contains(out.String(), "NOTE")) {
+			t.Errorf("%s: something not measured or failed:\n%s", sc, out.String())
+		}
+		if readProcIO() != nil {
+			checkImage(t, plotPath(cfg.Plot, sc))
+		}
+	}
+}
+
+// A blobs run whose writes failed says so, with the fd limit; a slow run
+// with fewer HTTP uploads says why.
+func TestBlobsSlowReportFailures(t *testing.T) {
+	cfg := tinyConfig()
+	b := &BlobsResult{Blobs: 100, WriteErrors: 40, LostReads: 7, FirstWriteError: "blob 60: too many open files", FDSoft: 20000, FDHard: 20000,
+		AfterWrite: BlobsPoint{InMemory: 10, Data: 900, MemoryInUse: 1000}, End: BlobsPoint{InMemory: 10, Data: 700, MemoryInUse: 1000}, Buckets: make([]Window, cacheBuckets)}
+	b.StatsEnd.BuffersOnDisk = 50
+	run := Run{Scenario: "blobs", Config: cfg, Results: []Result{{Impl: spoolImpl, Label: "spool (LeastFrequentlyUsed)", Uploads: 60, WantUploads: 100, Errors: 1, Blobs: b}}}
+	var out bytes.Buffer
+	printBlobsReport(&out, run)
+	for _, want := range []string{"FAILED: spool (LeastFrequentlyUsed): 40 of 100 blob writes failed, and their 7 reads were not made; first: blob 60: too many open files.",
+		"limit on open files is 20,000 (hard limit 20,000)", "(50 at the end", "- MISS spool's efficiency (data held in memory ÷ MemoryInUse) >= 0.8 after the writes and after the reads: 0.900 and 0.700"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in the report:\n%s", want, out.String())
+		}
+	}
+	run = Run{Scenario: "slow", Config: cfg, Results: []Result{
+		{Impl: "http", Label: "spoolhttp.ParseMultipartForm", PeakHWM: 1, PeakRSSAboveBaseline: 100 << 20, Slow: &SlowResult{Uploads: 90, Fewer: "the limit", MaxInFlight: 90}},
+		{Impl: "http-discard", Label: "HTTP harness, discarding handler", PeakHWM: 1, PeakRSSAboveBaseline: 99 << 20, Slow: &SlowResult{Uploads: 90, Fewer: "the limit", MaxInFlight: 90}},
+	}}
+	out.Reset()
+	printSlowReport(&out, run)
+	// 1 MiB over a 256 KiB budget is 4x: a miss.
+	for _, want := range []string{"NOTE: spoolhttp.ParseMultipartForm ran 90 uploads, not 100: the limit.", "- n/a  io.Copy into spool: peak RSS above the discarding harness <= 1.25x budget: not run",
+		"- MISS spoolhttp.ParseMultipartForm: peak RSS above the discarding harness <= 1.25x budget: 4.00x (1.0 MiB above"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in the report:\n%s", want, out.String())
+		}
+	}
 }

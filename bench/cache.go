@@ -18,21 +18,33 @@ import (
 // The cache scenario: spool's Manager used as a cache of blobs. cfg.Blobs
 // blobs of log-uniform size from cfg.BlobMinSize to cfg.BlobMaxSize are
 // written, each in cachePiece-byte pieces, into buffers of one Manager
-// with a cfg.CacheBudget budget; then cfg.Reads reads, each a ReadAt of a
-// whole blob into a reused buffer, pick their blob from a Zipf
-// distribution whose ranks are mapped to blobs by a random permutation (so
-// popularity is independent of size). Every run of one exponent reads the
-// same sequence. The measure is the share of reads (and of bytes) that
-// spool serves from memory, per eviction policy, each policy in its own
-// child process.
+// with a cfg.CacheBudget budget; then cfg.Reads reads pick their blob from
+// a Zipf distribution whose ranks are mapped to blobs by a random
+// permutation (so popularity is independent of size). Every run of one
+// exponent reads the same sequence. The measure is the share of reads
+// (and of bytes) that spool serves from memory, per eviction policy, each
+// policy in its own child process.
 //
-// Next to the policies, the parent computes an offline greedy ceiling over
-// the same read sequence (greedyCeiling), and the scan test (Job.Scan)
-// runs the first exponent's reads with a flood of new cold blobs written,
-// read once and closed through the middle third.
+// Two kinds of reads (Job.Small):
+//   - whole-blob reads: each read is a ReadAt of the whole blob into a
+//     reused buffer, as a cache handing out whole objects does;
+//   - small reads (the first exponent only, and only if cfg.SmallRead is
+//     not 0): each read is a ReadAt of cfg.SmallRead bytes at an offset
+//     drawn uniformly from the blob's cfg.SmallRead-aligned pages (the
+//     last page may be shorter), as a caching layer serving HTTP Range
+//     requests sees them: media seeking, resumed downloads and page reads
+//     land anywhere in an object, not only at its start. The blobs and
+//     their popularity are the same, so only the bytes read change.
+//
+// Next to the policies, the parent computes two offline ceilings over the
+// same read sequence (greedyCeiling and staticOracle), charging each blob
+// what spool charges for it in memory, as measured with a scratch Manager
+// (measureCharges); and the scan test (Job.Scan) runs the first exponent's
+// whole-blob reads with a flood of new cold blobs written, read once and
+// closed through the middle third.
 
-// cachePiece is the size of each Write of a blob, and the chunk size the
-// ceiling assumes (spool's default ChunkSize, which the scenario uses).
+// cachePiece is the size of each Write of a blob: spool's default
+// ChunkSize, which the scenario uses.
 const cachePiece = 64 << 10
 
 // cacheBuckets is the number of equal slices of the reads that hits are
@@ -94,6 +106,10 @@ func (cfg Config) validateCache() error {
 		return errors.New("-scan-blobs must not be negative")
 	case cfg.ScanSize <= 0 || cfg.ScanSize > 1<<40:
 		return errors.New("-scan-size must be positive")
+	case cfg.SmallRead < 0 || cfg.SmallRead > 1<<30:
+		return errors.New("-small-read must be from 0 to 1 GiB")
+	case cfg.ChildSmall && cfg.SmallRead == 0:
+		return errors.New("a small-read child needs -small-read")
 	}
 	for _, s := range append([]float64{cfg.ChildZipf}, cfg.Zipf...) {
 		if s < 0 || math.IsNaN(s) || math.IsInf(s, 0) {
@@ -106,14 +122,22 @@ func (cfg Config) validateCache() error {
 	return nil
 }
 
-// cacheJobs runs every policy at every exponent, then the scan test for
-// the policies of cfg.ScanImpls at the first exponent.
+// cacheJobs runs every policy at every exponent with whole-blob reads,
+// then with small reads at the first exponent (if cfg.SmallRead is set),
+// then the scan test for the policies of cfg.ScanImpls at the first
+// exponent.
 func cacheJobs(cfg Config, names []string) []Job {
 	var jobs []Job
 	for _, s := range cfg.Zipf {
 		for _, n := range names {
 			v, _ := lookupCacheVariant(n)
 			jobs = append(jobs, Job{Impl: n, Label: v.Label, Zipf: s})
+		}
+	}
+	if cfg.SmallRead > 0 {
+		for _, n := range names {
+			v, _ := lookupCacheVariant(n)
+			jobs = append(jobs, Job{Impl: n, Label: v.Label, Zipf: cfg.Zipf[0], Small: true})
 		}
 	}
 	if cfg.ScanBlobs > 0 {
@@ -132,11 +156,10 @@ func cacheJobs(cfg Config, names []string) []Job {
 // cacheWorkload is the blobs of the cache scenario. A blob's bytes are a
 // pure function of its seed (see gen), so they need not be stored.
 type cacheWorkload struct {
-	Sizes   []int64
-	Seeds   []uint64
-	Total   int64   // sum of the sizes
-	Chunked int64   // sum of the sizes rounded up to whole chunks
-	ByRank  []int32 // ByRank[r] is the blob of popularity rank r (0: the most popular)
+	Sizes  []int64
+	Seeds  []uint64
+	Total  int64   // sum of the sizes
+	ByRank []int32 // ByRank[r] is the blob of popularity rank r (0: the most popular)
 }
 
 func newCacheWorkload(cfg Config) cacheWorkload {
@@ -149,16 +172,12 @@ func newCacheWorkload(cfg Config) cacheWorkload {
 		w.Sizes[i] = size
 		w.Seeds[i] = splitmix64(cfg.Seed ^ 0xb10b ^ uint64(i+1)*0x9e3779b97f4a7c15)
 		w.Total += size
-		w.Chunked += chunksOf(size) * cachePiece
 	}
 	for r, b := range rng.Perm(cfg.Blobs) {
 		w.ByRank[r] = int32(b)
 	}
 	return w
 }
-
-// chunksOf is the number of cachePiece chunks that size bytes take.
-func chunksOf(size int64) int64 { return (size + cachePiece - 1) / cachePiece }
 
 // cacheReads returns the blob of each read at Zipf exponent s. Every
 // exponent uses the same uniform random numbers.
@@ -170,6 +189,36 @@ func cacheReads(cfg Config, w cacheWorkload, s float64) []int32 {
 		reads[k] = w.ByRank[z.rank(rng.Float64())]
 	}
 	return reads
+}
+
+// readLengths returns the bytes each of reads moves: the whole blob, or
+// with small reads the length of its piece (smallReadAt).
+func readLengths(cfg Config, w cacheWorkload, reads []int32, small bool) []int64 {
+	lens := make([]int64, len(reads))
+	offs := smallReadOffsets(cfg, w, reads, small)
+	for k, b := range reads {
+		lens[k] = w.Sizes[b]
+		if small {
+			lens[k] = min(cfg.SmallRead, w.Sizes[b]-offs[k])
+		}
+	}
+	return lens
+}
+
+// smallReadOffsets returns the offset of each small read of reads: a page
+// of cfg.SmallRead bytes of the blob, drawn uniformly and independently of
+// the blob. Without small reads it returns nil.
+func smallReadOffsets(cfg Config, w cacheWorkload, reads []int32, small bool) []int64 {
+	if !small {
+		return nil
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5a11_0ff5))
+	offs := make([]int64, len(reads))
+	for k, b := range reads {
+		pages := (w.Sizes[b] + cfg.SmallRead - 1) / cfg.SmallRead
+		offs[k] = rng.Int64N(pages) * cfg.SmallRead
+	}
+	return offs
 }
 
 // zipf samples ranks 0..n-1 with probability proportional to 1/(rank+1)^s,
@@ -263,6 +312,8 @@ type CacheResult struct {
 	Policy    string  `json:"policy"`
 	Zipf      float64 `json:"zipf"`
 	Scan      bool    `json:"scan"`
+	Small     bool    `json:"small"`               // small reads (of ReadSize bytes), not whole blobs
+	ReadSize  int64   `json:"read_size,omitempty"` // bytes of each small read
 	Blobs     int     `json:"blobs"`
 	BlobBytes int64   `json:"blob_bytes"`
 	Reads     int     `json:"reads"` // Zipf reads done
@@ -310,19 +361,22 @@ func runCache(cfg Config, job Job) (Result, error) {
 
 	// RistrettoVictims is read once, by NewManager.
 	old := experiment.RistrettoVictims.Swap(v.ristretto)
-	m, err := spool.NewManager(spool.Options{
-		MemoryBudget:     cfg.CacheBudget,
-		TempDir:          cfg.TempDir,
-		Policy:           v.policy,
-		DisablePromotion: v.noPromotion,
-	})
+	opts := cacheOptions(cfg)
+	opts.Policy, opts.DisablePromotion = v.policy, v.noPromotion
+	m, err := spool.NewManager(opts)
 	experiment.RistrettoVictims.Store(old)
 	if err != nil {
 		return Result{}, err
 	}
 
 	res := Result{Scenario: "cache", Impl: v.Name, Label: v.Label, Clients: 1}
-	cr := &CacheResult{Policy: v.policy.String(), Zipf: job.Zipf, Scan: job.Scan, Blobs: len(w.Sizes), BlobBytes: w.Total, Buckets: make([]Window, cacheBuckets)}
+	cr := &CacheResult{Policy: v.policy.String(), Zipf: job.Zipf, Scan: job.Scan, Small: job.Small, Blobs: len(w.Sizes), BlobBytes: w.Total, Buckets: make([]Window, cacheBuckets)}
+	var page int64 // small reads: the page size, and the offset of each read
+	offs := smallReadOffsets(cfg, w, reads, job.Small)
+	if job.Small {
+		page = cfg.SmallRead
+		cr.ReadSize = page
+	}
 	res.Cache = cr
 	fail := func(format string, args ...any) {
 		res.Errors++
@@ -341,6 +395,7 @@ func runCache(cfg Config, job Job) (Result, error) {
 	piece := make([]byte, cachePiece)
 	bufs := make([]*spool.Buffer, len(w.Sizes))
 	want := make([]uint32, len(w.Sizes))
+	pages := make([][]uint32, len(w.Sizes)) // small reads: CRC-32C of each page
 	start := time.Now()
 	for i, size := range w.Sizes {
 		b, err := m.NewBuffer()
@@ -349,11 +404,11 @@ func runCache(cfg Config, job Job) (Result, error) {
 			return Result{}, fmt.Errorf("blob %d: new buffer: %w", i, err)
 		}
 		bufs[i] = b
-		crc, err := writeBlob(b, w.Seeds[i], size, piece)
+		crc, pcrc, err := writeBlob(b, w.Seeds[i], size, piece, page)
 		if err != nil {
 			fail("blob %d: %v", i, err)
 		}
-		want[i] = crc
+		want[i], pages[i] = crc, pcrc
 	}
 	cr.WriteSeconds = time.Since(start).Seconds()
 	cr.AfterWrite = m.Stats()
@@ -382,17 +437,21 @@ func runCache(cfg Config, job Job) (Result, error) {
 			scanned++
 			prev = after
 		}
-		size := w.Sizes[b]
-		got, err := bufs[b].ReadAt(buf[:size], 0)
+		off, size, sum := int64(0), w.Sizes[b], want[b]
+		if job.Small {
+			off = offs[k]
+			size, sum = min(page, size-off), pages[b][off/page]
+		}
+		got, err := bufs[b].ReadAt(buf[:size], off)
 		switch {
 		case err != nil && !(errors.Is(err, io.EOF) && int64(got) == size):
-			fail("read %d of blob %d: %v", k, b, err)
+			fail("read %d of blob %d at %d: %v", k, b, off, err)
 		case int64(got) != size:
-			bad("read %d of blob %d: %d bytes, want %d", k, b, got, size)
+			bad("read %d of blob %d at %d: %d bytes, want %d", k, b, off, got, size)
 		case k%verifyEvery == 0:
 			cr.Verified++
-			if sum := crc32.Checksum(buf[:got], castagnoli); sum != want[b] {
-				bad("read %d of blob %d: crc %08x, want %08x", k, b, sum, want[b])
+			if c := crc32.Checksum(buf[:got], castagnoli); c != sum {
+				bad("read %d of blob %d at %d: crc %08x, want %08x", k, b, off, c, sum)
 			}
 		}
 		cur := m.Stats()
@@ -453,21 +512,32 @@ func runCache(cfg Config, job Job) (Result, error) {
 }
 
 // writeBlob writes size bytes generated from seed to b in len(piece)-byte
-// pieces, and returns their CRC-32C.
-func writeBlob(b *spool.Buffer, seed uint64, size int64, piece []byte) (uint32, error) {
+// pieces, and returns their CRC-32C and, if page is not 0, the CRC-32C of
+// each page of page bytes (the last may be shorter).
+func writeBlob(b *spool.Buffer, seed uint64, size int64, piece []byte, page int64) (uint32, []uint32, error) {
 	g := newGen(seed)
 	var crc uint32
+	var pages []uint32
+	if page > 0 {
+		pages = make([]uint32, (size+page-1)/page)
+	}
 	for off := int64(0); off < size; {
 		p := piece[:min(int64(len(piece)), size-off)]
 		g.fill(p)
 		crc = crc32.Update(crc, castagnoli, p)
+		for pos := int64(0); page > 0 && pos < int64(len(p)); {
+			i := (off + pos) / page
+			end := min((i+1)*page-off, int64(len(p)))
+			pages[i] = crc32.Update(pages[i], castagnoli, p[pos:end])
+			pos = end
+		}
 		n, err := b.Write(p)
 		off += int64(n)
 		if err != nil {
-			return crc, fmt.Errorf("write at %d: %w", off, err)
+			return crc, pages, fmt.Errorf("write at %d: %w", off, err)
 		}
 	}
-	return crc, nil
+	return crc, pages, nil
 }
 
 // scanBlob is one blob of the scan: a new buffer of cfg.ScanSize bytes
@@ -478,7 +548,7 @@ func scanBlob(m *spool.Manager, cfg Config, j int, buf, piece []byte) error {
 	if err != nil {
 		return err
 	}
-	want, werr := writeBlob(b, splitmix64(cfg.Seed^0x5ca7^uint64(j+1)*0xbf58476d1ce4e5b9), cfg.ScanSize, piece)
+	want, _, werr := writeBlob(b, splitmix64(cfg.Seed^0x5ca7^uint64(j+1)*0xbf58476d1ce4e5b9), cfg.ScanSize, piece, 0)
 	got, rerr := b.ReadAt(buf[:cfg.ScanSize], 0)
 	cerr := b.Close()
 	switch {
@@ -515,29 +585,131 @@ func cacheProgress(r Result) string {
 
 // CacheRun is what the parent computes for the cache scenario.
 type CacheRun struct {
-	Blobs    int       `json:"blobs"`
-	Bytes    int64     `json:"bytes"`         // of the blobs
-	Chunked  int64     `json:"chunked_bytes"` // of the blobs in whole chunks
-	Ceilings []Ceiling `json:"ceilings"`      // one per exponent
+	Blobs int   `json:"blobs"`
+	Bytes int64 `json:"bytes"` // of the blobs
+	// Charged is the budget all the blobs would take in memory at once, as
+	// measured (measureCharges); blobs that cannot stay in memory at all
+	// (Unfit) are left out.
+	Charged    int64 `json:"charged_bytes"`
+	Unfit      int   `json:"unfit,omitempty"`
+	UnfitBytes int64 `json:"unfit_bytes,omitempty"`
+	// Capacity is the budget the scenario's Manager enforces
+	// (Stats().MemoryBudget), which the offline ceilings fill.
+	Capacity int64     `json:"capacity"`
+	Ceilings []Ceiling `json:"ceilings"` // one per exponent and read kind
 }
 
-func prepareCache(cfg Config, run *Run) {
+// cacheOptions are the Options of the scenario's Manager, but for the
+// policy: what measureCharges measures blobs with too.
+func cacheOptions(cfg Config) spool.Options {
+	return spool.Options{MemoryBudget: cfg.CacheBudget, TempDir: cfg.TempDir}
+}
+
+// prepareCache computes, in the parent, what each blob costs spool in
+// memory and the offline ceilings of every exponent and read kind.
+func prepareCache(cfg Config, run *Run) error {
 	w := newCacheWorkload(cfg)
-	cr := &CacheRun{Blobs: len(w.Sizes), Bytes: w.Total, Chunked: w.Chunked}
-	for _, s := range cfg.Zipf {
-		reads := cacheReads(cfg, w, s)
-		c := greedyCeiling(w.Sizes, cfg.CacheBudget, reads)
-		c.Zipf = s
-		c.TopShare = newZipf(len(w.Sizes), s).prob(0)
-		c.Static, c.StaticSecondHalf, c.StaticExpected, c.StaticExact = staticOracle(w, cfg.CacheBudget, s, reads)
-		cr.Ceilings = append(cr.Ceilings, c)
+	charges, capacity, err := measureCharges(cfg, w.Sizes)
+	if err != nil {
+		return fmt.Errorf("measuring what spool charges for each blob: %w", err)
+	}
+	cr := &CacheRun{Blobs: len(w.Sizes), Bytes: w.Total, Capacity: capacity}
+	for i, c := range charges {
+		if c < 0 {
+			cr.Unfit++
+			cr.UnfitBytes += w.Sizes[i]
+		} else {
+			cr.Charged += c
+		}
+	}
+	for _, small := range []bool{false, true} {
+		if small && cfg.SmallRead == 0 {
+			continue
+		}
+		for i, s := range cfg.Zipf {
+			if small && i > 0 {
+				break // small reads run at the first exponent only (cacheJobs)
+			}
+			reads := cacheReads(cfg, w, s)
+			lens := readLengths(cfg, w, reads, small)
+			c := greedyCeiling(charges, capacity, reads, lens)
+			c.Zipf, c.Small = s, small
+			c.TopShare = newZipf(len(w.Sizes), s).prob(0)
+			fs := staticOracle(w, charges, capacity, s, reads, lens)
+			c.Static, c.StaticSecondHalf, c.StaticExpected, c.StaticBound, c.StaticExact = fs.overall, fs.secondHalf, fs.expected, fs.bound, fs.exact
+			cr.Ceilings = append(cr.Ceilings, c)
+		}
 	}
 	run.Cache = cr
+	return nil
 }
 
-// Ceiling is the outcome of greedyCeiling.
+// measureCharges returns the budget spool charges for each blob of sizes
+// while the blob is in memory, and the budget the scenario's Manager
+// enforces. The charges are measured, not computed from spool's memory
+// model: each distinct size is written, in cachePiece pieces as runCache
+// writes blobs, into a fresh buffer of an otherwise empty scratch Manager
+// with the scenario's Options, and its charge is the rise of
+// Stats().MemoryInUse. A blob that does not stay in memory even alone
+// (larger than the budget) is charged -1: no cache of this budget holds it.
+func measureCharges(cfg Config, sizes []int64) (charges []int64, capacity int64, err error) {
+	m, err := spool.NewManager(cacheOptions(cfg))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer func() {
+		if cerr := m.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	piece := make([]byte, cachePiece)
+	bySize := make(map[int64]int64)
+	charges = make([]int64, len(sizes))
+	for i, size := range sizes {
+		c, ok := bySize[size]
+		if !ok {
+			if c, err = measureCharge(m, size, piece); err != nil {
+				return nil, 0, fmt.Errorf("blob %d of %d bytes: %w", i, size, err)
+			}
+			bySize[size] = c
+		}
+		charges[i] = c
+	}
+	return charges, m.Stats().MemoryBudget, nil
+}
+
+// measureCharge writes size bytes into a new buffer of m, which holds no
+// other, and returns the budget that buffer takes, or -1 if it went to
+// disk.
+func measureCharge(m *spool.Manager, size int64, piece []byte) (charge int64, err error) {
+	before := m.Stats().MemoryInUse
+	b, err := m.NewBuffer()
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if cerr := b.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	for off := int64(0); off < size; {
+		n, err := b.Write(piece[:min(int64(len(piece)), size-off)])
+		off += int64(n)
+		if err != nil {
+			return 0, err
+		}
+	}
+	if b.OnDisk() {
+		return -1, nil
+	}
+	return m.Stats().MemoryInUse - before, nil
+}
+
+// Ceiling is the outcome of greedyCeiling and staticOracle for one
+// exponent and read kind.
 type Ceiling struct {
 	Zipf       float64 `json:"zipf"`
+	Small      bool    `json:"small"`     // the small-read runs' ceiling: the same hits, other bytes
 	TopShare   float64 `json:"top_share"` // probability of the most popular blob
 	Overall    Window  `json:"overall"`
 	SecondHalf Window  `json:"second_half"`
@@ -550,58 +722,103 @@ type Ceiling struct {
 	Static           Window  `json:"static"`
 	StaticSecondHalf Window  `json:"static_second_half"`
 	StaticExpected   float64 `json:"static_expected"` // its expected hit ratio
+	StaticBound      float64 `json:"static_bound"`    // no fixed set can expect more
 	StaticExact      bool    `json:"static_exact"`    // found by an exact knapsack
 }
 
-// staticOracle returns the hits over reads, and over their second half,
-// of the best fixed set by exact popularity, and that set's expected hit
-// ratio: knowing each blob's probability at exponent s, the set of blobs
-// that fits in capacity (in whole chunks) with the highest total
-// probability, held for the whole read phase. exact reports whether the
-// set was found by an exact 0/1 knapsack; for very large inputs it is
-// instead filled greedily by probability per chunk.
+// fixedSet is the outcome of staticOracle.
+type fixedSet struct {
+	overall, secondHalf Window
+	expected, bound     float64
+	exact               bool
+}
+
+// knapsackCells bounds the table of the exact knapsack (one byte a cell).
+const knapsackCells = 64 << 20
+
+// staticOracle returns the hits over reads (whose bytes are lens), and
+// over their second half, of the best fixed set by exact popularity, and
+// that set's expected hit ratio: knowing each blob's probability at
+// exponent s, the set of blobs whose charges fit in capacity with the
+// highest total probability, held for the whole read phase. exact reports
+// whether the set was found by an exact 0/1 knapsack (in units of the
+// greatest common divisor of the charges); where that table would be too
+// large, the set is instead filled greedily by probability per byte
+// charged. bound is the fractional knapsack's value: no fixed set can
+// expect more, so the best one lies between expected and bound.
 //
 // The reads are independent draws, so whatever a policy holds at a read,
 // the read hits with probability at most that of the best set: no online
 // policy, however clever, can expect a higher hit ratio than this set
 // (a policy that knows the future, like greedyCeiling, can).
-func staticOracle(w cacheWorkload, capacity int64, s float64, reads []int32) (overall, secondHalf Window, expected float64, exact bool) {
+func staticOracle(w cacheWorkload, charges []int64, capacity int64, s float64, reads []int32, lens []int64) fixedSet {
 	z := newZipf(len(w.Sizes), s)
-	capChunks := capacity / cachePiece
+	fits := func(b int32) bool { return charges[b] >= 0 && charges[b] <= capacity }
+	var unit int64
+	for b := range charges {
+		if fits(int32(b)) {
+			unit = gcd(unit, charges[b])
+		}
+	}
+	var fs fixedSet
 	in := make([]bool, len(w.Sizes))
-	if n := int64(len(w.Sizes)); n*(capChunks+1) <= 64<<20 {
-		exact = true
-		// best[c]: the most probability in c chunks from the ranks so far;
-		// take[r][c]: whether rank r is in the set that achieves it.
-		best := make([]float64, capChunks+1)
+	// Ranks by probability per byte charged, densest first: the greedy
+	// fill and the fractional bound.
+	var ranks []int
+	for r, b := range w.ByRank {
+		if fits(b) {
+			ranks = append(ranks, r)
+		}
+	}
+	density := func(r int) float64 {
+		c := charges[w.ByRank[r]]
+		if c == 0 {
+			return math.Inf(1)
+		}
+		return z.prob(r) / float64(c)
+	}
+	sort.SliceStable(ranks, func(i, j int) bool { return density(ranks[i]) > density(ranks[j]) })
+	free := capacity
+	for _, r := range ranks {
+		c := charges[w.ByRank[r]]
+		if c <= free {
+			fs.bound += z.prob(r)
+			free -= c
+			continue
+		}
+		fs.bound += z.prob(r) * float64(free) / float64(c)
+		break
+	}
+
+	if n := int64(len(ranks)); unit > 0 && n*(capacity/unit+1) <= knapsackCells {
+		fs.exact = true
+		capUnits := capacity / unit
+		// best[c]: the most probability in c units from the ranks so far;
+		// take[i][c]: whether ranks[i] is in the set that achieves it.
+		best := make([]float64, capUnits+1)
 		take := make([][]bool, n)
-		for r := range take {
-			take[r] = make([]bool, capChunks+1)
-			p, c := z.prob(r), chunksOf(w.Sizes[w.ByRank[r]])
-			for cap := capChunks; cap >= c; cap-- {
+		for i, r := range ranks {
+			take[i] = make([]bool, capUnits+1)
+			p, c := z.prob(r), charges[w.ByRank[r]]/unit
+			for cap := capUnits; cap >= c; cap-- {
 				if v := best[cap-c] + p; v > best[cap] {
 					best[cap] = v
-					take[r][cap] = true
+					take[i][cap] = true
 				}
 			}
 		}
-		for r, cap := n-1, capChunks; r >= 0; r-- {
-			if take[r][cap] {
-				in[w.ByRank[r]] = true
-				cap -= chunksOf(w.Sizes[w.ByRank[r]])
+		for i, cap := n-1, capUnits; i >= 0; i-- {
+			if take[i][cap] {
+				b := w.ByRank[ranks[i]]
+				in[b] = true
+				cap -= charges[b] / unit
 			}
 		}
 	} else {
-		ranks := make([]int, len(w.ByRank))
-		for r := range ranks {
-			ranks[r] = r
-		}
-		density := func(r int) float64 { return z.prob(r) / float64(chunksOf(w.Sizes[w.ByRank[r]])) }
-		sort.SliceStable(ranks, func(i, j int) bool { return density(ranks[i]) > density(ranks[j]) })
-		free := capChunks
+		free := capacity
 		for _, r := range ranks {
 			b := w.ByRank[r]
-			if c := chunksOf(w.Sizes[b]); c <= free {
+			if c := charges[b]; c <= free {
 				in[b] = true
 				free -= c
 			}
@@ -609,45 +826,54 @@ func staticOracle(w cacheWorkload, capacity int64, s float64, reads []int32) (ov
 	}
 	for r, b := range w.ByRank {
 		if in[b] {
-			expected += z.prob(r)
+			fs.expected += z.prob(r)
 		}
 	}
+	fs.bound = max(fs.bound, fs.expected) // against rounding
 	for k, b := range reads {
-		win := Window{Reads: 1, Bytes: w.Sizes[b]}
+		win := Window{Reads: 1, Bytes: lens[k]}
 		if in[b] {
-			win.Hits, win.HitBytes = 1, w.Sizes[b]
+			win.Hits, win.HitBytes = 1, lens[k]
 		}
-		overall.add(win)
+		fs.overall.add(win)
 		if bucketOf(k, len(reads)) >= cacheBuckets/2 {
-			secondHalf.add(win)
+			fs.secondHalf.add(win)
 		}
 	}
-	return overall, secondHalf, expected, exact
+	return fs
 }
 
-// greedyCeiling simulates, offline, a cache of capacity bytes (rounded
-// down to whole chunks) in which blob b takes chunksOf(sizes[b]) chunks,
-// over the write phase (blob 0, 1, ... offered in turn, not counted) and
-// then reads. On a miss it admits the blob, evicting until it fits the
-// resident blob whose next use is farthest weighted by size — the largest
-// (next use − now) × chunks, a blob never used again first — unless that
-// would evict a blob whose weighted next use is no farther than the
-// newcomer's own: then it declines the newcomer and evicts nothing.
+func gcd(a, b int64) int64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// greedyCeiling simulates, offline, a cache of capacity bytes in which
+// blob b takes charges[b] bytes (-1: it never fits), over the write phase
+// (blob 0, 1, ... offered in turn, not counted) and then reads, read k
+// moving lens[k] bytes. On a miss it admits the blob, evicting until it
+// fits the resident blob whose next use is farthest weighted by its
+// charge — the largest (next use − now) × charge, a blob never used again
+// first — unless that would evict a blob whose weighted next use is no
+// farther than the newcomer's own: then it declines the newcomer and
+// evicts nothing.
 //
 // This is Belady's farthest-next-use rule made size-aware: a good
 // approximation of the best any policy could do knowing the future, not
 // the true optimum (which is NP-hard with sizes), so a policy may beat it
 // slightly.
 //
-// Blobs with the same chunk count are ordered among themselves by next
-// use alone, so each chunk count keeps a max-heap of its resident blobs by
-// next use, and a victim is the best of the heap tops: O(log blobs +
-// distinct chunk counts) per eviction, at most 64 counts for 4 MiB blobs
-// in 64 KiB chunks.
-func greedyCeiling(sizes []int64, capacity int64, reads []int32) Ceiling {
+// Blobs with the same charge are ordered among themselves by next use
+// alone, so each charge keeps a max-heap of its resident blobs by next
+// use, and a victim is the best of the heap tops: O(log blobs + distinct
+// charges) per eviction (a few hundred charges for 2,000 blobs of up to
+// 4 MiB).
+func greedyCeiling(charges []int64, capacity int64, reads []int32, lens []int64) Ceiling {
 	start := time.Now()
 	const never = math.MaxInt64
-	nb, nr := len(sizes), len(reads)
+	nb, nr := len(charges), len(reads)
 	total := nb + nr
 	blobAt := func(t int) int32 {
 		if t < nb {
@@ -669,27 +895,26 @@ func greedyCeiling(sizes []int64, capacity int64, reads []int32) Ceiling {
 
 	classes := make(map[int64]*ceilHeap)
 	var list []*ceilHeap
-	classOf := func(chunks int64) *ceilHeap {
-		h := classes[chunks]
+	classOf := func(charge int64) *ceilHeap {
+		h := classes[charge]
 		if h == nil {
-			h = &ceilHeap{chunks: chunks}
-			classes[chunks] = h
+			h = &ceilHeap{charge: charge}
+			classes[charge] = h
 			list = append(list, h)
 		}
 		return h
 	}
 	resident := make([]*ceilEntry, nb)
-	capChunks := capacity / cachePiece
-	free := capChunks
+	free := capacity
 	var c Ceiling
 	var popped []*ceilEntry
 	for t := range total {
 		b := blobAt(t)
 		if t >= nb {
 			k := t - nb
-			win := Window{Reads: 1, Bytes: sizes[b]}
+			win := Window{Reads: 1, Bytes: lens[k]}
 			if resident[b] != nil {
-				win.Hits, win.HitBytes = 1, sizes[b]
+				win.Hits, win.HitBytes = 1, lens[k]
 			}
 			c.Overall.add(win)
 			if bucketOf(k, nr) >= cacheBuckets/2 {
@@ -698,15 +923,15 @@ func greedyCeiling(sizes []int64, capacity int64, reads []int32) Ceiling {
 		}
 		if e := resident[b]; e != nil {
 			e.next = next[t]
-			heap.Fix(classOf(e.chunks), e.idx)
+			heap.Fix(classOf(e.charge), e.idx)
 			continue
 		}
-		need := chunksOf(sizes[b])
-		if need > capChunks || next[t] == never {
+		need := charges[b]
+		if need < 0 || need > capacity || next[t] == never {
 			c.Declined++
 			continue
 		}
-		mine := ceilKey{dist: (next[t] - int64(t)) * need, chunks: need}
+		mine := ceilKey{dist: (next[t] - int64(t)) * need, charge: need}
 		freed := int64(0)
 		popped = popped[:0]
 		declined := false
@@ -727,11 +952,11 @@ func greedyCeiling(sizes []int64, capacity int64, reads []int32) Ceiling {
 				break
 			}
 			popped = append(popped, heap.Pop(best).(*ceilEntry))
-			freed += best.chunks
+			freed += best.charge
 		}
 		if declined {
 			for _, e := range popped {
-				heap.Push(classOf(e.chunks), e)
+				heap.Push(classOf(e.charge), e)
 			}
 			c.Declined++
 			continue
@@ -741,7 +966,7 @@ func greedyCeiling(sizes []int64, capacity int64, reads []int32) Ceiling {
 			c.Evicted++
 		}
 		free += freed - need
-		e := &ceilEntry{blob: b, next: next[t], chunks: need}
+		e := &ceilEntry{blob: b, next: next[t], charge: need}
 		heap.Push(classOf(need), e)
 		resident[b] = e
 		c.Admitted++
@@ -754,7 +979,7 @@ func greedyCeiling(sizes []int64, capacity int64, reads []int32) Ceiling {
 type ceilEntry struct {
 	blob   int32
 	next   int64 // time of its next use, or math.MaxInt64
-	chunks int64
+	charge int64
 	idx    int // in its ceilHeap
 }
 
@@ -762,15 +987,15 @@ type ceilEntry struct {
 // sooner.
 type ceilKey struct {
 	never  bool  // not used again
-	dist   int64 // (next use - now) × chunks, if not never
-	chunks int64
+	dist   int64 // (next use - now) × charge, if not never
+	charge int64
 }
 
 func (e *ceilEntry) key(now int64) ceilKey {
 	if e.next == math.MaxInt64 {
-		return ceilKey{never: true, chunks: e.chunks}
+		return ceilKey{never: true, charge: e.charge}
 	}
-	return ceilKey{dist: (e.next - now) * e.chunks, chunks: e.chunks}
+	return ceilKey{dist: (e.next - now) * e.charge, charge: e.charge}
 }
 
 // greater reports whether k should be evicted before o: never used again
@@ -782,13 +1007,12 @@ func (k ceilKey) greater(o ceilKey) bool {
 	if !k.never && k.dist != o.dist {
 		return k.dist > o.dist
 	}
-	return k.chunks > o.chunks
+	return k.charge > o.charge
 }
 
-// ceilHeap is a max-heap by next use of the resident blobs of one chunk
-// count.
+// ceilHeap is a max-heap by next use of the resident blobs of one charge.
 type ceilHeap struct {
-	chunks int64
+	charge int64
 	items  []*ceilEntry
 }
 

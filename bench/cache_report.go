@@ -11,21 +11,32 @@ import (
 func printCacheReport(w io.Writer, run Run) {
 	cfg := run.Config
 	cr := run.Cache
-	if cr == nil {
+	if cr == nil { // the parent could not measure the charges
 		wl := newCacheWorkload(cfg)
-		cr = &CacheRun{Blobs: len(wl.Sizes), Bytes: wl.Total, Chunked: wl.Chunked}
+		cr = &CacheRun{Blobs: len(wl.Sizes), Bytes: wl.Total}
 	}
 	fmt.Fprintf(w, "scenario cache: %s blobs, %s (%s bytes) in total, log-uniform sizes %s–%s, each written in %s pieces, seed %d\n",
 		commas(int64(cr.Blobs)), formatSize(cr.Bytes), commas(cr.Bytes), formatSize(cfg.BlobMinSize), formatSize(cfg.BlobMaxSize), formatSize(cachePiece), cfg.Seed)
-	fmt.Fprintf(w, "one Manager, budget %s = %.1f%% of the blob bytes (%s in whole %s chunks); %s reads per run, each a ReadAt of a whole blob into a reused buffer;\n",
-		formatSize(cfg.CacheBudget), 100*float64(cfg.CacheBudget)/float64(cr.Bytes), formatSize(cr.Chunked), formatSize(cachePiece), commas(int64(cfg.Reads)))
+	charged := "not measured"
+	if cr.Charged > 0 {
+		charged = fmt.Sprintf("%s as spool charges them in memory, measured: %.3f x their bytes", formatSize(cr.Charged), float64(cr.Charged)/float64(cr.Bytes-cr.UnfitBytes))
+		if cr.Unfit > 0 {
+			charged += fmt.Sprintf(", %d blobs larger than the budget left out", cr.Unfit)
+		}
+	}
+	fmt.Fprintf(w, "one Manager, budget %s = %.1f%% of the blob bytes (%s); %s reads per run, each a ReadAt of a whole blob into a reused buffer,\n",
+		formatSize(cfg.CacheBudget), 100*float64(cfg.CacheBudget)/float64(cr.Bytes), charged, commas(int64(cfg.Reads)))
+	if cfg.SmallRead > 0 {
+		fmt.Fprintf(w, "or, in the small-read runs (s = %g), of %s at an offset drawn uniformly from the blob's %s-aligned pages, as HTTP Range requests to a cache land;\n",
+			cfg.Zipf[0], formatSize(cfg.SmallRead), formatSize(cfg.SmallRead))
+	}
 	fmt.Fprintf(w, "blob of each read drawn from a Zipf distribution over popularity ranks, ranks mapped to blobs by a fixed random permutation (popularity independent of size);\n")
-	fmt.Fprintf(w, "every run of one exponent reads the same sequence. %s %s/%s, %d CPUs, GOMAXPROCS %d\n", run.GoVersion, run.GOOS, run.GOARCH, run.NumCPU, run.MaxProcs)
+	fmt.Fprintf(w, "every run of one exponent reads the same blobs in the same order. %s %s/%s, %d CPUs, GOMAXPROCS %d\n", run.GoVersion, run.GOOS, run.GOARCH, run.NumCPU, run.MaxProcs)
 
-	byKey := func(impl string, s float64, scan bool) *Result {
+	byKey := func(impl string, s float64, scan, small bool) *Result {
 		for i := range run.Results {
 			r := &run.Results[i]
-			if r.Impl == impl && r.Cache != nil && r.Cache.Zipf == s && r.Cache.Scan == scan {
+			if r.Impl == impl && r.Cache != nil && r.Cache.Zipf == s && r.Cache.Scan == scan && r.Cache.Small == small {
 				return r
 			}
 		}
@@ -38,18 +49,37 @@ func printCacheReport(w io.Writer, run Run) {
 		return fmt.Sprintf("%.1f%%", 100*f)
 	}
 
+	type kind struct {
+		s     float64
+		small bool
+	}
+	var kinds []kind
 	for _, s := range cfg.Zipf {
-		var ceil *Ceiling
+		kinds = append(kinds, kind{s, false})
+	}
+	if cfg.SmallRead > 0 {
+		kinds = append(kinds, kind{cfg.Zipf[0], true})
+	}
+	ceilOf := func(s float64, small bool) *Ceiling {
 		for i := range cr.Ceilings {
-			if cr.Ceilings[i].Zipf == s {
-				ceil = &cr.Ceilings[i]
+			if c := &cr.Ceilings[i]; c.Zipf == s && c.Small == small {
+				return c
 			}
 		}
+		return nil
+	}
+	for _, k := range kinds {
+		s := k.s
+		ceil := ceilOf(s, k.small)
 		fmt.Fprintln(w)
+		title := fmt.Sprintf("Zipf s = %g, whole-blob reads", s)
+		if k.small {
+			title = fmt.Sprintf("Zipf s = %g, small reads (%s at a random page)", s, formatSize(cfg.SmallRead))
+		}
 		if ceil != nil {
-			fmt.Fprintf(w, "Zipf s = %g (the most popular blob gets %.1f%% of the reads)\n\n", s, 100*ceil.TopShare)
+			fmt.Fprintf(w, "%s (the most popular blob gets %.1f%% of the reads)\n\n", title, 100*ceil.TopShare)
 		} else {
-			fmt.Fprintf(w, "Zipf s = %g\n\n", s)
+			fmt.Fprintf(w, "%s\n\n", title)
 		}
 		t := table{header: []string{"policy", "reads from memory", "2nd half", "bytes from memory", "2nd half", "reads/s", "peak RSS", "promotions", "spills: writes", "spills: reads", "verify errors"}}
 		if ceil != nil {
@@ -66,7 +96,7 @@ func printCacheReport(w io.Writer, run Run) {
 		}
 		for _, r := range run.Results {
 			c := r.Cache
-			if c == nil || c.Zipf != s || c.Scan {
+			if c == nil || c.Zipf != s || c.Scan || c.Small != k.small {
 				continue
 			}
 			label := r.Label
@@ -111,7 +141,7 @@ func printCacheReport(w io.Writer, run Run) {
 				label += " (FAILED)"
 			}
 			nsBefore, nsAfter := "–", "–"
-			if ns := byKey(r.Impl, c.Zipf, false); ns != nil {
+			if ns := byKey(r.Impl, c.Zipf, false, false); ns != nil {
 				b, _, a := scanWindows(ns.Cache)
 				nsBefore, nsAfter = pct(b.Ratio()), pct(a.Ratio())
 			}
@@ -131,32 +161,41 @@ func printCacheReport(w io.Writer, run Run) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Targets:")
 	target := func(ok, known bool, text string) { printTarget(w, ok, known, text) }
-	ceilOf := func(s float64) string {
-		for _, c := range cr.Ceilings {
-			if c.Zipf == s {
-				if !c.StaticExact {
-					return fmt.Sprintf("; greedy ceiling %s; a greedily filled fixed set expects %.2f%%", pct(c.Overall.Ratio()), 100*c.StaticExpected)
-				}
-				return fmt.Sprintf("; greedy ceiling %s; the best fixed set expects %.2f%%, the most any online policy can expect", pct(c.Overall.Ratio()), 100*c.StaticExpected)
+	ceilNote := func(s float64, small bool) string {
+		c := ceilOf(s, small)
+		if c == nil {
+			return ""
+		}
+		if !c.StaticExact {
+			return fmt.Sprintf("; greedy ceiling %s; a greedily filled fixed set expects %.3f%%, and no fixed set more than %.3f%%, the most any online policy can expect",
+				pct(c.Overall.Ratio()), 100*c.StaticExpected, 100*c.StaticBound)
+		}
+		return fmt.Sprintf("; greedy ceiling %s; the best fixed set expects %.2f%%, the most any online policy can expect", pct(c.Overall.Ratio()), 100*c.StaticExpected)
+	}
+	for _, small := range []bool{false, true} {
+		what := "whole-blob reads"
+		if small {
+			what = fmt.Sprintf("small reads of %s", formatSize(cfg.SmallRead))
+			if cfg.SmallRead == 0 {
+				what = "small reads"
 			}
 		}
-		return ""
+		text := fmt.Sprintf("LeastFrequentlyUsed serves >= 95%% of reads from memory at s = 1.1, %s", what)
+		if r := byKey("lfu", 1.1, false, small); r != nil {
+			c := r.Cache
+			target(c.Overall.Ratio() >= 0.95, true, fmt.Sprintf("%s: %s (2nd half %s%s)", text, pct(c.Overall.Ratio()), pct(c.SecondHalf.Ratio()), ceilNote(1.1, small)))
+		} else {
+			target(false, false, text+": not run")
+		}
 	}
-	if r := byKey("lfu", 1.1, false); r != nil {
-		c := r.Cache
-		target(c.Overall.Ratio() >= 0.95, true, fmt.Sprintf("LeastFrequentlyUsed serves >= 95%% of reads from memory at s = 1.1: %s (2nd half %s%s)",
-			pct(c.Overall.Ratio()), pct(c.SecondHalf.Ratio()), ceilOf(1.1)))
-	} else {
-		target(false, false, "LeastFrequentlyUsed serves >= 95% of reads from memory at s = 1.1: not run")
-	}
-	lfu, lru := byKey("lfu", 0.8, false), byKey("lru", 0.8, false)
+	lfu, lru := byKey("lfu", 0.8, false, false), byKey("lru", 0.8, false, false)
 	if lfu != nil && lru != nil {
 		target(lfu.Cache.Overall.Ratio() >= lru.Cache.Overall.Ratio(), true, fmt.Sprintf("LeastFrequentlyUsed serves at least as many reads from memory as LeastRecentlyUsed at s = 0.8: %s vs %s (2nd half %s vs %s)",
 			pct(lfu.Cache.Overall.Ratio()), pct(lru.Cache.Overall.Ratio()), pct(lfu.Cache.SecondHalf.Ratio()), pct(lru.Cache.SecondHalf.Ratio())))
 	} else {
 		target(false, false, "LeastFrequentlyUsed >= LeastRecentlyUsed at s = 0.8: not run")
 	}
-	if r := byKey("lfu", s0, true); r != nil {
+	if r := byKey("lfu", s0, true, false); r != nil {
 		c := r.Cache
 		d := c.ScanAfter.Ratio() - c.ScanBefore.Ratio()
 		target(d > -0.05, !math.IsNaN(d), fmt.Sprintf("the scan costs LeastFrequentlyUsed's hot set < 5 points of hit ratio (after vs before, s = %g): %s (%s -> %s)",
@@ -170,15 +209,20 @@ func printCacheReport(w io.Writer, run Run) {
 	fmt.Fprintln(w, "(Stats().ReadsFromMemory / Reads, and ReadBytesFromMemory / ReadBytes, deltas per read); 2nd half: the last 50% of the reads,")
 	fmt.Fprintln(w, "after promotion has had time to converge. reads/s: reads / read-phase wall time. peak RSS: VmHWM minus VmRSS before the")
 	fmt.Fprintln(w, "workload. promotions: spilled buffers brought back into memory. spills: rollovers during the writes and during the reads.")
-	fmt.Fprintf(w, "verify errors: every %dth read is checked against the blob's CRC-32C, and every scan read-back; plus failed operations.\n", verifyEvery)
+	fmt.Fprintf(w, "verify errors: every %dth read is checked against the CRC-32C of the blob (or of the page a small read reads), and every scan\n", verifyEvery)
+	fmt.Fprintln(w, "read-back; plus failed operations.")
 	fmt.Fprintln(w, "LFU-ristretto: LeastFrequentlyUsed choosing victims by ristretto's view (experiment.RistrettoVictims) instead of exact counters.")
+	fmt.Fprintln(w, "The ceilings charge each blob what spool charges for it in memory: measured by writing it, as the runs do, into an otherwise")
+	fmt.Fprintf(w, "empty scratch Manager with the same options and reading the rise of Stats().MemoryInUse; they fill the budget it enforces (%s).\n", formatSize(cr.Capacity))
 	fmt.Fprintln(w, "greedy ceiling: computed offline over the same reads, no spool involved. It is an APPROXIMATION of the optimum, not the optimum:")
-	fmt.Fprintf(w, "Belady's farthest-next-use rule weighted by size. A cache of %s in which each blob takes whole %s chunks, filled by the\n", formatSize(cfg.CacheBudget/cachePiece*cachePiece), formatSize(cachePiece))
-	fmt.Fprintln(w, "writes in order, admits a missed blob by evicting the largest (next use − now) × size first (never used again = infinity),")
-	fmt.Fprintln(w, "and declines it if that would evict a blob whose weighted next use is no farther than its own. A policy may beat it slightly.")
-	fmt.Fprintln(w, "best fixed set: also offline, the blobs that fit in the budget (whole chunks) with the most total probability at the true")
-	fmt.Fprintln(w, "popularity (exact 0/1 knapsack), held throughout. The reads are independent draws, so no online policy can expect to serve")
-	fmt.Fprintln(w, "more reads from memory than this set; the greedy ceiling does better only because it knows the future.")
+	fmt.Fprintln(w, "Belady's farthest-next-use rule weighted by size. The cache, filled by the writes in order, admits a missed blob by evicting")
+	fmt.Fprintln(w, "the largest (next use − now) × charge first (never used again = infinity), and declines it if that would evict a blob whose")
+	fmt.Fprintln(w, "weighted next use is no farther than its own. A policy may beat it slightly.")
+	fmt.Fprintln(w, "best fixed set: also offline, the blobs whose charges fit in the budget with the most total probability at the true")
+	fmt.Fprintln(w, "popularity, held throughout: an exact 0/1 knapsack where its table is small enough, else filled greedily by probability per")
+	fmt.Fprintln(w, "byte (\"greedy fixed set\"; the fractional knapsack then bounds what any fixed set can expect). The reads are independent draws,")
+	fmt.Fprintln(w, "so no online policy can expect to serve more reads from memory than the best fixed set; the greedy ceiling does better only")
+	fmt.Fprintln(w, "because it knows the future. Small reads hit or miss as whole-blob reads do, so their ceilings differ only in bytes.")
 	for _, r := range run.Results {
 		c := r.Cache
 		if c == nil || c.Scan {

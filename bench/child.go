@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -84,6 +85,9 @@ type Result struct {
 	Cache *CacheResult `json:"cache,omitempty"`
 	Micro *MicroResult `json:"micro,omitempty"`
 	Scale *ScaleResult `json:"scale,omitempty"`
+	// Blobs holds those of the blobs scenario, Slow those of the slow one.
+	Blobs *BlobsResult `json:"blobs,omitempty"`
+	Slow  *SlowResult  `json:"slow,omitempty"`
 
 	// RSS over the workload, for scenarios that sample it: VmRSS minus
 	// BaselineRSS every rssInterval, from a ticker goroutine in the child.
@@ -173,7 +177,7 @@ func runChild(cfg Config, job Job) (Result, []byte, error) {
 // stdout and returns the exit code.
 func childMain(cfg Config, stdout, stderr io.Writer) int {
 	sc, _ := lookupScenario(cfg.Scenario)
-	job := Job{Impl: cfg.Child, Zipf: cfg.ChildZipf, Scan: cfg.ChildScan, Buffers: cfg.ChildBuffers, Budget: cfg.ChildBudget}
+	job := Job{Impl: cfg.Child, Zipf: cfg.ChildZipf, Scan: cfg.ChildScan, Small: cfg.ChildSmall, Buffers: cfg.ChildBuffers, Budget: cfg.ChildBudget}
 	for _, v := range sc.impls {
 		if v.Name == job.Impl {
 			job.Label = v.Label
@@ -306,10 +310,23 @@ func readProcIO() map[string]int64 {
 const rssInterval = 20 * time.Millisecond
 
 // RSSSample is the RSS of a child above its baseline, at a time since the
-// start of the workload.
+// start of the workload, with two parts of the Go runtime's memory at the
+// same moment (runtime/metrics, which does not stop the world): the heap's
+// live and not yet collected objects, and goroutine stacks.
 type RSSSample struct {
-	Seconds float64 `json:"t"`
-	Bytes   int64   `json:"rss"`
+	Seconds     float64 `json:"t"`
+	Bytes       int64   `json:"rss"`
+	HeapObjects int64   `json:"heap_objects,omitempty"`
+	Stacks      int64   `json:"stacks,omitempty"`
+}
+
+// peakOf returns the largest of f over samples.
+func peakOf(samples []RSSSample, f func(RSSSample) int64) int64 {
+	var m int64
+	for _, s := range samples {
+		m = max(m, f(s))
+	}
+	return m
 }
 
 // rssSampler reads VmRSS from /proc/self/status on a ticker.
@@ -330,9 +347,18 @@ func startRSSSampler(base int64, interval time.Duration) *rssSampler {
 	}
 	s := &rssSampler{base: base, start: time.Now(), quit: make(chan struct{}), done: make(chan struct{})}
 	buf := make([]byte, 4096)
+	ms := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
+	value := func(v metrics.Value) int64 {
+		if v.Kind() == metrics.KindUint64 {
+			return int64(v.Uint64())
+		}
+		return 0
+	}
 	sample := func() {
 		if rss, ok := readVmRSS(f, buf); ok {
-			s.samples = append(s.samples, RSSSample{Seconds: time.Since(s.start).Seconds(), Bytes: rss - s.base})
+			metrics.Read(ms)
+			s.samples = append(s.samples, RSSSample{Seconds: time.Since(s.start).Seconds(), Bytes: rss - s.base,
+				HeapObjects: value(ms[0].Value), Stacks: value(ms[1].Value)})
 		}
 	}
 	sample()
@@ -415,6 +441,9 @@ func jobFile(scenario string, j Job) string {
 	}
 	if j.Scan {
 		name += "-scan"
+	}
+	if j.Small {
+		name += "-small"
 	}
 	if j.Buffers != 0 {
 		name += fmt.Sprintf("-%d-%dMiB", j.Buffers, j.Budget>>20)

@@ -12,6 +12,8 @@
 //	go run ./bench -scenario micro   # per-operation costs against their baselines
 //	go run ./bench -scenario scale   # peak RSS as buffers grow 10 -> 10,000, and as the budget grows
 //	go run ./bench -scenario cache   # spool as a cache: eviction policies under Zipf reads
+//	go run ./bench -scenario blobs   # 100,000 small blobs: memory efficiency, next to a map of []byte
+//	go run ./bench -scenario slow    # 10,000 slow uploads in flight: RSS above a discarding harness
 //	go run ./bench -scenario all -plot bench/results/memory.png
 //
 // Scenarios (-scenario, default uploads; all runs every one):
@@ -26,7 +28,15 @@
 //     each next to its peer and physical baselines in the same process.
 //   - scale: peak RSS and throughput as the buffers held at once go
 //     10 -> 10,000 at a fixed budget, and as the budget goes 16 -> 256 MiB.
-//   - cache: eviction policies against an offline ceiling.
+//   - cache: eviction policies against offline ceilings, with whole-blob
+//     reads and with small (range) reads.
+//   - blobs: 100,000 blobs of 256 B–16 KiB under a 64 MiB budget, then
+//     Zipf reads: the efficiency of the budget (data held in memory ÷
+//     MemoryInUse), the hit ratio and peak RSS, next to a map of []byte
+//     capped at the same bytes.
+//   - slow: 10,000 concurrent slow uploads under a 16 MiB budget, through
+//     io.Copy into Buffers and through spoolhttp over loopback HTTP, each
+//     next to the same harness with a discarding sink.
 //
 // Each job runs in a child process of its own (the bench binary
 // re-executed with the hidden flag -child NAME), so that its peak RSS is its
@@ -39,17 +49,21 @@
 //
 // -plot DIR/NAME.png (or .svg) draws, with gonum.org/v1/plot,
 // DIR/uploads-NAME.png: the RSS of each implementation over time during
-// uploads (each child samples its VmRSS every 20 ms), and
-// DIR/scale-NAME.png: the scale curves, four panels. -profile DIR writes
-// each child's CPU and heap profiles for go tool pprof.
+// uploads (each child samples its VmRSS every 20 ms), DIR/scale-NAME.png:
+// the scale curves, four panels, DIR/blobs-NAME.png: memory held and RSS
+// over the run and the hit ratio over the reads, and DIR/slow-NAME.png:
+// the RSS over time of each slow variant next to its harness. -profile DIR
+// writes each child's CPU and heap profiles for go tool pprof.
 //
 // Files: main.go (flags, orchestration), workload.go (the uploads
 // scenario), impl.go (the implementations), child.go (the child-process
 // protocol, the /proc measurements, RSS sampling, profiles), report.go
 // (the uploads table), progress.go (the progress line), micro.go and
 // scale.go (those scenarios and their tables), plot.go (-plot), cache.go
-// (the cache scenario and its offline greedy ceiling), cache_report.go
-// (its tables).
+// (the cache scenario and its offline ceilings), cache_report.go (its
+// tables), blobs.go and blobs_report.go (the blobs scenario), slow.go and
+// slow_report.go (the slow scenario and its HTTP client process),
+// fdlimit_*.go (raising the limit on open files).
 package main
 
 import (
@@ -93,6 +107,24 @@ type Config struct {
 	ScanBlobs   int       `json:"scan_blobs"`    // blobs of the scan test; 0: no scan test
 	ScanSize    int64     `json:"scan_size"`     // size of each scan blob, bytes
 	ScanImpls   []string  `json:"scan_impls"`    // implementations that also run the scan test
+	SmallRead   int64     `json:"small_read"`    // bytes of each small read (at the first exponent); 0: no small-read runs
+
+	// The blobs scenario (blobs.go).
+	BlobsCount   int     `json:"blobs_count"`    // blobs written, then read
+	BlobsMinSize int64   `json:"blobs_min_size"` // smallest blob, bytes
+	BlobsMaxSize int64   `json:"blobs_max_size"` // largest blob, bytes
+	BlobsBudget  int64   `json:"blobs_budget"`   // budget of the Manager, and the cap of the map
+	BlobsReads   int     `json:"blobs_reads"`    // reads after the writes
+	BlobsZipf    float64 `json:"blobs_zipf"`     // Zipf exponent of the reads
+
+	// The slow scenario (slow.go).
+	SlowUploads     int           `json:"slow_uploads"`      // concurrent uploads of the io.Copy variants
+	SlowHTTPUploads int           `json:"slow_http_uploads"` // of the HTTP variants; 0: as SlowUploads, within the fd limit
+	SlowMinSize     int64         `json:"slow_min_size"`     // smallest upload, bytes
+	SlowMaxSize     int64         `json:"slow_max_size"`     // largest upload, bytes
+	SlowRead        int           `json:"slow_read"`         // bytes each Read of an upload's body returns
+	SlowPause       time.Duration `json:"slow_pause"`        // pause before each Read's bytes arrive
+	SlowBudget      int64         `json:"slow_budget"`       // budget of the Manager
 
 	// The micro scenario (micro.go).
 	MicroMemSize   int64         `json:"micro_mem_size"`   // bytes written and read per in-memory op
@@ -114,11 +146,16 @@ type Config struct {
 	Child string `json:"-"` // hidden: run this implementation in this process and print JSON
 	// Hidden, for a child of the cache scenario: the Zipf exponent of its
 	// run, and whether it runs the scan test.
-	ChildZipf float64 `json:"-"`
-	ChildScan bool    `json:"-"`
+	ChildZipf  float64 `json:"-"`
+	ChildScan  bool    `json:"-"`
+	ChildSmall bool    `json:"-"`
 	// Hidden, for a child of the scale scenario: its buffers and budget.
 	ChildBuffers int   `json:"-"`
 	ChildBudget  int64 `json:"-"`
+	// Hidden, for the client process of the slow scenario's HTTP variants
+	// (slow.go): the server's address, and the uploads to send.
+	SlowClient        string `json:"-"`
+	SlowClientUploads int    `json:"-"`
 }
 
 // defaultConfig is the embedded default workload of `go run ./bench`.
@@ -144,6 +181,21 @@ func defaultConfig() Config {
 		ScanBlobs:   256,
 		ScanSize:    4 << 20,
 		ScanImpls:   []string{"lru", "lfu", "lfu-ristretto"},
+		SmallRead:   4 << 10,
+
+		BlobsCount:   100_000,
+		BlobsMinSize: 256,
+		BlobsMaxSize: 16 << 10,
+		BlobsBudget:  64 << 20,
+		BlobsReads:   200_000,
+		BlobsZipf:    1.1,
+
+		SlowUploads: 10_000,
+		SlowMinSize: 64 << 10,
+		SlowMaxSize: 256 << 10,
+		SlowRead:    4 << 10,
+		SlowPause:   20 * time.Millisecond,
+		SlowBudget:  16 << 20,
 
 		MicroMemSize:   64 << 20,
 		MicroSpillSize: 256 << 20,
@@ -169,7 +221,8 @@ type scenario struct {
 	jobs func(cfg Config, names []string) []Job
 	// prepare, if not nil, runs in the parent before the children, to
 	// compute what needs no implementation (the cache's offline ceiling).
-	prepare func(cfg Config, run *Run)
+	// An error is a failure of the run; the children run all the same.
+	prepare func(cfg Config, run *Run) error
 	// run runs one job in this process and returns its measurements
 	// (without CPU time and RSS, which the child and parent fill in).
 	run func(cfg Config, job Job) (Result, error)
@@ -196,6 +249,7 @@ type Job struct {
 	Label   string
 	Zipf    float64 // cache: Zipf exponent of the reads
 	Scan    bool    // cache: with the scan in the middle
+	Small   bool    // cache: small reads instead of whole-blob reads
 	Buffers int     // scale: buffers held at once
 	Budget  int64   // scale: spool's memory budget
 }
@@ -249,6 +303,28 @@ var scenarios = []scenario{
 		progress: scaleProgress,
 		report:   printScaleReport,
 		plot:     plotScale,
+	},
+	{
+		name:     "blobs",
+		desc:     "100,000 small blobs (256 B–16 KiB) in one Manager under a 64 MiB budget, then Zipf reads: memory efficiency and hit ratio, next to a map of []byte capped at the same bytes",
+		impls:    blobsVariantList(),
+		jobs:     blobsJobs,
+		run:      runBlobs,
+		progress: blobsProgress,
+		report:   printBlobsReport,
+		sample:   true,
+		plot:     plotBlobs,
+	},
+	{
+		name:     "slow",
+		desc:     "10,000 concurrent slow uploads under a 16 MiB budget, through io.Copy and through spoolhttp over loopback HTTP: peak RSS above the same harness with a discarding sink",
+		impls:    slowVariantList(),
+		jobs:     slowJobs,
+		run:      runSlow,
+		progress: slowProgress,
+		report:   printSlowReport,
+		sample:   true,
+		plot:     plotSlow,
 	},
 }
 
@@ -349,6 +425,21 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&cfg.ScanBlobs, "scan-blobs", cfg.ScanBlobs, "cache: `number` of new cold blobs the scan test writes, reads once and closes (0: no scan test)")
 	fs.Var((*byteSize)(&cfg.ScanSize), "scan-size", "cache: `size` of each scan blob")
 	scanImpls := fs.String("scan-impl", strings.Join(cfg.ScanImpls, ","), "cache: comma-separated `list` of implementations that also run the scan test")
+	fs.Var((*byteSize)(&cfg.SmallRead), "small-read", "cache: `size` of each small read (a page at a random offset, like an HTTP Range request); each policy also runs small reads at the first exponent (0: no small-read runs)")
+	fs.IntVar(&cfg.BlobsCount, "blobs-count", cfg.BlobsCount, "blobs: `number` of blobs written, then read")
+	fs.Var((*byteSize)(&cfg.BlobsMinSize), "blobs-min-size", "blobs: smallest blob `size`")
+	fs.Var((*byteSize)(&cfg.BlobsMaxSize), "blobs-max-size", "blobs: largest blob `size`")
+	fs.Var((*byteSize)(&cfg.BlobsBudget), "blobs-budget", "blobs: memory budget `size` of the Manager, and the cap of the map baseline")
+	fs.IntVar(&cfg.BlobsReads, "blobs-reads", cfg.BlobsReads, "blobs: `number` of whole-blob reads after the writes")
+	fs.Float64Var(&cfg.BlobsZipf, "blobs-zipf", cfg.BlobsZipf, "blobs: Zipf `exponent` of the reads")
+	fs.IntVar(&cfg.SlowUploads, "slow-uploads", cfg.SlowUploads, "slow: `number` of concurrent uploads of the io.Copy variants")
+	fs.IntVar(&cfg.SlowHTTPUploads, "slow-http-uploads", cfg.SlowHTTPUploads, "slow: `number` of concurrent uploads of the HTTP variants (0: as -slow-uploads, fewer if the server process's fd limit requires it)")
+	fs.Var((*byteSize)(&cfg.SlowMinSize), "slow-min-size", "slow: smallest upload `size`")
+	fs.Var((*byteSize)(&cfg.SlowMaxSize), "slow-max-size", "slow: largest upload `size`")
+	slowRead := byteSize(cfg.SlowRead)
+	fs.Var(&slowRead, "slow-read", "slow: `size` each Read of an upload's body returns")
+	fs.DurationVar(&cfg.SlowPause, "slow-pause", cfg.SlowPause, "slow: `duration` each Read of an upload's body waits before its bytes arrive")
+	fs.Var((*byteSize)(&cfg.SlowBudget), "slow-budget", "slow: memory budget `size` of the Manager")
 	fs.Var((*byteSize)(&cfg.MicroMemSize), "micro-size", "micro: `size` written and read back per in-memory op")
 	fs.Var((*byteSize)(&cfg.MicroSpillSize), "micro-spill-size", "micro: `size` written and read back per spilled op")
 	microPiece := byteSize(cfg.MicroPiece)
@@ -360,11 +451,14 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.Var((*sizeList)(&cfg.ScaleBudgets), "scale-budgets", "scale: comma-separated budget `sizes` of the budget sweep")
 	fs.IntVar(&cfg.ScaleLoad, "scale-load", cfg.ScaleLoad, "scale: `number` of buffers held at once in the budget sweep")
 	fs.BoolVar(&cfg.JSON, "json", cfg.JSON, "print results as JSON instead of a table (and no progress line)")
-	fs.StringVar(&cfg.Plot, "plot", cfg.Plot, "draw plots into image `file`s (.png or .svg) named after this one: -plot DIR/NAME.png writes DIR/uploads-NAME.png\n    \t(RSS over time of each implementation) and DIR/scale-NAME.png (the scale curves), for the scenarios that run")
+	fs.StringVar(&cfg.Plot, "plot", cfg.Plot, "draw plots into image `file`s (.png or .svg) named after this one: -plot DIR/NAME.png writes DIR/uploads-NAME.png\n    \t(RSS over time of each implementation), DIR/scale-NAME.png (the scale curves), DIR/blobs-NAME.png (memory and hit ratio)\n    \tand DIR/slow-NAME.png (RSS over time next to the harness), for the scenarios that run")
 	fs.StringVar(&cfg.Profile, "profile", cfg.Profile, "write a CPU profile and heap profiles of each child into `dir`ectory, for go tool pprof (see child.go)")
 	fs.StringVar(&cfg.Child, "child", "", "internal: run one implementation in this process and print its result as JSON")
 	fs.Float64Var(&cfg.ChildZipf, "child-zipf", 0, "internal: the Zipf exponent of a cache child")
 	fs.BoolVar(&cfg.ChildScan, "child-scan", false, "internal: a cache child runs the scan test")
+	fs.BoolVar(&cfg.ChildSmall, "child-small", false, "internal: a cache child makes small reads")
+	fs.StringVar(&cfg.SlowClient, "slow-client", "", "internal: run the clients of the slow scenario's HTTP variants against this address")
+	fs.IntVar(&cfg.SlowClientUploads, "slow-client-uploads", 0, "internal: the uploads the slow clients send")
 	fs.IntVar(&cfg.ChildBuffers, "child-buffers", 0, "internal: the buffers of a scale child")
 	fs.Var((*byteSize)(&cfg.ChildBudget), "child-budget", "internal: the budget of a scale child")
 	if err := fs.Parse(args); err != nil {
@@ -377,6 +471,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	cfg.MicroPiece = int(microPiece)
 	cfg.Impls = splitList(*impls)
 	cfg.ScanImpls = splitList(*scanImpls)
+	cfg.SlowRead = int(slowRead)
 	return cfg, cfg.validate()
 }
 
@@ -550,6 +645,12 @@ func (cfg Config) validate() error {
 	if err := cfg.validateScale(); err != nil {
 		return err
 	}
+	if err := cfg.validateBlobs(); err != nil {
+		return err
+	}
+	if err := cfg.validateSlow(); err != nil {
+		return err
+	}
 	if cfg.Plot != "" {
 		if _, err := plotFormat(cfg.Plot); err != nil {
 			return err
@@ -564,6 +665,7 @@ func (cfg Config) childArgs(job Job) []string {
 		"-child", job.Impl,
 		"-child-zipf", strconv.FormatFloat(job.Zipf, 'g', -1, 64),
 		"-child-scan=" + strconv.FormatBool(job.Scan),
+		"-child-small=" + strconv.FormatBool(job.Small),
 		"-scenario", cfg.Scenario,
 		"-budget", fmt.Sprint(cfg.Budget),
 		"-clients", fmt.Sprint(cfg.Clients),
@@ -584,6 +686,20 @@ func (cfg Config) childArgs(job Job) []string {
 		"-scan-blobs", fmt.Sprint(cfg.ScanBlobs),
 		"-scan-size", fmt.Sprint(cfg.ScanSize),
 		"-scan-impl", strings.Join(cfg.ScanImpls, ","),
+		"-small-read", fmt.Sprint(cfg.SmallRead),
+		"-blobs-count", fmt.Sprint(cfg.BlobsCount),
+		"-blobs-min-size", fmt.Sprint(cfg.BlobsMinSize),
+		"-blobs-max-size", fmt.Sprint(cfg.BlobsMaxSize),
+		"-blobs-budget", fmt.Sprint(cfg.BlobsBudget),
+		"-blobs-reads", fmt.Sprint(cfg.BlobsReads),
+		"-blobs-zipf", strconv.FormatFloat(cfg.BlobsZipf, 'g', -1, 64),
+		"-slow-uploads", fmt.Sprint(cfg.SlowUploads),
+		"-slow-http-uploads", fmt.Sprint(cfg.SlowHTTPUploads),
+		"-slow-min-size", fmt.Sprint(cfg.SlowMinSize),
+		"-slow-max-size", fmt.Sprint(cfg.SlowMaxSize),
+		"-slow-read", fmt.Sprint(cfg.SlowRead),
+		"-slow-pause", cfg.SlowPause.String(),
+		"-slow-budget", fmt.Sprint(cfg.SlowBudget),
 		"-micro-size", fmt.Sprint(cfg.MicroMemSize),
 		"-micro-spill-size", fmt.Sprint(cfg.MicroSpillSize),
 		"-micro-piece", fmt.Sprint(cfg.MicroPiece),
@@ -608,6 +724,9 @@ func main() {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 		}
 		os.Exit(2)
+	}
+	if cfg.SlowClient != "" {
+		os.Exit(slowClientMain(cfg, os.Stdin, os.Stdout, os.Stderr))
 	}
 	if cfg.Child != "" {
 		os.Exit(childMain(cfg, os.Stdout, os.Stderr))
@@ -662,7 +781,7 @@ func parentMain(cfg Config, stdout, stderr io.Writer) int {
 			plots = plots || sc.plot != nil
 		}
 		if !plots {
-			fmt.Fprintf(stderr, "bench: -plot: scenario %s has nothing to plot (uploads and scale do)\n", cfg.Scenario)
+			fmt.Fprintf(stderr, "bench: -plot: scenario %s has nothing to plot (uploads, scale, blobs and slow do)\n", cfg.Scenario)
 		}
 	}
 	prog := newProgress(stderr, !cfg.JSON && isTerminal(stderr))
@@ -713,7 +832,11 @@ func runScenario(sc scenario, cfg Config, names []string, stdout, stderr io.Writ
 	}
 	if sc.prepare != nil {
 		prog.set(fmt.Sprintf("%s: preparing", sc.name), "")
-		sc.prepare(cfg, &run)
+		if err := sc.prepare(cfg, &run); err != nil {
+			prog.clear()
+			fmt.Fprintf(stderr, "bench: %s: %v\n", sc.name, err)
+			run.Failures = append(run.Failures, err.Error())
+		}
 	}
 	jobs := sc.jobs(cfg, names)
 	last := ""
@@ -775,6 +898,9 @@ func jobTitle(j Job) string {
 	}
 	if j.Scan {
 		t += " +scan"
+	}
+	if j.Small {
+		t += " small reads"
 	}
 	if j.Buffers != 0 {
 		t += fmt.Sprintf(" %s buffers, budget %s", commas(int64(j.Buffers)), formatSize(j.Budget))

@@ -19,8 +19,11 @@ import (
 
 // Plots, drawn with gonum.org/v1/plot for -plot. -plot DIR/NAME.EXT
 // writes one file per scenario that has a plot, named after the scenario:
-// DIR/uploads-NAME.EXT (RSS of each implementation over time) and
-// DIR/scale-NAME.EXT (the scale curves, four panels). EXT is png or svg.
+// DIR/uploads-NAME.EXT (RSS of each implementation over time),
+// DIR/scale-NAME.EXT (the scale curves, four panels), DIR/blobs-NAME.EXT
+// (memory held and RSS over the run, and the hit ratio over the reads, of
+// spool and the map) and DIR/slow-NAME.EXT (RSS over time of each slow
+// variant next to its discarding harness). EXT is png or svg.
 
 // plotFormats are the file types -plot accepts.
 var plotFormats = []string{"png", "svg"}
@@ -49,12 +52,20 @@ func implStyle(impl string) draw.LineStyle {
 		"tempfile":  {R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}, // green
 		"multipart": {R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}, // orange
 		"djherbis":  {R: 0x94, G: 0x67, B: 0xbd, A: 0xff}, // purple
+		// blobs: the map baseline.
+		"map": {R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}, // orange
+		// slow: spool's variants blue, the harnesses gray and green.
+		"copy":           {R: 0x1f, G: 0x5f, B: 0xd0, A: 0xff},
+		"http":           {R: 0x1f, G: 0x5f, B: 0xd0, A: 0xff},
+		"copy-discard":   {R: 0x60, G: 0x60, B: 0x60, A: 0xff},
+		"http-discard":   {R: 0x60, G: 0x60, B: 0x60, A: 0xff},
+		"http-multipart": {R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
 	}[impl]
 	if c.A == 0 {
 		c = color.RGBA{A: 0xff}
 	}
 	w := vg.Points(1.5)
-	if impl == spoolImpl {
+	if impl == spoolImpl || impl == "copy" || impl == "http" {
 		w = vg.Points(2.5)
 	}
 	return draw.LineStyle{Color: c, Width: w}
@@ -397,4 +408,160 @@ func plotScale(path string, run Run) error {
 	memB.Legend.Top, memB.Legend.Left = false, false
 	memB.Legend.XOffs, memB.Legend.YOffs = vg.Points(-8), vg.Points(8)
 	return savePlots(path, [][]*plot.Plot{{memN, gbN}, {memB, gbB}}, 14*vg.Inch, 10*vg.Inch)
+}
+
+// plotBlobs draws the blobs run in two panels: memory over the run (each
+// store's RSS above its baseline, what it holds in memory, and spool's
+// MemoryInUse) and the hit ratio over the reads.
+func plotBlobs(path string, run Run) error {
+	cfg := run.Config
+	budget := float64(cfg.BlobsBudget) / (1 << 20)
+	mem := newPlot(fmt.Sprintf("blobs: memory over the run (%s blobs of %s–%s, budget %s)",
+		commas(int64(cfg.BlobsCount)), formatSize(cfg.BlobsMinSize), formatSize(cfg.BlobsMaxSize), formatSize(cfg.BlobsBudget)),
+		"time since the workload started (s)", "MiB")
+	hits := newPlot(fmt.Sprintf("blobs: reads served from memory (Zipf s = %g)", cfg.BlobsZipf),
+		"reads done (%)", "hit ratio in each 1/60 of the reads (%)")
+	hi, tmax, hmin := budget*1.25, 0.0, 100.0
+	dashed := func(st draw.LineStyle) draw.LineStyle {
+		st.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
+		st.Width = vg.Points(1.5)
+		return st
+	}
+	dotted := func(st draw.LineStyle) draw.LineStyle {
+		st.Dashes = []vg.Length{vg.Points(1.5), vg.Points(2.5)}
+		st.Width = vg.Points(2)
+		return st
+	}
+	for _, r := range run.Results {
+		b := r.Blobs
+		if b == nil {
+			continue
+		}
+		name := r.Label
+		if r.Impl == spoolImpl {
+			name = "spool"
+		}
+		if len(r.RSS) > 0 {
+			xys := make(plotter.XYs, len(r.RSS))
+			for i, s := range r.RSS {
+				xys[i] = plotter.XY{X: s.Seconds, Y: float64(s.Bytes) / (1 << 20)}
+				hi, tmax = max(hi, xys[i].Y), max(tmax, s.Seconds)
+			}
+			if err := addLine(mem, xys, implStyle(r.Impl), fmt.Sprintf("%s: RSS above baseline (peak %s)", name, rssCell(r)), false); err != nil {
+				return err
+			}
+		}
+		var data, inUse plotter.XYs
+		for _, p := range b.Samples {
+			data = append(data, plotter.XY{X: p.Seconds, Y: float64(p.Data) / (1 << 20)})
+			inUse = append(inUse, plotter.XY{X: p.Seconds, Y: float64(p.MemoryInUse) / (1 << 20)})
+			tmax = max(tmax, p.Seconds)
+		}
+		if len(data) > 0 {
+			if err := addLine(mem, data, dotted(implStyle(r.Impl)), fmt.Sprintf("%s: data held in memory", name), false); err != nil {
+				return err
+			}
+		}
+		if r.Impl == spoolImpl && len(inUse) > 0 {
+			label := fmt.Sprintf("spool: MemoryInUse (efficiency %.2f after the writes, %.2f at the end)", b.AfterWrite.Efficiency(), b.End.Efficiency())
+			if err := addLine(mem, inUse, dashed(implStyle(r.Impl)), label, false); err != nil {
+				return err
+			}
+		}
+		var hr plotter.XYs
+		for i, win := range b.Buckets {
+			if win.Reads > 0 {
+				y := 100 * win.Ratio()
+				hr = append(hr, plotter.XY{X: 100 * (float64(i) + 0.5) / float64(len(b.Buckets)), Y: y})
+				hmin = min(hmin, y)
+			}
+		}
+		if len(hr) > 0 {
+			if err := addLine(hits, hr, implStyle(r.Impl), fmt.Sprintf("%s: %s of all reads", name, pctCell(b.Reads.Ratio())), true); err != nil {
+				return err
+			}
+		}
+	}
+	if tmax == 0 {
+		return fmt.Errorf("nothing to plot")
+	}
+	if err := hline(mem, budget, 0, tmax, refStyle(vg.Points(6), vg.Points(3)), fmt.Sprintf("budget and the map's cap, %s", formatSize(cfg.BlobsBudget))); err != nil {
+		return err
+	}
+	mem.X.Min, mem.X.Max = 0, tmax*1.02
+	mem.X.Tick.Marker = linearTicks(0, tmax, 8)
+	mem.Y.Min, mem.Y.Max = 0, hi*1.35
+	mem.Y.Tick.Marker = linearTicks(0, hi*1.35, 8)
+	hits.X.Min, hits.X.Max = 0, 100
+	hits.X.Tick.Marker = linearTicks(0, 100, 10)
+	lo := math.Max(0, math.Floor(hmin/10)*10-10)
+	hits.Y.Min, hits.Y.Max = lo, 100
+	hits.Y.Tick.Marker = linearTicks(lo, 100, 8)
+	hits.Legend.Top = false
+	return savePlots(path, [][]*plot.Plot{{mem, hits}}, 15*vg.Inch, 6*vg.Inch)
+}
+
+// plotSlow draws the RSS over time of each slow variant, the io.Copy
+// variants in one panel and the HTTP ones in another, with the target
+// line: the harness's peak plus slowRSSTarget × budget.
+func plotSlow(path string, run Run) error {
+	cfg := run.Config
+	budget := float64(cfg.SlowBudget) / (1 << 20)
+	var panels []*plot.Plot
+	for _, group := range []struct {
+		title   string
+		impls   []string
+		harness string
+	}{
+		{"io.Copy(buf, body) from an in-process slow reader", []string{"copy", "copy-discard"}, "copy-discard"},
+		{"spoolhttp.ParseMultipartForm over loopback HTTP (server process)", []string{"http", "http-discard", "http-multipart"}, "http-discard"},
+	} {
+		var rs []*Result
+		for _, impl := range group.impls {
+			if r := findResult(run.Results, impl); r != nil && len(r.RSS) > 0 {
+				rs = append(rs, r)
+			}
+		}
+		if len(rs) == 0 {
+			continue
+		}
+		n := rs[0].Slow.Uploads
+		p := newPlot(fmt.Sprintf("slow: %s, %s uploads, budget %s", group.title, commas(int64(n)), formatSize(cfg.SlowBudget)),
+			"time since the workload started (s)", "RSS above baseline (MiB)")
+		hi, tmax := 0.0, 0.0
+		for _, r := range rs {
+			xys := make(plotter.XYs, len(r.RSS))
+			for i, s := range r.RSS {
+				xys[i] = plotter.XY{X: s.Seconds, Y: float64(s.Bytes) / (1 << 20)}
+				hi, tmax = max(hi, xys[i].Y), max(tmax, s.Seconds)
+			}
+			name := fmt.Sprintf("%s: peak %s", r.Label, rssCell(*r))
+			if d := slowAboveMiB(run.Results, r); !math.IsNaN(d) {
+				name += fmt.Sprintf(", %.1f MiB above the harness (%.2fx budget)", d, d/budget)
+			}
+			if err := addLine(p, xys, implStyle(r.Impl), name, false); err != nil {
+				return err
+			}
+		}
+		if h := findResult(run.Results, group.harness); h != nil && h.PeakHWM > 0 {
+			y := float64(h.PeakRSSAboveBaseline)/(1<<20) + slowRSSTarget*budget
+			if err := hline(p, y, 0, tmax, refStyle(vg.Points(2), vg.Points(2)), fmt.Sprintf("harness peak + %.2f × budget (target for spool)", slowRSSTarget)); err != nil {
+				return err
+			}
+			hi = max(hi, y)
+		}
+		p.X.Min, p.X.Max = 0, tmax*1.02
+		p.X.Tick.Marker = linearTicks(0, tmax, 8)
+		p.Y.Min, p.Y.Max = 0, hi*1.3
+		p.Y.Tick.Marker = linearTicks(0, hi*1.3, 8)
+		panels = append(panels, p)
+	}
+	if len(panels) == 0 {
+		return fmt.Errorf("no RSS samples to plot (they need /proc/self/status)")
+	}
+	grid := make([][]*plot.Plot, len(panels))
+	for i, p := range panels {
+		grid[i] = []*plot.Plot{p}
+	}
+	return savePlots(path, grid, 12*vg.Inch, vg.Length(len(panels))*5*vg.Inch)
 }

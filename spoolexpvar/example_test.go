@@ -5,7 +5,6 @@ import (
 	"expvar"
 	"fmt"
 	"log"
-	"os"
 
 	"github.com/spoolkit/spool"
 	"github.com/spoolkit/spool/spoolexpvar"
@@ -14,12 +13,7 @@ import (
 // ExamplePublish publishes a Manager's Stats under /debug/vars (served by
 // expvar's handler on http.DefaultServeMux), here read back directly.
 func ExamplePublish() {
-	dir, err := os.MkdirTemp("", "spool-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	m, err := spool.NewManager(spool.Options{MemoryBudget: 1 << 20, ChunkSize: 4096, TempDir: dir})
+	m, err := spool.NewManager(spool.Options{MemoryBudget: 1 << 20, ChunkSize: 4096})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -33,5 +27,5 @@ func ExamplePublish() {
 	json.Unmarshal([]byte(expvar.Get("spool_example").String()), &st)
 	fmt.Println("buffers:", st.Buffers, "memory in use:", st.MemoryInUse)
 	// Output:
-	// buffers: 1 memory in use: 12288
+	// buffers: 1 memory in use: 10240
 }

@@ -34,7 +34,7 @@ func TestPublish(t *testing.T) {
 	if err := json.Unmarshal([]byte(v.String()), &got); err != nil {
 		t.Fatalf("%s: %v", v.String(), err)
 	}
-	if got.MemoryBudget != 1<<20 || got.MemoryInUse != 8192 || got.Buffers != 1 {
+	if got.MemoryBudget != 1<<20 || got.MemoryInUse != 4096+1024 || got.Buffers != 1 {
 		t.Errorf("published %+v", got)
 	}
 }

@@ -42,7 +42,8 @@ func NewCollector(m *spool.Manager, labels prometheus.Labels) *Collector {
 	f := func(v int64) float64 { return float64(v) }
 
 	one("memory_budget_bytes", "Bytes of memory all buffers of the manager may hold.", gauge, func(s spool.Stats) float64 { return f(s.MemoryBudget) })
-	one("memory_in_use_bytes", "Bytes of memory the buffers hold, chunks and read windows; never above the budget.", gauge, func(s spool.Stats) float64 { return f(s.MemoryInUse) })
+	one("memory_in_use_bytes", "Bytes of budget memory in use: buffer data, read windows and the stages of ReadFrom and WriteTo; never above the budget.", gauge, func(s spool.Stats) float64 { return f(s.MemoryInUse) })
+	one("memory_in_use_peak_bytes", "Highest memory_in_use_bytes since the manager was created.", gauge, func(s spool.Stats) float64 { return f(s.PeakMemoryInUse) })
 	one("read_windows", "Read windows held: checked 64 KiB copies of spilled blocks for small reads, counted in memory_in_use_bytes.", gauge, func(s spool.Stats) float64 { return float64(s.ReadWindows) })
 	one("disk_budget_bytes", "Limit on the bytes of all spill files; 0 means none.", gauge, func(s spool.Stats) float64 { return f(s.DiskBudget) })
 	one("disk_in_use_bytes", "Bytes of all spill files.", gauge, func(s spool.Stats) float64 { return f(s.DiskInUse) })

@@ -29,7 +29,7 @@ func TestCollector(t *testing.T) {
 		t.Fatalf("lint: %v %v", problems, err)
 	}
 	want := `
-# HELP spool_memory_in_use_bytes Bytes of memory the buffers hold, chunks and read windows; never above the budget.
+# HELP spool_memory_in_use_bytes Bytes of budget memory in use: buffer data, read windows and the stages of ReadFrom and WriteTo; never above the budget.
 # TYPE spool_memory_in_use_bytes gauge
 spool_memory_in_use_bytes{manager="test"} 8192
 # HELP spool_buffers_on_disk Live buffers with a spill file (open spill files).
@@ -47,8 +47,8 @@ spool_reads_total{manager="test",source="memory"} 1
 		"spool_memory_in_use_bytes", "spool_buffers_on_disk", "spool_evictions_total", "spool_reads_total"); err != nil {
 		t.Error(err)
 	}
-	if n := testutil.CollectAndCount(c); n != 25 {
-		t.Errorf("%d metrics collected, want 25", n)
+	if n := testutil.CollectAndCount(c); n != 26 {
+		t.Errorf("%d metrics collected, want 26", n)
 	}
 	// Two managers with distinct labels register in one registry.
 	m2, _ := spool.NewManager(spool.Options{TempDir: t.TempDir()})

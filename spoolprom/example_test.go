@@ -3,7 +3,6 @@ package spoolprom_test
 import (
 	"fmt"
 	"log"
-	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spoolkit/spool"
@@ -13,12 +12,7 @@ import (
 // ExampleNewCollector registers a Manager's metrics; a real server would
 // serve reg with promhttp.HandlerFor.
 func ExampleNewCollector() {
-	dir, err := os.MkdirTemp("", "spool-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	m, err := spool.NewManager(spool.Options{MemoryBudget: 1 << 20, ChunkSize: 4096, TempDir: dir})
+	m, err := spool.NewManager(spool.Options{MemoryBudget: 1 << 20, ChunkSize: 4096})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -39,5 +33,5 @@ func ExampleNewCollector() {
 		}
 	}
 	// Output:
-	// spool_memory_in_use_bytes 8192
+	// spool_memory_in_use_bytes 5120
 }

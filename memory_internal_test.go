@@ -1,0 +1,52 @@
+package spool
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestSizeClasses checks the classes of every chunk size: from minClass up
+// to the chunk size, each at most 1.25 times the one before, Go's own size
+// classes up to 32 KiB (goClasses) and whole 8 KiB pages above; classFor
+// and classBelow find the tightest class either way.
+func TestSizeClasses(t *testing.T) {
+	for cs := MinChunkSize; cs <= MaxChunkSize; cs *= 2 {
+		a := newMemory(cs)
+		c := a.classes
+		if c[0] != minClass || c[len(c)-1] != cs || a.chunkSize() != cs {
+			t.Fatalf("chunk size %d: classes from %d to %d", cs, c[0], c[len(c)-1])
+		}
+		for i, size := range c {
+			switch {
+			case size <= 32<<10 && !slices.Contains(goClasses, size):
+				t.Errorf("chunk size %d: class %d is not one of Go's size classes", cs, size)
+			case size > 32<<10 && size%(8<<10) != 0:
+				t.Errorf("chunk size %d: class %d is not a whole number of 8 KiB pages", cs, size)
+			case i > 0 && (size <= c[i-1] || size*4 > c[i-1]*5):
+				t.Errorf("chunk size %d: class %d after %d: not ascending within 1.25x", cs, size, c[i-1])
+			}
+		}
+		for n := 1; n <= cs; n += 1 + n/37 {
+			up, down := a.classFor(n), a.classBelow(n)
+			if up < n || (up > minClass && up*4 > max(n, minClass)*5) {
+				t.Errorf("chunk size %d: classFor(%d) = %d", cs, n, up)
+			}
+			if i := slices.Index(c, up); i < 0 || (i > 0 && c[i-1] >= n) {
+				t.Errorf("chunk size %d: classFor(%d) = %d is not the smallest class that fits", cs, n, up)
+			}
+			if n >= minClass && (down > n || slices.Index(c, down) < 0) {
+				t.Errorf("chunk size %d: classBelow(%d) = %d", cs, n, down)
+			}
+			if i := slices.Index(c, down); n >= minClass && i+1 < len(c) && c[i+1] <= n {
+				t.Errorf("chunk size %d: classBelow(%d) = %d is not the largest class that fits", cs, n, down)
+			}
+		}
+		for _, size := range c {
+			p := a.get(size)
+			if len(*p) != size {
+				t.Fatalf("get(%d) returned %d bytes", size, len(*p))
+			}
+			a.put(p)
+		}
+	}
+}

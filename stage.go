@@ -1,0 +1,248 @@
+package spool
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"time"
+)
+
+// Stages: the memory that ReadFrom and WriteTo move data through.
+//
+// ReadFrom calls r.Read and WriteTo calls w.Write with no lock held (user
+// code runs under no spool lock: lock.go), so neither can hand the
+// buffer's own slots to that code, which another goroutine may free,
+// move or write meanwhile. Each call in progress holds a stage instead: a
+// slice of the Manager's memory allocator, charged to the budget like a
+// slot, that it reuses for every piece. A server with 10,000 slow uploads
+// in io.Copy thus holds 10,000 stages inside its budget, not 10,000
+// scratch slices beside it.
+//
+// ReadFrom's stage starts small (minStage) and doubles, while the budget
+// has room, each time a Read fills it, up to a whole chunk: a slow source
+// that returns a few KiB at a time keeps a small stage, a fast one gets
+// whole chunks. A whole chunk that a Read filled at the end of a buffer in
+// memory is adopted as the buffer's next slot, without a copy (store.adopt).
+// WriteTo's stage is the largest that the budget's free part can give,
+// never more than a chunk: reading never costs a write a rollover.
+//
+// When the budget cannot give even minStage (ReadFrom rolls other buffers
+// over for it, as a write would; WriteTo takes only free memory), the call
+// moves data through a spare: a slice of minStage bytes from a pool of
+// the Manager, outside the budget. That is the one memory spool holds
+// outside its budget per call in progress, and only when the budget is
+// entirely taken (doc.go).
+
+// minStage is the size of a first stage and of a spare.
+const minStage = 1 << 10
+
+// A stage is the slice a ReadFrom or WriteTo call moves data through.
+type stage struct {
+	m       *Manager
+	buf     *[]byte
+	charged bool // buf is budget memory, a class of m.mem; else a spare
+}
+
+// newReadStage returns ReadFrom's first stage, for a read into b: minStage
+// bytes of budget, rolling other buffers over if the budget has none free,
+// or a spare. It holds no lock.
+func (b *store) newReadStage() stage {
+	m := b.m
+	if m.budget.tryAcquire(minStage) {
+		return stage{m: m, buf: m.mem.get(minStage), charged: true}
+	}
+	limit := math.Inf(1)
+	if m.freq != nil {
+		limit = density(m.freq.count(&b.freq), b.mem.Load()+minStage)
+	}
+	start := time.Now()
+	ev, ok := m.makeRoom(minStage, b, limit, true)
+	m.waitNanos.Add(int64(time.Since(start)))
+	m.deliver(ev)
+	if ok {
+		return stage{m: m, buf: m.mem.get(minStage), charged: true}
+	}
+	return stage{m: m, buf: m.spare()}
+}
+
+// newWriteStage returns WriteTo's stage: the largest power of two from a
+// chunk down to minStage that the budget's free part can give, or a spare.
+func (m *Manager) newWriteStage() stage {
+	for size := m.mem.chunkSize(); size >= minStage; size /= 2 {
+		if m.budget.tryAcquire(int64(size)) {
+			return stage{m: m, buf: m.mem.get(size), charged: true}
+		}
+	}
+	return stage{m: m, buf: m.spare()}
+}
+
+// grow replaces the stage by one twice as large, up to a chunk, or a spare
+// by a stage of the same size, if the budget has that memory free. The old
+// stage's bytes are not kept.
+func (s *stage) grow() {
+	size := len(*s.buf)
+	if s.charged {
+		size *= 2
+	}
+	if size > s.m.mem.chunkSize() {
+		return
+	}
+	if !s.m.budget.tryAcquire(int64(size)) {
+		return
+	}
+	s.release()
+	s.buf, s.charged = s.m.mem.get(size), true
+}
+
+// renew gives the stage a new slice of the same size after its slice was
+// adopted by a buffer, which now holds it and its share of the budget. If
+// the budget has no room, it falls back to a spare.
+func (s *stage) renew() {
+	size := len(*s.buf)
+	if s.m.budget.tryAcquire(int64(size)) {
+		s.buf = s.m.mem.get(size)
+		return
+	}
+	s.buf, s.charged = s.m.spare(), false
+}
+
+// release gives the stage's slice back, and its memory to the budget.
+func (s *stage) release() {
+	if s.charged {
+		n := int64(len(*s.buf))
+		s.m.mem.put(s.buf)
+		s.m.budget.release(n)
+	} else {
+		s.m.spares.Put(s.buf)
+	}
+	s.buf = nil
+}
+
+// spare returns a slice of minStage bytes outside the budget.
+func (m *Manager) spare() *[]byte { return m.spares.Get().(*[]byte) }
+
+func newSpare() any {
+	b := make([]byte, minStage)
+	return &b
+}
+
+// ReadFrom implements Buffer.ReadFrom.
+func (b *store) ReadFrom(r io.Reader) (n int64, err error) {
+	b.mu.RLock()
+	closed := b.closed
+	b.mu.RUnlock()
+	if closed {
+		return 0, ErrClosed
+	}
+	st := b.newReadStage()
+	defer func() { st.release() }()
+	for {
+		p := *st.buf
+		k, rerr := r.Read(p)
+		if k < 0 || k > len(p) {
+			return n, fmt.Errorf("%w: Read returned %d for %d bytes", ErrInvalidCount, k, len(p))
+		}
+		if k > 0 {
+			if k == len(p) && st.charged && b.adopt(st.buf) {
+				// The buffer holds the stage's slice now.
+				n += int64(k)
+				st.renew()
+			} else {
+				nw, werr := b.Write(p[:k])
+				n += int64(nw)
+				if werr != nil {
+					return n, werr
+				}
+				if k == len(p) {
+					st.grow() // a fast source: larger pieces
+				}
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+// adopt makes c, a whole chunk of budget memory that a Read filled, the
+// next slot of a buffer in memory whose offset is at its end on a slot
+// boundary, as a Write of its bytes would, but without copying them. It
+// reports whether it did; if so, the buffer holds c and the memory it is
+// charged for.
+func (b *store) adopt(c *[]byte) bool {
+	cs := b.m.cs
+	if int64(len(*c)) != cs {
+		return false
+	}
+	b.lock()
+	defer b.unlock()
+	off := b.off
+	if b.closed || b.file != nil || off != b.size || off%cs != 0 || off+cs > b.m.memLimit || off+cs < off {
+		return false
+	}
+	i := off / cs
+	if b.resident(i) {
+		return false
+	}
+	b.touch(true)
+	b.version++
+	b.dropWindow()
+	b.growTable(off + cs)
+	b.chunks[i] = c
+	b.addMem(cs)
+	b.size = off + cs
+	b.off = b.size
+	return true
+}
+
+// WriteTo implements Buffer.WriteTo.
+func (b *store) WriteTo(w io.Writer) (n int64, err error) {
+	if n, err = b.sendFile(w); err != nil {
+		return n, err
+	}
+	st := b.m.newWriteStage()
+	defer st.release()
+	buf := *st.buf
+	for {
+		b.lock()
+		if b.closed {
+			b.unlock()
+			return n, ErrClosed
+		}
+		start := b.off
+		nr, rerr := b.readAt(buf, start)
+		b.off = start + int64(nr)
+		b.unlock()
+		if nr > 0 {
+			nw, werr := w.Write(buf[:nr])
+			if nw < 0 || nw > nr {
+				nw, werr = 0, fmt.Errorf("%w: Write returned %d for %d bytes", ErrInvalidCount, nw, nr)
+			}
+			n += int64(nw)
+			if nw < nr {
+				// Give back the offset of what w did not take.
+				b.lock()
+				if !b.closed && b.off == start+int64(nr) {
+					b.off = start + int64(nw)
+				}
+				b.unlock()
+				if werr == nil {
+					werr = io.ErrShortWrite
+				}
+				return n, werr
+			}
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
