@@ -9,8 +9,8 @@ import (
 // TestBlockTable checks the block table against a map, across the dense
 // part and the pages, with and without seals, through sets and drops.
 func TestBlockTable(t *testing.T) {
-	if got := unsafe.Sizeof(baseMeta{}); got != 12 {
-		t.Errorf("baseMeta takes %d bytes per block, want 12", got)
+	if got := unsafe.Sizeof(baseMeta{}); got != 16 {
+		t.Errorf("baseMeta takes %d bytes per block, want 16", got)
 	}
 	for _, sealed := range []bool{false, true} {
 		var tb blockTable
@@ -31,7 +31,7 @@ func TestBlockTable(t *testing.T) {
 		for step := range 5000 {
 			i := index()
 			if r.IntN(20) == 0 {
-				tb.dropFrom(i)
+				tb.dropFrom(i, func(extent, uint32) {})
 				for k := range model {
 					if k >= i {
 						delete(model, k)
@@ -39,7 +39,7 @@ func TestBlockTable(t *testing.T) {
 				}
 				continue
 			}
-			m := blockMeta{n: uint32(r.IntN(blockSize) + 1), crc: r.Uint32()}
+			m := blockMeta{ext: makeExtent(0, r.IntN(13), r.Int64N(1<<39)<<extentUnit), n: uint32(r.IntN(1<<20) + 1), sum: r.Uint64()}
 			m.valid = uint32(r.IntN(int(m.n) + 1))
 			if sealed {
 				m.ctr = r.Uint64()

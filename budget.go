@@ -60,11 +60,11 @@ func (b *budget) release(n int64) {
 // used reports the bytes currently held.
 func (b *budget) used() int64 { return b.inUse.Load() }
 
-// diskBudget counts the bytes that spill files hold, against
-// Options.DiskBudget. A spill file charges each block it writes by the
-// bytes the block grows by, before writing it, and gives them back when
-// the block is cut off or the file closed (blockfile.go): holes cost
-// nothing, and a write that fails gives back what it took.
+// diskBudget counts the bytes of the extents that hold spilled blocks,
+// against Options.DiskBudget. The arena charges each extent by its size
+// when it allocates it, before anything is written there, and gives the
+// bytes back when the extent is freed (arena.go): holes take no extent,
+// and a write that fails frees what it took.
 type diskBudget struct {
 	limit int64 // 0: no limit
 	inUse atomic.Int64

@@ -21,9 +21,9 @@ import (
 // it to free memory for another buffer, or when a write to it needs memory
 // that cannot be freed. Once on disk it stays on disk, except under the
 // LeastFrequentlyUsed policy, which brings hot buffers back into memory
-// (promotion). Spill files are
-// anonymous (or unlinked at once), so they vanish when the buffer is closed
-// or the process ends.
+// (promotion). Its spilled blocks live in the Manager's spill arena,
+// whose files are anonymous (or unlinked at once), so they vanish when the
+// process ends; Close gives their space back.
 //
 // Disk errors. A Buffer has no sticky error: every operation that needs
 // the disk tries it again, so a buffer recovers once space is freed or the
@@ -259,9 +259,9 @@ func (b *Buffer) WriteTo(w io.Writer) (int64, error) {
 	return b.s.WriteTo(w)
 }
 
-// Close gives back the buffer's memory, closes and so removes its spill
-// file, and returns the error of closing that file. Later calls of any
-// method return ErrClosed.
+// Close gives back the buffer's memory and its space in the spill arena.
+// Later calls of any method return ErrClosed. It returns ErrClosed if the
+// buffer was closed already, and ErrInvalid for a nil or zero Buffer.
 func (b *Buffer) Close() error {
 	if !b.valid() {
 		return ErrInvalid

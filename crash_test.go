@@ -115,20 +115,20 @@ func testCrash(t *testing.T, named bool) {
 		reap()
 		t.Fatalf("child did not report ready within a minute; stderr:\n%s", stderr.String())
 	}
-	onDisk, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "ready")))
+	files, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "ready")))
 	if err != nil {
-		t.Fatalf("child said %q, want \"ready <BuffersOnDisk>\"", line)
+		t.Fatalf("child said %q, want \"ready <SpillFiles>\"", line)
 	}
 
 	// The child is alive and blocked: its spill files are open. Count its
 	// descriptors that point into dir.
 	spills, anon, links := childSpillFDs(t, pid, dir)
-	t.Logf("child %d: BuffersOnDisk %d; %d descriptors into TempDir (%d anonymous): %s", pid, onDisk, spills, anon, strings.Join(links, ", "))
-	if spills < 3 {
-		t.Errorf("child has %d spill files open in %s, want >= 3", spills, dir)
+	t.Logf("child %d: SpillFiles %d; %d descriptors into TempDir (%d anonymous): %s", pid, files, spills, anon, strings.Join(links, ", "))
+	if spills != 3 {
+		t.Errorf("child has %d spill files open in %s, want its MaxSpillFiles, 3", spills, dir)
 	}
-	if spills != onDisk {
-		t.Errorf("child has %d spill files open, but its Stats.BuffersOnDisk = %d", spills, onDisk)
+	if spills != files {
+		t.Errorf("child has %d spill files open, but its Stats.SpillFiles = %d", spills, files)
 	}
 	switch {
 	case named && anon != 0:
@@ -193,9 +193,9 @@ func childSpillFDs(t *testing.T, pid int, dir string) (n, anon int, links []stri
 }
 
 // crashChild is the child side of TestCrashLeavesNoFiles: it fills buffers
-// under a small budget in dir until at least three are on disk, checks
-// their content, prints "ready <BuffersOnDisk>", and blocks until it is
-// killed. It never returns.
+// under a small budget in dir until at least three are on disk, in the
+// arena's three segment files, checks their content, prints
+// "ready <SpillFiles>", and blocks until it is killed. It never returns.
 func crashChild(dir string) {
 	fail := func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "crash child: "+format+"\n", args...)
@@ -204,7 +204,7 @@ func crashChild(dir string) {
 	// A safety net in case the parent neither kills us nor dies.
 	time.AfterFunc(2*time.Minute, func() { fail("not killed within 2m") })
 
-	m, err := spool.NewManager(spool.Options{MemoryBudget: 8 * 4096, ChunkSize: 4096, TempDir: dir})
+	m, err := spool.NewManager(spool.Options{MemoryBudget: 8 * 4096, ChunkSize: 4096, TempDir: dir, MaxSpillFiles: 3})
 	if err != nil {
 		fail("NewManager: %v", err)
 	}
@@ -232,7 +232,7 @@ func crashChild(dir string) {
 	if st.BuffersOnDisk < 3 {
 		fail("only %d buffers on disk: %+v", st.BuffersOnDisk, st)
 	}
-	fmt.Printf("ready %d\n", st.BuffersOnDisk)
+	fmt.Printf("ready %d\n", st.SpillFiles)
 	_, _ = io.Copy(io.Discard, os.Stdin) // until the parent's end closes
 	runtime.KeepAlive(bufs)              // no finalizer may close a spill file before the kill
 	fail("stdin closed before SIGKILL (parent gone?)")

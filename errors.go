@@ -40,14 +40,17 @@ var (
 	ErrNegativeSize = errors.New("spool: negative size")
 
 	// ErrDiskBudget is returned by a write or rollover that would take the
-	// spill files past Options.DiskBudget. A write writes the blocks that
+	// extents of spilled blocks past Options.DiskBudget. A write writes the blocks that
 	// fit and its count says how many bytes that was; a rollover leaves
 	// the chunks it did not move in memory. Data written before is intact.
 	ErrDiskBudget = errors.New("spool: disk budget exhausted")
 
-	// ErrSpillFiles is returned by a write or rollover that needs a new
-	// spill file when Options.MaxSpillFiles are open. The buffer stays in
-	// memory, intact.
+	// ErrSpillFiles was returned by a rollover that needed a spill file of
+	// its own when Options.MaxSpillFiles were open.
+	//
+	// Deprecated: spilled buffers share the segment files of the Manager's
+	// spill arena, so spilling never needs a file of its own, and spool no
+	// longer returns this error.
 	ErrSpillFiles = errors.New("spool: too many spill files")
 
 	// ErrCorrupt is returned by reads of spilled data that fails its

@@ -2,7 +2,9 @@ package spool
 
 import (
 	"fmt"
+	"io"
 	"math"
+	"runtime"
 	"sync"
 )
 
@@ -23,6 +25,9 @@ type Faults struct {
 	Times      int
 	Short      bool
 	Err        error
+	// Log prints every operation, numbered, with the functions that made
+	// it: the way to find the FailAt of a given operation.
+	Log bool
 
 	mu  sync.Mutex
 	ops int
@@ -41,6 +46,9 @@ func (f *Faults) fail() bool {
 	defer f.mu.Unlock()
 	n := f.ops
 	f.ops++
+	if f.Log {
+		fmt.Printf("op %d %s\n", n, string(debugStack()))
+	}
 	return f.FailAt >= 0 && (n == f.FailAt || (f.Persistent && n > f.FailAt) ||
 		(n > f.FailAt && n < f.FailAt+f.Times))
 }
@@ -93,6 +101,16 @@ func (ff faultyFile) Truncate(size int64) error {
 	return ff.spillFile.Truncate(size)
 }
 
+func (ff faultyFile) punch(off, n int64) error {
+	if ff.f.fail() {
+		return ff.f.Err
+	}
+	if p, ok := ff.spillFile.(puncher); ok {
+		return p.punch(off, n)
+	}
+	return nil
+}
+
 func (ff faultyFile) Close() error {
 	err := ff.spillFile.Close() // always release the descriptor
 	if ff.f.fail() {
@@ -101,8 +119,10 @@ func (ff faultyFile) Close() error {
 	return err
 }
 
-// RawSpillFile returns the file under b's checksums or encryption, to
-// tamper with, or nil if b has no spill file.
+// RawSpillFile returns the bytes under b's checksums or encryption, as they
+// are in the extents of its blocks in the arena's segment files, at the
+// buffer's own offsets, to tamper with; or nil if b has no spill. Offsets
+// in no block's extent read and write nothing.
 func RawSpillFile(b *Buffer) interface {
 	ReadAt(p []byte, off int64) (int, error)
 	WriteAt(p []byte, off int64) (int, error)
@@ -110,14 +130,74 @@ func RawSpillFile(b *Buffer) interface {
 	s := b.s
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if bf, ok := s.file.(*blockFile); ok {
-		return bf.f
+	if s.file == nil {
+		return nil
 	}
-	return nil
+	return rawSpill{s}
 }
 
-// BlockSize is the unit of checksums of spilled data.
-const BlockSize = blockSize
+type rawSpill struct{ s *store }
+
+// each calls f with the segment file, the file offset and the part of p
+// of every block p covers that has an extent.
+func (r rawSpill) each(p []byte, off int64, f func(seg spillFile, pos int64, q []byte) (int, error)) (int, error) {
+	r.s.mu.RLock()
+	defer r.s.mu.RUnlock()
+	sp := r.s.file
+	return sp.eachBlock(p, off, func(i int64, lo int, q []byte) error {
+		m := sp.meta.get(i)
+		if m.ext == 0 || lo >= int(m.n) {
+			return nil
+		}
+		q = q[:min(len(q), int(m.n)-lo)]
+		_, err := f(sp.a.segment(m.ext.seg()).f, m.ext.offset()+int64(lo), q)
+		return err
+	})
+}
+
+// ReadAt reads what the extents hold at off; it returns io.EOF past the
+// last block.
+func (r rawSpill) ReadAt(p []byte, off int64) (int, error) {
+	r.s.mu.RLock()
+	end := r.s.fileSize
+	r.s.mu.RUnlock()
+	if off >= end {
+		return 0, io.EOF
+	}
+	if rem := end - off; int64(len(p)) > rem {
+		n, err := r.ReadAt(p[:rem], off)
+		if err == nil {
+			err = io.EOF
+		}
+		return n, err
+	}
+	return r.each(p, off, func(f spillFile, pos int64, q []byte) (int, error) { return f.ReadAt(q, pos) })
+}
+
+// ArenaBytes returns the whole content of every segment file of m's arena.
+func ArenaBytes(m *Manager) ([]byte, error) {
+	var all []byte
+	for i := range m.arena.segs {
+		s := m.arena.segs[i].Load()
+		if s == nil {
+			continue
+		}
+		b, err := io.ReadAll(io.NewSectionReader(s.f, 0, 1<<40))
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, b...)
+	}
+	return all, nil
+}
+
+func (r rawSpill) WriteAt(p []byte, off int64) (int, error) {
+	return r.each(p, off, func(f spillFile, pos int64, q []byte) (int, error) { return f.WriteAt(q, pos) })
+}
+
+// BlockSize returns the unit of checksums of m's spilled data: its chunk
+// size.
+func BlockSize(m *Manager) int64 { return m.cs }
 
 // ForceEvict rolls over every other buffer of b's Manager that is not in
 // use, as a write to b that needed the whole budget would.
@@ -207,8 +287,8 @@ func CheckHolding(m *Manager) error {
 	// With nothing in flight, the budget in use is the chunks and the
 	// windows. A promoter may hold memory it is about to swap in.
 	if m.promoter == nil {
-		if used, want := m.budget.used(), held+int64(len(m.windows))*blockSize; used != want {
-			return fmt.Errorf("budget in use %d, but chunks hold %d and %d windows %d", used, held, len(m.windows), int64(len(m.windows))*blockSize)
+		if used, want := m.budget.used(), held+int64(len(m.windows))*m.cs; used != want {
+			return fmt.Errorf("budget in use %d, but chunks hold %d and %d windows %d", used, held, len(m.windows), int64(len(m.windows))*m.cs)
 		}
 	}
 	return nil
@@ -216,8 +296,31 @@ func CheckHolding(m *Manager) error {
 
 // ForceNamedSpillFiles makes m create its spill files with the named
 // fallback (create, then unlink), as where O_TMPFILE is not supported.
-func ForceNamedSpillFiles(m *Manager) { m.fs = namedFS{} }
+func ForceNamedSpillFiles(m *Manager) { m.arena.fs = namedFS{} }
 
 type namedFS struct{}
 
-func (namedFS) createTemp(dir, pattern string) (spillFile, error) { return createNamed(dir, pattern) }
+func (namedFS) createTemp(dir, pattern string) (spillFile, error) {
+	f, err := createNamed(dir, pattern)
+	if err != nil {
+		return nil, err
+	}
+	return osFile{f}, nil
+}
+
+// debugStack returns the functions that called the faulty file system's
+// operation, innermost first.
+func debugStack() []byte {
+	var pcs [8]uintptr
+	n := runtime.Callers(4, pcs[:])
+	fr := runtime.CallersFrames(pcs[:n])
+	var out []byte
+	for {
+		f, more := fr.Next()
+		out = append(out, (f.Function + " ")...)
+		if !more {
+			break
+		}
+	}
+	return out
+}

@@ -126,7 +126,9 @@ func TestRolloverFailsPartWay(t *testing.T) {
 // and everything before are intact, and the block whose write failed keeps
 // its former content.
 func TestSpilledWriteFails(t *testing.T) {
-	f := &spool.Faults{FailAt: 3, Err: syscall.ENOSPC, Short: true} // 0 create, 1 first write, 2 block 0, 3 block 1
+	// 0 create, 1 first write (to an extent with room for twice its
+	// bytes), 2 the append that fills block 0, 3 block 1.
+	f := &spool.Faults{FailAt: 3, Err: syscall.ENOSPC, Short: true}
 	m := faultManager(t, f)
 	b, _ := m.NewBuffer()
 	if err := b.Rollover(); err != nil {
@@ -138,7 +140,7 @@ func TestSpilledWriteFails(t *testing.T) {
 	}
 	second := randBytes(5, 200<<10)
 	n, err := b.Write(second)
-	if want := spool.BlockSize - 3000; !errors.Is(err, syscall.ENOSPC) || n != want {
+	if want := 4096 - 3000; !errors.Is(err, syscall.ENOSPC) || n != want {
 		t.Fatalf("Write = %d, %v; want %d, ENOSPC", n, err, want)
 	}
 	want := append(first, second[:n]...)
@@ -165,6 +167,7 @@ func TestReadFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantContent(t, b, data)
+	spool.DropWindow(b) // the next reads go to the file
 	p := make([]byte, 100)
 	if n, err := b.ReadAt(p, 0); !errors.Is(err, syscall.EIO) || n != 0 {
 		t.Errorf("ReadAt = %d, %v; want 0, EIO", n, err)
@@ -173,11 +176,16 @@ func TestReadFails(t *testing.T) {
 	if _, err := io.ReadAll(b); !errors.Is(err, syscall.EIO) {
 		t.Errorf("ReadAll = %v, want EIO", err)
 	}
-	if err := b.Close(); !errors.Is(err, syscall.EIO) {
-		t.Errorf("Close = %v, want the close error EIO", err)
+	if err := b.Close(); err != nil {
+		t.Errorf("Close = %v", err)
 	}
 	if st := m.Stats(); st.DiskInUse != 0 || st.BuffersOnDisk != 0 {
 		t.Errorf("after Close: %+v", st)
+	}
+	// The spill file is the arena's: Manager.Close closes it, and returns
+	// its error.
+	if err := m.Close(); !errors.Is(err, syscall.EIO) {
+		t.Errorf("Manager.Close = %v, want the close error EIO", err)
 	}
 }
 

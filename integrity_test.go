@@ -3,18 +3,21 @@ package spool_test
 import (
 	"bytes"
 	"errors"
-	"io"
 	"runtime"
 	"testing"
 
 	"github.com/spoolkit/spool"
 )
 
+// blk is the chunk size of spilled's Managers: the block size of their
+// spilled data, each block checksummed (or sealed) on its own.
+const blk = 4096
+
 // spilled returns a buffer holding data, rolled over to disk, in a Manager
 // with the given encryption setting.
 func spilled(t *testing.T, encrypt bool, data []byte) (*spool.Manager, *spool.Buffer) {
 	t.Helper()
-	m, err := spool.NewManager(spool.Options{ChunkSize: 4096, MemoryBudget: 64 << 10, TempDir: t.TempDir(), EncryptSpill: encrypt})
+	m, err := spool.NewManager(spool.Options{ChunkSize: blk, MemoryBudget: 64 << 10, TempDir: t.TempDir(), EncryptSpill: encrypt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +49,7 @@ func spillInto(t *testing.T, m *spool.Manager, data []byte) *spool.Buffer {
 // again. With encryption the same holds (GCM authentication).
 func TestBitFlipDetected(t *testing.T) {
 	for _, encrypt := range []bool{false, true} {
-		data := randBytes(11, 3*spool.BlockSize+1000)
+		data := randBytes(11, 3*blk+1000)
 		_, b := spilled(t, encrypt, data)
 		raw := spool.RawSpillFile(b)
 		flips := 0
@@ -54,23 +57,23 @@ func TestBitFlipDetected(t *testing.T) {
 		for bit := int64(0); bit < int64(len(data))*8; bit += step {
 			off := bit / 8
 			flip(t, raw, off, byte(1)<<(bit%8))
-			blk := off / spool.BlockSize
+			bi := off / blk // the flipped block
 			p := make([]byte, len(data))
 			n, err := b.ReadAt(p, 0)
 			if !errors.Is(err, spool.ErrCorrupt) {
 				t.Fatalf("encrypt=%v: ReadAt after flipping bit %d = %d, %v; want ErrCorrupt", encrypt, bit, n, err)
 			}
-			if int64(n) > blk*spool.BlockSize || !bytes.Equal(p[:n], data[:n]) {
-				t.Fatalf("encrypt=%v: ReadAt returned %d bytes past the corrupt block at %d, or wrong bytes", encrypt, n, blk*spool.BlockSize)
+			if int64(n) > bi*blk || !bytes.Equal(p[:n], data[:n]) {
+				t.Fatalf("encrypt=%v: ReadAt returned %d bytes past the corrupt block at %d, or wrong bytes", encrypt, n, bi*blk)
 			}
 			// Other blocks still read.
-			for ob := int64(0); ob*spool.BlockSize < int64(len(data)); ob++ {
-				if ob == blk {
+			for ob := int64(0); ob*blk < int64(len(data)); ob++ {
+				if ob == bi {
 					continue
 				}
-				q := make([]byte, min(spool.BlockSize, int64(len(data))-ob*spool.BlockSize))
-				if _, err := b.ReadAt(q, ob*spool.BlockSize); err != nil || !bytes.Equal(q, data[ob*spool.BlockSize:][:len(q)]) {
-					t.Fatalf("encrypt=%v: block %d unreadable after a flip in block %d: %v", encrypt, ob, blk, err)
+				q := make([]byte, min(blk, int64(len(data))-ob*blk))
+				if _, err := b.ReadAt(q, ob*blk); err != nil || !bytes.Equal(q, data[ob*blk:][:len(q)]) {
+					t.Fatalf("encrypt=%v: block %d unreadable after a flip in block %d: %v", encrypt, ob, bi, err)
 				}
 			}
 			// A small read inside the block fails too.
@@ -122,15 +125,16 @@ func TestLostWriteDetected(t *testing.T) {
 }
 
 // TestEncryptedNoPlaintext: with EncryptSpill, no 16-byte run of the data
-// appears in the spill file, through writes, overwrites, truncation and
-// random access; and everything reads back.
+// appears anywhere in the arena's spill files, through writes, overwrites
+// (which leave old extents behind, freed), truncation and random access;
+// and everything reads back.
 func TestEncryptedNoPlaintext(t *testing.T) {
 	text := bytes.Repeat([]byte("the secret text of an upload, "), 6000) // compressible, easy to find
-	_, b := spilled(t, true, text)
+	m, b := spilled(t, true, text)
 	// Random access keeps working on the encrypted file.
 	want := append([]byte(nil), text...)
 	patch := []byte("PATCHED-PLAINTEXT-MARKER")
-	for _, off := range []int64{0, 100, spool.BlockSize - 5, 2*spool.BlockSize + 17} {
+	for _, off := range []int64{0, 100, blk - 5, 2*blk + 17} {
 		if _, err := b.WriteAt(patch, off); err != nil {
 			t.Fatal(err)
 		}
@@ -150,13 +154,13 @@ func TestEncryptedNoPlaintext(t *testing.T) {
 	copy(want[len(want)-100:], patch)
 	wantContent(t, b, want)
 
-	raw := spool.RawSpillFile(b)
-	disk, err := io.ReadAll(io.NewSectionReader(raw, 0, 1<<30))
+	// Every byte of every segment file of the arena: what the disk holds.
+	disk, err := spool.ArenaBytes(m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(disk) < len(text)/2 {
-		t.Fatalf("spill file holds only %d bytes", len(disk))
+		t.Fatalf("the spill files hold only %d bytes", len(disk))
 	}
 	for i := 0; i+16 <= len(want); i += 8 {
 		if bytes.Contains(disk, want[i:i+16]) && !bytes.Equal(want[i:i+16], make([]byte, 16)) {
@@ -188,7 +192,7 @@ func TestSpillFarOffsets(t *testing.T) {
 	for _, encrypt := range []bool{false, true} {
 		_, b := spilled(t, encrypt, randBytes(90, 100))
 		far := int64(3<<30) + 12345
-		data := randBytes(91, 2*spool.BlockSize)
+		data := randBytes(91, 2*blk)
 		if _, err := b.WriteAt(data, far); err != nil {
 			t.Fatal(err)
 		}
@@ -230,14 +234,14 @@ func TestSpilledBlockIOAllocations(t *testing.T) {
 		if err := b.Rollover(); err != nil {
 			t.Fatal(err)
 		}
-		p := bytes.Repeat([]byte("spool"), spool.BlockSize/5+1)[:spool.BlockSize]
+		p := bytes.Repeat([]byte("spool"), blk/5+1)[:blk]
 		q := make([]byte, len(p))
 		var ioErr error
 		allocs := testing.AllocsPerRun(50, func() {
-			if _, err := b.WriteAt(p, spool.BlockSize); err != nil {
+			if _, err := b.WriteAt(p, blk); err != nil {
 				ioErr = err
 			}
-			if _, err := b.ReadAt(q, spool.BlockSize); err != nil {
+			if _, err := b.ReadAt(q, blk); err != nil {
 				ioErr = err
 			}
 		})

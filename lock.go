@@ -2,14 +2,14 @@ package spool
 
 // Lock protocol
 //
-// spool has five kinds of lock-like state. This comment is the single
+// spool has six kinds of lock-like state. This comment is the single
 // place that says how they nest; every function that takes a lock follows
 // it, and stress_test.go checks it with a watchdog that dumps all goroutine
 // stacks if any operation stops making progress.
 //
 //  1. store.mu (sync.RWMutex), one per Buffer (a Buffer is a handle on its
 //     store; see buffer.go), guards the buffer's contents, size, offset,
-//     chunk table and spill file. Operations that change any of these
+//     slot table and spill. Operations that change any of these
 //     (Write, WriteAt, Read, Seek, Truncate, Rollover, Close, ReadByte, ...)
 //     hold it for writing; ReadAt, Size and OnDisk hold it for reading, so
 //     ReadAt calls run in parallel with each other.
@@ -22,7 +22,7 @@ package spool
 //     short of memory in another buffer takes it with TryLock alone, to
 //     take the window back (Manager.reclaimWindows). While holding it, code
 //     may take Manager.mu (to list or unlist the window), take or give back
-//     budget (never waiting) and read the buffer's spill file, nothing
+//     budget (never waiting) and read the buffer's spill, nothing
 //     else.
 //
 //  3. Manager.mu (sync.Mutex) guards the Manager's lists of live buffers,
@@ -41,7 +41,18 @@ package spool
 //     TryAcquire and Release, which never block. No code ever waits for
 //     memory.
 //
-//  5. admission.mu (sync.RWMutex), one per LeastFrequentlyUsed Manager,
+//  5. segment.mu (sync.Mutex), one per segment file of the spill arena
+//     (arena.go), guards that segment's frames: which extents are taken,
+//     and the pins of extents a zero-copy send is reading. It is a leaf:
+//     it is taken while holding a store.mu (a buffer's writes, Truncate and
+//     Close allocate and free extents), and while holding it code takes no
+//     other lock; it is held for no I/O but punching out or cutting off a
+//     frame that has just become free. arena.mu only guards the creation of
+//     segments (a leaf too). Reads and writes of extents need no arena lock:
+//     an extent belongs to the buffer that allocated it, under its lock,
+//     until it frees it.
+//
+//  6. admission.mu (sync.RWMutex), one per LeastFrequentlyUsed Manager,
 //     is held for reading around each call into ristretto's cache and for
 //     writing by admission.close, so that Manager.Close never closes the
 //     cache under a call in progress (a spill event delivered after Close,
@@ -66,11 +77,12 @@ package spool
 // waits for nothing but Manager.mu, a leaf, so no cycle can form.
 //
 // What is done while holding store.mu. Copies between chunks and the
-// caller's slice, and reads and writes of the buffer's own spill file
-// (a rollover writes a whole buffer to disk under its lock). WriteTo's
-// zero-copy path (sendfile.go) verifies each block under the read lock
-// and releases it before the kernel sends the block to a socket or file,
-// so a slow or stalled peer holds up no other operation. Never: a call
+// caller's slice, and reads and writes of the buffer's own extents in the
+// spill arena (a rollover writes a whole buffer to disk under its lock).
+// WriteTo's zero-copy path (sendfile.go) verifies each block under the
+// read lock, pins its extent, and releases the lock before the kernel
+// sends the block to a socket or file, so a slow or stalled peer holds up
+// no other operation. Never: a call
 // into user code (io.Reader/io.Writer passed to ReadFrom/WriteTo, the OnSpill
 // callback) and never a blocking wait on another buffer. ReadFrom and WriteTo
 // move data through a stage of their own (stage.go) and lock the buffer

@@ -29,7 +29,7 @@ import (
 // A Manager is safe for use by multiple goroutines at once. Create one
 // with NewManager. A nil or zero Manager is not usable, but safe: NewBuffer
 // and Close return ErrInvalid and Stats returns zero Stats. Close it to close every
-// buffer it handed out and remove their spill files; under the
+// buffer it handed out and close its spill files; under the
 // LeastFrequentlyUsed policy it also runs a goroutine (promotion) and
 // ristretto's, which only Close stops.
 type Manager struct {
@@ -37,10 +37,10 @@ type Manager struct {
 	budget   *budget
 	mem      *memory
 	spares   sync.Pool // stages outside the budget (stage.go)
-	fs       fileSystem
-	seal     *sealer // encrypts spilled blocks; nil without EncryptSpill
-	cs       int64   // chunk size
-	memLimit int64   // largest end of a write that keeps a buffer in memory
+	arena    *arena    // where spilled blocks live
+	seal     *sealer   // encrypts spilled blocks; nil without EncryptSpill
+	cs       int64     // chunk size
+	memLimit int64     // largest end of a write that keeps a buffer in memory
 
 	clock  atomic.Uint64 // logical time of buffer accesses, for LRU
 	nextID atomic.Uint64
@@ -57,7 +57,6 @@ type Manager struct {
 	onDisk       atomic.Int64
 	spills       atomic.Int64
 	spilledBytes atomic.Int64
-	diskWritten  atomic.Int64
 	evictions    atomic.Int64
 	spillErrors  atomic.Int64
 	leaked       atomic.Int64
@@ -106,7 +105,8 @@ func newManager(opts Options, fs fileSystem) (*Manager, error) {
 		return nil, err
 	}
 	cs := int64(o.ChunkSize)
-	mem := newMemory(o.ChunkSize)
+	bud := newBudget(o.MemoryBudget)
+	mem := newMemory(o.ChunkSize, max(cs, o.MemoryBudget/32))
 	// The largest buffer that fits the budget: whole chunks, and the
 	// largest class that fits what is left.
 	limit := o.MemoryBudget / cs * cs
@@ -125,13 +125,17 @@ func newManager(opts Options, fs fileSystem) (*Manager, error) {
 	m := &Manager{
 		seal:     seal,
 		opts:     o,
-		budget:   newBudget(o.MemoryBudget),
+		budget:   bud,
 		mem:      mem,
-		fs:       fs,
 		disk:     diskBudget{limit: o.DiskBudget},
 		cs:       cs,
 		memLimit: limit,
 	}
+	files := o.MaxSpillFiles
+	if files == 0 {
+		files = defaultSpillFiles()
+	}
+	m.arena = newArena(o.TempDir, o.Pattern, fs, &m.disk, cs, files)
 	m.spares.New = newSpare
 	if o.Policy == LeastFrequentlyUsed {
 		m.freq = new(frequency)
@@ -201,9 +205,11 @@ func (m *Manager) Stats() Stats {
 		DiskInUse:       m.disk.used(),
 		Buffers:         n,
 		BuffersOnDisk:   int(m.onDisk.Load()),
+		SpillFiles:      int(m.arena.open.Load()),
+		DiskLive:        m.arena.live.Load(),
 		Spills:          m.spills.Load(),
 		SpilledBytes:    m.spilledBytes.Load(),
-		DiskWritten:     m.diskWritten.Load(),
+		DiskWritten:     m.arena.written.Load(),
 		Evictions:       m.evictions.Load(),
 		SpillErrors:     m.spillErrors.Load(),
 		Leaked:          m.leaked.Load(),
@@ -224,7 +230,7 @@ func (m *Manager) Stats() Stats {
 }
 
 // Close closes every live buffer of the Manager, giving back their memory
-// and removing their spill files, and makes later calls of NewBuffer and of
+// and closing the spill arena's files, and makes later calls of NewBuffer and of
 // the buffers' methods return ErrClosed. It waits for operations already in
 // progress on those buffers to finish. It returns the errors of closing the
 // spill files, joined, and ErrClosed if the Manager was already closed.
@@ -248,30 +254,15 @@ func (m *Manager) Close() error {
 		}
 	}
 	// Every buffer is closed: nothing can offer a promotion or touch
-	// ristretto any more.
+	// ristretto any more, and no spill holds an extent.
 	m.promoter.stop()
 	m.adm.close()
-	return errors.Join(errs...)
-}
+	if err := m.arena.close(); err != nil {
+		errs = append(errs, fmt.Errorf("spool: close spill file: %w", err))
+	}
+	m.mem.drop()
 
-// openSpill creates a spill file, within the limit on spill files.
-func (m *Manager) openSpill() (*blockFile, error) {
-	limit := int64(m.opts.MaxSpillFiles)
-	for {
-		cur := m.onDisk.Load()
-		if limit > 0 && cur >= limit {
-			return nil, fmt.Errorf("%w: %d open", ErrSpillFiles, cur)
-		}
-		if m.onDisk.CompareAndSwap(cur, cur+1) {
-			break
-		}
-	}
-	f, err := m.fs.createTemp(m.opts.TempDir, m.opts.Pattern)
-	if err != nil {
-		m.onDisk.Add(-1)
-		return nil, err
-	}
-	return newBlockFile(f, m.seal, &m.disk), nil
+	return errors.Join(errs...)
 }
 
 // setHolding adds b to the list of buffers holding memory, or removes it.
@@ -341,20 +332,25 @@ func (m *Manager) unregister(b *store) {
 // operation costs a write a few file operations, not one per buffer in
 // memory.
 func (m *Manager) makeRoom(need int64, self *store, limit float64, inclusive bool) ([]SpillEvent, bool) {
-	var (
-		batch  [victimBatch]candidate
-		after  candidate
-		events []SpillEvent
-		failed int // rollovers that returned an error
-	)
 	// Read windows first: dropping one costs no I/O.
 	if m.nwindows.Load() > 0 && m.reclaimWindows(need) {
 		return nil, true
 	}
+	// The batch is pooled rather than on the stack: 3.5 KiB of stack would
+	// grow the stack of every goroutine that ever made room, and a server
+	// keeps thousands of such goroutines, most of them waiting on their
+	// clients.
+	batch := batchPool.Get().(*[victimBatch]candidate)
+	defer batchPool.Put(batch)
+	var (
+		after  candidate
+		events []SpillEvent
+		failed int // rollovers that returned an error
+	)
 	q := victimQuery{self: self, limit: limit, inclusive: inclusive}
 	left := -1 // buffers the search may still offer; set by the first batch
 	for {
-		cs, reclaimable, eligible := m.victims(&batch, q)
+		cs, reclaimable, eligible := m.victims(batch, q)
 		if left < 0 {
 			if reclaimable+m.budget.size-m.budget.used() < need {
 				return nil, m.budget.tryAcquire(need)
@@ -413,7 +409,7 @@ const maxFailedRollovers = 4
 // next victim would most likely hit too: the Manager's spill-file or disk
 // budget, or a full disk or quota. Other victims are not tried after one.
 func limitReached(err error) bool {
-	return err != nil && (errors.Is(err, ErrSpillFiles) || errors.Is(err, ErrDiskBudget) ||
+	return err != nil && (errors.Is(err, ErrDiskBudget) ||
 		errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT))
 }
 

@@ -187,17 +187,17 @@ func mtCheckEvents(t testing.TB, evs []spool.SpillEvent, want ...spool.SpillEven
 // mtCheckStatsSane checks the invariants that hold for any Stats.
 // chunkMem returns the chunk memory of st: MemoryInUse without the read
 // windows.
-func chunkMem(st spool.Stats) int64 {
-	return st.MemoryInUse - int64(st.ReadWindows)*spool.BlockSize
+func chunkMem(st spool.Stats, cs int64) int64 {
+	return st.MemoryInUse - int64(st.ReadWindows)*cs
 }
 
 func mtCheckStatsSane(t testing.TB, st spool.Stats, cs int64) {
 	t.Helper()
-	if st.MemoryInUse < 0 || st.MemoryInUse > st.MemoryBudget || chunkMem(st) < 0 {
+	if st.MemoryInUse < 0 || st.MemoryInUse > st.MemoryBudget || chunkMem(st, cs) < 0 {
 		t.Fatalf("MemoryInUse %d (%d read windows) out of [0, MemoryBudget %d]", st.MemoryInUse, st.ReadWindows, st.MemoryBudget)
 	}
-	if chunkMem(st)%64 != 0 { // every size class is a multiple of 64
-		t.Fatalf("chunk memory %d is not a sum of size classes", chunkMem(st))
+	if chunkMem(st, cs)%64 != 0 { // every size class is a multiple of 64
+		t.Fatalf("chunk memory %d is not a sum of size classes", chunkMem(st, cs))
 	}
 	if st.DiskInUse < 0 || st.BuffersOnDisk < 0 || st.BuffersOnDisk > st.Buffers {
 		t.Fatalf("inconsistent stats %+v", st)
@@ -587,7 +587,7 @@ func (h *mtHarness) checkContent(full bool) {
 	if h.solo {
 		if onDisk {
 			// A spill file holds whole blocks up to the end.
-			if chunkMem(st) != 0 || st.ReadWindows > 1 || st.BuffersOnDisk != 1 || st.DiskInUse > mtRoundUp(size, spool.BlockSize) {
+			if chunkMem(st, h.cs) != 0 || st.ReadWindows > 1 || st.BuffersOnDisk != 1 || st.DiskInUse > mtRoundUp(size, h.cs) {
 				h.fatalf("buffer of size %d on disk, but stats %+v", size, st)
 			}
 		} else {
@@ -623,7 +623,7 @@ func (h *mtHarness) evict(other *spool.Buffer, fill []byte) {
 	h.t.Helper()
 	h.note("(evict by second buffer)")
 	before := h.m.Stats()
-	hadMem := chunkMem(before) > 0 // other holds nothing between evictions; a read window is taken back, not evicted
+	hadMem := chunkMem(before, h.cs) > 0 // other holds nothing between evictions; a read window is taken back, not evicted
 	wasOnDisk := h.b.OnDisk()
 	if n, err := other.WriteAt(fill, 0); n != len(fill) || err != nil {
 		h.fatalf("second buffer: WriteAt(%d bytes) = %d, %v", len(fill), n, err)
@@ -2108,7 +2108,8 @@ func TestWriteLargerThanBudget(t *testing.T) {
 			if !b.OnDisk() {
 				t.Fatalf("buffer larger than the budget in memory")
 			}
-			if st := m.Stats(); st.MemoryInUse != 0 || st.BuffersOnDisk != 1 || st.DiskInUse != int64(size) {
+			if st := m.Stats(); st.MemoryInUse != 0 || st.BuffersOnDisk != 1 || st.DiskLive != int64(size) ||
+				st.DiskInUse < int64(size) || st.DiskInUse > mtRoundUp(int64(size), mtCS) {
 				t.Errorf("stats: %+v", st)
 			}
 			// ReadFrom's stage is budget memory too, so the buffer may run
@@ -2396,7 +2397,7 @@ func TestStatsConsistency(t *testing.T) {
 				for _, e := range live {
 					if e.b.OnDisk() {
 						onDisk++
-						sizeOnDisk += mtRoundUp(e.b.Size(), spool.BlockSize)
+						sizeOnDisk += mtRoundUp(e.b.Size(), mtCS) // extents of at most a chunk per block
 					}
 				}
 				if st.Spills != spills || st.Evictions != evictions || st.SpilledBytes != moved || st.SpillErrors != 0 ||

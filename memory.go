@@ -3,10 +3,11 @@ package spool
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
 // memory hands out the slices that hold buffer data in memory, in size
-// classes, and recycles each class through a sync.Pool of its own.
+// classes, and keeps those given back in a free list per class, for reuse.
 //
 // A buffer's data is cut into slots of ChunkSize bytes (store.chunks). A
 // slot that holds bytes in memory holds one slice of a class: the whole
@@ -14,24 +15,47 @@ import (
 // written for a buffer's small or last piece. Classes are spaced at most
 // 1.25× apart, from minClass up to the chunk size, so a buffer of n bytes
 // is charged at most max(minClass, 1.25·n) of budget, whatever ChunkSize
-// is (store.slotClass says how a slot's class is chosen), while large
+// is (store.reserve says how a slot's class is chosen), while large
 // buffers keep whole chunks and their speed. Every class is also a size
 // class of Go's allocator (runtime/sizeclasses.go) or, above 32 KiB, a
 // whole number of its 8 KiB pages, so the budget, which counts the
 // capacity of the slices, is what the heap really holds for them.
 //
-// A slice taken from a pool may hold bytes of another buffer: the buffer
-// code never shows a byte it has not written or zeroed itself (see the
-// invariant on store.chunks), so slices are not cleared. Slices are kept
-// as *[]byte so that Put does not allocate.
+// The free lists are not sync.Pools: a sync.Pool drops what it holds at
+// every garbage collection, and slices of many classes given back and
+// taken in different numbers (a buffer growing from one class to the
+// next, a rollover freeing whole chunks) made the heap churn: at 10,000
+// buffers, 137 MB allocated for a 64 MiB budget, and a peak heap of 1.4
+// times the budget. A free list keeps what it holds until it is taken
+// again. Whole chunks, the bulk of the memory, are allocated only when
+// their list is empty, so the chunks in use and free together never
+// outnumber the most ever in use at once: no more than the budget holds.
+// The slices of the smaller classes, which a buffer trades for larger ones
+// as it grows, are kept up to a slack (1/32 of the budget) for all classes
+// together; past it, a slice given back is left to the garbage collector.
+// So the slices spool keeps, in use or free, come to at most the budget
+// and that slack.
+//
+// A slice taken from a free list may hold bytes of another buffer: the
+// buffer code never shows a byte it has not written or zeroed itself (see
+// the invariant on store.chunks), so slices are not cleared. Slices are
+// kept as *[]byte so that giving one back does not allocate.
 type memory struct {
 	classes []int // ascending; the last is the chunk size
-	pools   []sync.Pool
+	lists   []freeList
+	slack   int64        // the most the free lists of classes below a chunk hold together
+	held    atomic.Int64 // bytes those free lists hold
 
 	// poison, when non-zero, is written over every slice given back.
 	// Tests set it (export_test.go) to prove that no stale byte leaks into
 	// another buffer.
 	poison byte
+}
+
+// freeList holds the slices of one class given back.
+type freeList struct {
+	mu    sync.Mutex
+	items []*[]byte
 }
 
 // minClass is the smallest class: the least a buffer holding any byte in
@@ -47,8 +71,9 @@ var goClasses = []int{
 }
 
 // newMemory returns the allocator for chunks of cs bytes, a power of two
-// from MinChunkSize to MaxChunkSize.
-func newMemory(cs int) *memory {
+// from MinChunkSize to MaxChunkSize, whose free lists of slices smaller
+// than a chunk hold up to slack bytes.
+func newMemory(cs int, slack int64) *memory {
 	var classes []int
 	for _, c := range goClasses {
 		if c < cs {
@@ -69,14 +94,7 @@ func newMemory(cs int) *memory {
 		c = next
 	}
 	classes = append(classes, cs)
-	a := &memory{classes: classes, pools: make([]sync.Pool, len(classes))}
-	for i, size := range classes {
-		a.pools[i].New = func() any {
-			b := make([]byte, size)
-			return &b
-		}
-	}
-	return a
+	return &memory{classes: classes, lists: make([]freeList, len(classes)), slack: slack}
 }
 
 // chunkSize returns the largest class: a full slot.
@@ -96,9 +114,23 @@ func (a *memory) classBelow(n int) int {
 }
 
 // get returns a slice of exactly size bytes, a class, with unspecified
-// contents.
+// contents: one given back, or a new one.
 func (a *memory) get(size int) *[]byte {
-	return a.pools[sort.SearchInts(a.classes, size)].Get().(*[]byte)
+	l := &a.lists[sort.SearchInts(a.classes, size)]
+	l.mu.Lock()
+	if n := len(l.items); n > 0 {
+		c := l.items[n-1]
+		l.items[n-1] = nil
+		l.items = l.items[:n-1]
+		l.mu.Unlock()
+		if size != a.chunkSize() {
+			a.held.Add(-int64(size))
+		}
+		return c
+	}
+	l.mu.Unlock()
+	b := make([]byte, size)
+	return &b
 }
 
 // put gives back a slice that get returned. The caller must not use it
@@ -110,5 +142,31 @@ func (a *memory) put(c *[]byte) {
 			b[i] = a.poison
 		}
 	}
-	a.pools[sort.SearchInts(a.classes, len(b))].Put(c)
+	n := int64(len(b))
+	if len(b) != a.chunkSize() {
+		if a.held.Add(n) > a.slack {
+			a.held.Add(-n)
+			return // for the garbage collector
+		}
+	}
+	l := &a.lists[sort.SearchInts(a.classes, len(b))]
+	l.mu.Lock()
+	l.items = append(l.items, c)
+	l.mu.Unlock()
+}
+
+// drop empties the free lists, for the garbage collector: the Manager is
+// closed.
+func (a *memory) drop() {
+	for i := range a.lists {
+		l := &a.lists[i]
+		l.mu.Lock()
+		for _, c := range l.items {
+			if len(*c) != a.chunkSize() {
+				a.held.Add(-int64(len(*c)))
+			}
+		}
+		l.items = nil
+		l.mu.Unlock()
+	}
 }

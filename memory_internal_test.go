@@ -11,7 +11,7 @@ import (
 // and classBelow find the tightest class either way.
 func TestSizeClasses(t *testing.T) {
 	for cs := MinChunkSize; cs <= MaxChunkSize; cs *= 2 {
-		a := newMemory(cs)
+		a := newMemory(cs, 1<<20)
 		c := a.classes
 		if c[0] != minClass || c[len(c)-1] != cs || a.chunkSize() != cs {
 			t.Fatalf("chunk size %d: classes from %d to %d", cs, c[0], c[len(c)-1])

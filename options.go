@@ -60,20 +60,23 @@ type Options struct {
 	// its own.
 	AllowMemoryBackedTempDir bool
 
-	// DiskBudget limits the bytes that all spill files of the Manager
-	// hold together (Stats.DiskInUse: the blocks written; holes, which
-	// take no space, cost nothing), so that a flood of data cannot fill
-	// the disk. A write that would go past it writes the blocks that fit,
+	// DiskBudget limits the bytes of the spill arena's extents that the
+	// spilled blocks of all buffers of the Manager take together
+	// (Stats.DiskInUse; holes take no extent and cost nothing), so that a
+	// flood of data cannot fill the disk. A write that would go past it writes the blocks that fit,
 	// returns their count like any short write, and fails with
 	// ErrDiskBudget; a rollover stops there too, leaving the chunks it did
 	// not move in memory. Nothing written before is lost. 0 means no
 	// limit. It must not be negative.
 	DiskBudget int64
 
-	// MaxSpillFiles limits how many spill files (one per buffer on disk)
-	// may be open at once, so that many buffers cannot exhaust file
-	// descriptors. A rollover past it fails with ErrSpillFiles and the
-	// buffer stays in memory. 0 means no limit. It must not be negative.
+	// MaxSpillFiles is the number of spill files the Manager's spill arena
+	// may open: shared segment files in which every spilled buffer keeps
+	// its blocks, so that however many buffers spill, spool holds no more
+	// file descriptors than this. Each buffer's blocks go to one segment,
+	// the segments taken in turn, so several segments let writers spread
+	// over files. 0 means two per CPU (2 × GOMAXPROCS at NewManager), at
+	// least two. It must not be negative.
 	MaxSpillFiles int
 
 	// Pattern names spill files as the pattern of os.CreateTemp does (a
@@ -97,7 +100,7 @@ type Options struct {
 	// generated for the Manager from crypto/rand and kept only in memory,
 	// so that spill files left on disk (after a crash, or read by another
 	// process) are unreadable. Without it, spilled data is protected by
-	// CRC-32C checksums, which detect corruption but hide nothing. Either
+	// CRC-64 checksums, which detect corruption but hide nothing. Either
 	// way a read returns ErrCorrupt rather than bytes that differ from
 	// what was written.
 	EncryptSpill bool

@@ -188,8 +188,8 @@ func (m *Manager) swapIn(s *store, size int64, version uint64, need int64) bool 
 	s.dropWindow()
 	s.chunks = chunks
 	s.addMem(need)
-	// The data is in memory now; the anonymous file only goes away.
-	_ = s.closeFile()
+	// The data is in memory now: its extents go back to the arena.
+	s.closeFile()
 	return true
 }
 

@@ -80,9 +80,9 @@ func TestWriteToConnZeroCopy(t *testing.T) {
 // before it is sent, and WriteTo returns ErrCorrupt having written only the
 // verified blocks before it.
 func TestWriteToZeroCopyCorrupt(t *testing.T) {
-	data := randBytes(78, 3*spool.BlockSize)
+	data := randBytes(78, 3*blk)
 	_, b := spilled(t, false, data)
-	flip(t, spool.RawSpillFile(b), spool.BlockSize+10, 1)
+	flip(t, spool.RawSpillFile(b), blk+10, 1)
 	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
 	if err != nil {
 		t.Fatal(err)
@@ -90,11 +90,11 @@ func TestWriteToZeroCopyCorrupt(t *testing.T) {
 	defer f.Close()
 	b.Seek(0, io.SeekStart)
 	n, err := b.WriteTo(f)
-	if !errors.Is(err, spool.ErrCorrupt) || n != spool.BlockSize {
-		t.Fatalf("WriteTo with a corrupt second block = %d, %v; want %d, ErrCorrupt", n, err, spool.BlockSize)
+	if !errors.Is(err, spool.ErrCorrupt) || n != blk {
+		t.Fatalf("WriteTo with a corrupt second block = %d, %v; want %d, ErrCorrupt", n, err, blk)
 	}
 	got, _ := os.ReadFile(f.Name())
-	if !bytes.Equal(got, data[:spool.BlockSize]) {
+	if !bytes.Equal(got, data[:blk]) {
 		t.Errorf("file holds %d bytes, not the first block", len(got))
 	}
 }
@@ -103,7 +103,7 @@ func TestWriteToZeroCopyCorrupt(t *testing.T) {
 // no lock held, so a peer that stops reading holds up neither Close nor
 // the buffer's other operations; closing the peer then ends the WriteTo.
 func TestWriteToStalledPeer(t *testing.T) {
-	data := randBytes(79, 16*spool.BlockSize)
+	data := randBytes(79, 1<<20)
 	m, b := spilled(t, false, data)
 	pr, pw, err := os.Pipe() // holds 64 KiB: the second block stalls
 	if err != nil {

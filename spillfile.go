@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-// spillFile is what a Buffer needs of the file it rolls over to. *os.File
+// spillFile is what the arena needs of a segment file (arena.go). osFile
 // implements it; tests substitute files that fail on demand.
 type spillFile interface {
 	io.ReaderAt
@@ -19,6 +19,16 @@ type spillFile interface {
 	Truncate(size int64) error
 	Close() error
 }
+
+// puncher is implemented by spill files that can give a range back to the
+// file system while keeping their size (a hole): the arena punches out
+// frames whose extents are all free.
+type puncher interface {
+	punch(off, n int64) error
+}
+
+// osFile is a spill file of the real file system.
+type osFile struct{ *os.File }
 
 // fileSystem creates spill files. The Manager calls it without holding its
 // own lock, possibly from many goroutines at once.
@@ -36,9 +46,13 @@ func (osFS) createTemp(dir, pattern string) (spillFile, error) {
 		if err != nil {
 			return nil, err
 		}
-		return f, nil
+		return osFile{f}, nil
 	}
-	return createNamed(dir, pattern)
+	f, err := createNamed(dir, pattern)
+	if err != nil {
+		return nil, err
+	}
+	return osFile{f}, nil
 }
 
 // createNamed is the fallback where anonymous files are not supported: a

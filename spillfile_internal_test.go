@@ -52,7 +52,7 @@ func TestOSFSCreateTemp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := sf.(*os.File)
+	f := sf.(osFile).File
 	defer f.Close()
 	checkPrivate(t, f, dir)
 	if af, err := openAnonymous(dir); err != nil {

@@ -39,3 +39,12 @@ func memoryBacked(dir string) (bool, error) {
 	}
 	return st.Type == unix.TMPFS_MAGIC || st.Type == unix.RAMFS_MAGIC, nil
 }
+
+// punch deallocates [off, off+n) of the file, keeping its size: the range
+// reads as zeros and takes no space.
+func (f osFile) punch(off, n int64) error {
+	if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n); err != nil {
+		return &os.PathError{Op: "fallocate", Path: f.Name(), Err: err}
+	}
+	return nil
+}

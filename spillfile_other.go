@@ -20,3 +20,7 @@ func anonymousUnsupported(err error) bool { return errors.Is(err, errNoAnonymous
 // memoryBacked reports false: outside Linux, spool does not tell a
 // memory-backed file system from a disk.
 func memoryBacked(dir string) (bool, error) { return false, nil }
+
+// punch is not supported outside Linux: freed frames keep their space
+// until they are reused or cut off the end of their file.
+func (f osFile) punch(off, n int64) error { return errors.ErrUnsupported }

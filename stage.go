@@ -200,11 +200,11 @@ func (b *store) adopt(c *[]byte) bool {
 
 // WriteTo implements Buffer.WriteTo.
 func (b *store) WriteTo(w io.Writer) (n int64, err error) {
-	if n, err = b.sendFile(w); err != nil {
-		return n, err
-	}
 	st := b.m.newWriteStage()
 	defer st.release()
+	if n, err = b.sendFile(w, &st); err != nil {
+		return n, err
+	}
 	buf := *st.buf
 	for {
 		b.lock()

@@ -22,26 +22,32 @@ type Stats struct {
 	// MemoryBudget.
 	PeakMemoryInUse int64
 	// ReadWindows is the number of read windows held: checked copies of
-	// one 64 KiB block of a spill file each, which make small reads of
+	// one block (a chunk) of spilled data each, which make small reads of
 	// spilled data read and check each block once. They take only budget
 	// that is free, and a write short of memory takes them back before it
 	// rolls any buffer over (passing over only a window being copied from
-	// at that instant). MemoryInUse includes their ReadWindows × 64 KiB.
+	// at that instant). MemoryInUse includes their ReadWindows × ChunkSize.
 	ReadWindows int
 	// DiskBudget is Options.DiskBudget: the limit on DiskInUse, or 0 for
 	// none.
 	DiskBudget int64
-	// DiskInUse is the number of bytes all spill files hold: each 64 KiB
-	// block from its start to the last byte written in it. Holes (left by
-	// Truncate or by a write past the end) take no space and are not
-	// counted; a write that failed is not counted. It never exceeds a
-	// DiskBudget.
+	// DiskInUse is the number of bytes of the spill files' extents that
+	// hold spilled blocks: each block of n bytes takes an extent of the
+	// smallest class that holds n (1 KiB, or ChunkSize/64 if larger, up to
+	// a chunk, in steps of at most 1.5×). Holes (left by Truncate or by a
+	// write past the end) take no extent; a write that failed is not
+	// counted. It never exceeds a DiskBudget.
 	DiskInUse int64
+	// DiskLive is the number of bytes of buffer data in those extents:
+	// what DiskInUse would be without the rounding up to extent classes.
+	DiskLive int64
+	// SpillFiles is the number of spill files open: the segments of the
+	// Manager's spill arena, shared by all its buffers. It never exceeds
+	// Options.MaxSpillFiles (by default two per CPU).
+	SpillFiles int
 	// Buffers is the number of live (not closed) buffers.
 	Buffers int
-	// BuffersOnDisk is the number of live buffers that have a spill file,
-	// which is the number of open spill files. It never exceeds
-	// Options.MaxSpillFiles, if set.
+	// BuffersOnDisk is the number of live buffers with data on disk.
 	BuffersOnDisk int
 	// Spills is the number of completed rollovers, whatever their reason.
 	Spills int64
@@ -49,14 +55,15 @@ type Stats struct {
 	// rollovers.
 	SpilledBytes int64
 	// DiskWritten is the number of bytes written to spill files, by
-	// rollovers and by writes to buffers already on disk.
+	// rollovers and by writes to buffers already on disk, as the kernel
+	// received them: a block rewritten to a new extent counts whole.
 	DiskWritten int64
 	// Evictions is the number of rollovers of a buffer made to free memory
 	// for a write to another buffer (SpillEvicted). It is included in
 	// Spills.
 	Evictions int64
 	// Leaked is the number of buffers that were garbage-collected without
-	// Close; their memory and spill files were released then.
+	// Close; their memory and disk were released then.
 	Leaked int64
 	// Promotions is the number of spilled buffers brought back into
 	// memory (LeastFrequentlyUsed), and PromotedBytes their bytes.

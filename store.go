@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,7 +49,7 @@ type store struct {
 	// it is never removed before Close. Bytes at or past fileSize read as
 	// zero without touching it. fileSize never exceeds size and is at
 	// least the extent of everything ever written to file.
-	file     spillFile
+	file     *spill
 	fileSize int64
 	version  uint64       // counts changes of content, for promotion
 	pending  []SpillEvent // to deliver to OnSpill after unlock
@@ -279,17 +280,14 @@ func (b *store) Close() error {
 	b.dropWindow()
 	b.freeChunks(0)
 	b.chunks = nil
-	var err error
-	if cerr := b.closeFile(); cerr != nil {
-		err = fmt.Errorf("spool: close spill file: %w", cerr)
-	}
+	b.closeFile()
 	b.size, b.off = 0, 0
 	// Unregister before unlocking, so that whoever sees closed (a
 	// concurrent Manager.Close) knows the buffer is gone from the list.
 	b.m.unregister(b)
 	b.unlock()
 	b.m.adm.forget(b.id)
-	return err
+	return nil
 }
 
 // leaked releases a store whose Buffer was garbage-collected without
@@ -300,7 +298,7 @@ func (b *store) leaked() {
 	}
 	b.m.leaked.Add(1)
 	if l := b.m.opts.Logger; l != nil {
-		l.Warn("spool: buffer garbage-collected without Close; its memory and spill file were released", slog.Uint64("buffer", b.id))
+		l.Warn("spool: buffer garbage-collected without Close; its memory and disk were released", slog.Uint64("buffer", b.id))
 	}
 }
 
@@ -393,7 +391,11 @@ func (b *store) reserve(off, end int64) (lastSlot int, ok bool, err error) {
 		if held := b.mem.Load(); held > 0 {
 			others := held - int64(cur) + need
 			if room := (others+hi)*5/4 - others; room > int64(lastSlot) {
-				lastSlot = b.m.mem.classBelow(int(min(room, cs)))
+				// The class at or below a power of two: the slices a
+				// growing buffer gives back fall in few classes, which
+				// other buffers reuse.
+				pow2 := 1 << (bits.Len64(uint64(min(room, cs))) - 1)
+				lastSlot = max(lastSlot, b.m.mem.classBelow(pow2))
 			}
 		}
 		need += int64(lastSlot - cur)
@@ -564,7 +566,7 @@ func (b *store) flushSlot(i int64) error {
 	c := b.chunks[i]
 	start := i * b.m.cs
 	valid := max(0, min(int64(len(*c)), b.size-start))
-	if _, err := b.writeFile((*c)[:valid], start); err != nil {
+	if err := b.writeSlot((*c)[:valid], start); err != nil {
 		return err
 	}
 	b.freeChunk(i)
@@ -620,7 +622,7 @@ func (b *store) readAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// readFile reads len(p) bytes at off from the spill file, if there is one:
+// readFile reads len(p) bytes at off from the spill, if there is one:
 // bytes at or past fileSize, or with no file, are zeros. b.mu is held, for
 // reading at least.
 func (b *store) readFile(p []byte, off int64) (int, error) {
@@ -629,7 +631,7 @@ func (b *store) readFile(p []byte, off int64) (int, error) {
 		return len(p), nil
 	}
 	fp := p[:min(off+int64(len(p)), b.fileSize)-off]
-	if len(fp) < blockSize {
+	if len(fp) < int(b.m.cs) {
 		// A small read: through the window, which reads and checks each
 		// block once for all the small reads of it.
 		if ok, err := b.readWindow(fp, off); err != nil {
@@ -639,7 +641,7 @@ func (b *store) readFile(p []byte, off int64) (int, error) {
 			return len(p), nil
 		}
 	}
-	// The blockFile reads bytes never written as zeros and never returns
+	// The spill reads bytes never written as zeros and never returns
 	// io.EOF; a short read is an error (ErrCorrupt, or the disk's).
 	if r, err := b.file.ReadAt(fp, off); err != nil {
 		return r, err
@@ -660,11 +662,12 @@ func (b *store) rollover(reason SpillReason) error {
 	defer func() { m.spillNanos.Add(int64(time.Since(start))) }()
 	created := false
 	if b.file == nil {
-		f, err := m.openSpill()
+		f, err := m.arena.newSpill(b.id, m.seal)
 		if err != nil {
-			return b.spillFailed(reason, 0, fmt.Errorf("spool: create spill file: %w", err))
+			return b.spillFailed(reason, 0, fmt.Errorf("spool: %w", err))
 		}
 		b.file, b.fileSize, created = f, 0, true
+		m.onDisk.Add(1)
 	}
 	cs := m.cs
 	var moved int64
@@ -674,12 +677,11 @@ func (b *store) rollover(reason SpillReason) error {
 		}
 		start := int64(i) * cs
 		n := max(0, min(int64(len(*c)), b.size-start))
-		if _, err := b.writeFile((*c)[:n], start); err != nil {
+		if err := b.writeSlot((*c)[:n], start); err != nil {
 			if created && moved == 0 {
-				// Nothing reached the file: go back to being a memory
-				// buffer, as if the rollover had not started. The write
-				// error is the one to report; the file held nothing.
-				_ = b.closeFile()
+				// Nothing reached the disk: go back to being a memory
+				// buffer, as if the rollover had not started.
+				b.closeFile()
 			}
 			return b.spillFailed(reason, moved, fmt.Errorf("spool: rollover: %w", err))
 		}
@@ -788,28 +790,40 @@ func (b *store) zeroTail(old, limit int64) {
 	}
 }
 
-// writeFile writes p at off in the spill file. The file charges the
-// blocks it writes to the disk budget (blockfile.go) and stops at the
-// first that does not fit. Bytes from fileSize up to off are a hole: they
-// read as zeros, and a write that fails leaves fileSize where it was.
+// writeFile writes p at off in the spill, block by block, stopping at the
+// first block that fails (a disk error, or the disk budget, which the
+// arena charges for every extent it allocates). Bytes from fileSize up to
+// off are a hole: they read as zeros, and a write that fails leaves
+// fileSize where it was.
 func (b *store) writeFile(p []byte, off int64) (int, error) {
 	w, err := b.file.WriteAt(p, off)
 	if w > 0 {
 		b.fileSize = max(b.fileSize, off+int64(w))
 	}
-	b.m.diskWritten.Add(int64(w))
 	return w, err
 }
 
-// closeFile closes the spill file, if any, which gives back its share of
-// the disk budget, and its share of the spill file limit.
-func (b *store) closeFile() error {
-	if b.file == nil {
-		return nil
+// writeSlot writes p, the bytes of slot off/cs below size, to the spill as
+// that whole block, in an extent that fits it exactly: a rollover moves
+// slots that are complete, not blocks still growing.
+func (b *store) writeSlot(p []byte, off int64) error {
+	if err := b.file.writeSlot(p, off); err != nil {
+		return err
 	}
-	err := b.file.Close()
+	if len(p) > 0 {
+		b.fileSize = max(b.fileSize, off+int64(len(p)))
+	}
+	return nil
+}
+
+// closeFile closes the spill, if any, which gives its extents back to the
+// arena, and their bytes to the disk budget.
+func (b *store) closeFile() {
+	if b.file == nil {
+		return
+	}
+	b.file.close()
 	b.file = nil
 	b.fileSize = 0
 	b.m.onDisk.Add(-1)
-	return err
 }

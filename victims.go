@@ -1,17 +1,19 @@
 package spool
 
+import "sync"
+
 // The victim search: which buffers a write short of memory rolls over.
 //
 // makeRoom (manager.go) asks for victims a batch at a time. One call of
 // victims scans the buffers that hold memory (Manager.holding, kept by
-// store.addMem) once under Manager.mu and keeps, in a fixed array on the
-// caller's stack, the victimBatch eligible buffers the policy would roll
-// over first (policy.go's before), skipping those that come no later than
-// the last buffer of the previous batch. A search thus costs one pass over
-// the buffers in memory per batch and allocates nothing, however many
-// buffers there are: a snapshot of every buffer per memory-short write
-// was, at 10,000 buffers, megabytes of garbage and of pooled slices, all
-// of it RAM outside the budget.
+// store.addMem) once under Manager.mu and keeps, in a fixed array (pooled:
+// batchPool), the victimBatch eligible buffers the policy would roll over
+// first (policy.go's before), skipping those that come no later than the
+// last buffer of the previous batch. A search thus costs one pass over
+// the buffers in memory per batch and allocates nothing in steady state,
+// however many buffers there are: a snapshot of every buffer per
+// memory-short write was, at 10,000 buffers, megabytes of garbage and of
+// pooled slices, all of it RAM outside the budget.
 //
 // The numbers are read without the buffers' locks, so they may be stale by
 // the time a victim is locked, and may change between two batches; they
@@ -21,11 +23,14 @@ package spool
 // number of buffers that were eligible when it began, and by
 // maxFailedRollovers failed rollovers.
 
+// batchPool holds the candidate arrays of victim searches.
+var batchPool = sync.Pool{New: func() any { return new([victimBatch]candidate) }}
+
 // victimBatch is the number of candidates in one batch of the victim
 // search. A write short of memory usually needs one victim; more cover
 // buffers that are busy (TryLock fails: at most one per goroutine holding
 // a buffer's lock) or that a Close emptied meanwhile. 64 candidates take
-// 3 KiB of stack.
+// 3.5 KiB, pooled (batchPool).
 const victimBatch = 64
 
 // candidate is a snapshot of one buffer taken for a spill decision.

@@ -2,14 +2,14 @@ package spool
 
 import "sync/atomic"
 
-// The read window: a checked copy of one block of a buffer's spill file.
+// The read window: a checked copy of one block of a buffer's spill.
 //
-// Spilled data is checked a whole block (64 KiB) at a time (blockfile.go),
-// so a read of a few bytes of a spilled buffer reads and checks a whole
-// block. Without a window, reading a spilled buffer in 4 KiB pieces (a
-// bufio.Reader or a bufio.Scanner over it) read and checked every block 16
-// times, and in 512-byte pieces 128 times: 0.09× and 0.07× the speed of an
-// *os.File. With it, each block is read and checked once, when the first
+// Spilled data is checked a whole block (a chunk, 64 KiB by default) at a
+// time (spill.go), so a read of a few bytes of a spilled buffer reads and
+// checks a whole block. Without a window, reading a spilled buffer in 4 KiB
+// pieces (a bufio.Reader or a bufio.Scanner over it) read and checked every
+// 64 KiB block 16 times, and in 512-byte pieces 128 times: 0.09× and 0.07×
+// the speed of an *os.File. With it, each block is read and checked once, when the first
 // small read reaches it, and the following small reads of that block copy
 // from the window.
 //
@@ -33,8 +33,8 @@ import "sync/atomic"
 
 // window is the read window of a store. The zero value is no window.
 type window struct {
-	buf  *[]byte     // a scratch block from blockPool; nil: no window
-	off  int64       // file offset of the block it holds, a multiple of blockSize
+	buf  *[]byte     // a chunk of the Manager's memory; nil: no window
+	off  int64       // offset of the block it holds, a multiple of the chunk size
 	n    int         // bytes it holds: the block's bytes below fileSize
 	held atomic.Bool // buf != nil; read without winMu, to skip it when unset
 	idx  int         // 1 + index in Manager.windows, 0 if not there; guarded by Manager.mu
@@ -52,7 +52,7 @@ func (b *store) readWindow(fp []byte, off int64) (bool, error) {
 	w := &b.win
 	for n := 0; n < len(fp); {
 		pos := off + int64(n)
-		boff := pos - pos%blockSize
+		boff := pos - pos%b.m.cs
 		if w.buf == nil || w.off != boff || pos-boff >= int64(w.n) {
 			if ok, err := b.fillWindow(boff); !ok {
 				return false, err
@@ -71,14 +71,14 @@ func (b *store) readWindow(fp []byte, off int64) (bool, error) {
 func (b *store) fillWindow(boff int64) (bool, error) {
 	w := &b.win
 	if w.buf == nil {
-		if !b.m.budget.tryAcquire(blockSize) {
+		if !b.m.budget.tryAcquire(b.m.cs) {
 			return false, nil
 		}
-		w.buf = getBlock()
+		w.buf = b.m.mem.get(int(b.m.cs))
 		w.held.Store(true)
 		b.m.listWindow(b, true)
 	}
-	n := int(min(blockSize, b.fileSize-boff))
+	n := int(min(b.m.cs, b.fileSize-boff))
 	if _, err := b.file.ReadAt((*w.buf)[:n], boff); err != nil {
 		b.dropWindowLocked()
 		return false, err
@@ -104,11 +104,11 @@ func (b *store) dropWindowLocked() {
 	if w.buf == nil {
 		return
 	}
-	putBlock(w.buf)
+	b.m.mem.put(w.buf)
 	w.buf, w.off, w.n = nil, 0, 0
 	w.held.Store(false)
 	b.m.listWindow(b, false)
-	b.m.budget.release(blockSize)
+	b.m.budget.release(b.m.cs)
 }
 
 // listWindow adds b to the Manager's list of buffers with a window, or

@@ -14,9 +14,13 @@ import (
 
 // windowManager returns a Manager with 4 KiB chunks, the given budget, and
 // spill files whose operations f counts (and fails, if told to).
+// wcs is the chunk size of windowManager's Managers: their block size, and
+// the size of a read window.
+const wcs = 4 << 10
+
 func windowManager(t *testing.T, budget int64, f *spool.Faults) *spool.Manager {
 	t.Helper()
-	m, err := spool.NewManagerWithFaults(spool.Options{ChunkSize: 4 << 10, MemoryBudget: budget, TempDir: t.TempDir()}, f)
+	m, err := spool.NewManagerWithFaults(spool.Options{ChunkSize: wcs, MemoryBudget: budget, TempDir: t.TempDir()}, f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +34,7 @@ func windowManager(t *testing.T, budget int64, f *spool.Faults) *spool.Manager {
 func TestWindowSmallReads(t *testing.T) {
 	f := &spool.Faults{FailAt: -1}
 	m := windowManager(t, 1<<20, f)
-	data := randBytes(1, 10*spool.BlockSize+777)
+	data := randBytes(1, 10*wcs+777)
 	b := spillInto(t, m, data)
 	b.Seek(0, io.SeekStart)
 	before := f.Ops()
@@ -49,8 +53,8 @@ func TestWindowSmallReads(t *testing.T) {
 		t.Errorf("%d file reads for %d blocks read in small pieces, want one per block", ops, blocks)
 	}
 	st := m.Stats()
-	if st.ReadWindows != 1 || st.MemoryInUse != spool.BlockSize {
-		t.Errorf("ReadWindows %d, MemoryInUse %d; want 1 window of %d bytes", st.ReadWindows, st.MemoryInUse, spool.BlockSize)
+	if st.ReadWindows != 1 || st.MemoryInUse != wcs {
+		t.Errorf("ReadWindows %d, MemoryInUse %d; want 1 window of %d bytes", st.ReadWindows, st.MemoryInUse, wcs)
 	}
 	if err := spool.CheckHolding(m); err != nil {
 		t.Error(err)
@@ -68,11 +72,11 @@ func TestWindowSmallReads(t *testing.T) {
 // window (and roll nothing over for one); they read the file each time.
 func TestWindowNeedsFreeBudget(t *testing.T) {
 	f := &spool.Faults{FailAt: -1}
-	m := windowManager(t, spool.BlockSize, f)
-	data := randBytes(2, 3*spool.BlockSize)
+	m := windowManager(t, 4*wcs, f)
+	data := randBytes(2, 3*wcs)
 	b := spillInto(t, m, data)
 	hog, _ := m.NewBuffer()
-	if _, err := hog.Write(make([]byte, spool.BlockSize-4<<10)); err != nil { // all but one chunk
+	if _, err := hog.Write(make([]byte, 4*wcs)); err != nil { // the whole budget
 		t.Fatal(err)
 	}
 	before, spills := f.Ops(), m.Stats().Spills
@@ -95,21 +99,21 @@ func TestWindowNeedsFreeBudget(t *testing.T) {
 // window, which costs no I/O, before it rolls any buffer over, even while
 // a read of the window's buffer is in progress.
 func TestWindowTakenBackFirst(t *testing.T) {
-	m := windowManager(t, spool.BlockSize+4*4<<10, &spool.Faults{FailAt: -1})
-	b := spillInto(t, m, randBytes(3, 2*spool.BlockSize))
+	m := windowManager(t, wcs+4*wcs, &spool.Faults{FailAt: -1})
+	b := spillInto(t, m, randBytes(3, 2*wcs))
 	p := make([]byte, 10)
 	if _, err := b.ReadAt(p, 5); err != nil {
 		t.Fatal(err)
 	}
 	w, _ := m.NewBuffer()
-	if _, err := w.Write(make([]byte, 4*4<<10)); err != nil { // the free part of the budget
+	if _, err := w.Write(make([]byte, 4*wcs)); err != nil { // the free part of the budget
 		t.Fatal(err)
 	}
 	if st := m.Stats(); st.ReadWindows != 1 {
 		t.Fatalf("ReadWindows %d before the write short of memory, want 1", st.ReadWindows)
 	}
 	spool.ReadLocked(b, func() { // as if a ReadAt of b were in progress
-		if _, err := w.Write(make([]byte, 4<<10)); err != nil {
+		if _, err := w.Write(make([]byte, wcs)); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -136,7 +140,7 @@ func TestWindowFollowsChanges(t *testing.T) {
 	// are 0 create, 1 and 2 the first two chunks, and 3, which fails.
 	f := &spool.Faults{FailAt: 3, Err: errors.New("injected")}
 	m := windowManager(t, 1<<20, f)
-	data := randBytes(4, spool.BlockSize/2)
+	data := randBytes(4, 8*wcs)
 	b, _ := m.NewBuffer()
 	b.Write(data)
 	if err := b.Rollover(); err == nil {
@@ -191,22 +195,22 @@ func TestWindowFollowsChanges(t *testing.T) {
 func TestWindowCorruptBlock(t *testing.T) {
 	for _, encrypt := range []bool{false, true} {
 		t.Run(fmt.Sprint("encrypt=", encrypt), func(t *testing.T) {
-			m, err := spool.NewManager(spool.Options{ChunkSize: 4 << 10, MemoryBudget: 1 << 20, TempDir: t.TempDir(), EncryptSpill: encrypt})
+			m, err := spool.NewManager(spool.Options{ChunkSize: wcs, MemoryBudget: 1 << 20, TempDir: t.TempDir(), EncryptSpill: encrypt})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer m.Close()
-			b := spillInto(t, m, randBytes(5, 2*spool.BlockSize))
+			b := spillInto(t, m, randBytes(5, 2*wcs))
 			raw := spool.RawSpillFile(b)
 			var one [1]byte
-			raw.ReadAt(one[:], spool.BlockSize+10)
+			raw.ReadAt(one[:], wcs+10)
 			one[0] ^= 4
-			raw.WriteAt(one[:], spool.BlockSize+10)
+			raw.WriteAt(one[:], wcs+10)
 			p := make([]byte, 100)
 			if _, err := b.ReadAt(p, 0); err != nil {
 				t.Fatalf("the good block: %v", err)
 			}
-			if _, err := b.ReadAt(p, spool.BlockSize); !errors.Is(err, spool.ErrCorrupt) {
+			if _, err := b.ReadAt(p, wcs); !errors.Is(err, spool.ErrCorrupt) {
 				t.Fatalf("the damaged block: %v, want ErrCorrupt", err)
 			}
 			if st := m.Stats(); st.ReadWindows != 0 {
@@ -224,12 +228,12 @@ func TestWindowCorruptBlock(t *testing.T) {
 // back, all at once, under -race: no read ever returns a wrong byte, and
 // the budget accounts for every window at the end.
 func TestWindowConcurrent(t *testing.T) {
-	m := windowManager(t, 4*spool.BlockSize, &spool.Faults{FailAt: -1})
+	m := windowManager(t, 4*wcs, &spool.Faults{FailAt: -1})
 	const nbuf = 4
 	datas := make([][]byte, nbuf)
 	bufs := make([]*spool.Buffer, nbuf)
 	for i := range bufs {
-		datas[i] = randBytes(uint64(10+i), 3*spool.BlockSize+123)
+		datas[i] = randBytes(uint64(10+i), 3*wcs+123)
 		bufs[i] = spillInto(t, m, datas[i])
 	}
 	var wg sync.WaitGroup

@@ -99,10 +99,13 @@ func TestMain(m *testing.M) {
 //     store records; every buffer the test sees on disk before its upload
 //     is closed must be among them): in this workload (appends only, no
 //     disk budget, no promotion) a rollover moves every byte of its buffer
-//     to the file and later writes go there, so each byte of a spilled
-//     upload is written to disk once.
+//     to the spill arena and later writes go there, so each byte of a
+//     spilled upload is written to disk once, but for the block a rollover
+//     leaves short of a chunk: the upload's next writes copy it whole
+//     into an extent with room (copy on write, spill.go), at most two
+//     chunks more per rollover in all.
 //
-// Both must match exactly. The bytes the process passed to write(2) and
+// Both must match, exactly for the stores of this package. The bytes the process passed to write(2) and
 // pwrite(2) (/proc/self/io wchar) are only an upper bound of those: they
 // count everything else the process writes too (test output, other tests),
 // not least the 8 bytes the Go runtime writes to an eventfd each time it
@@ -148,8 +151,15 @@ func TestUploadsEveryImpl(t *testing.T) {
 				}
 				wrote, nfiles = spooled.spilled(t)
 			}
-			if st.DiskBytes != wrote || st.Files != nfiles {
-				t.Errorf("%s accounts for %d bytes in %d files; its files got %d bytes, %d files", impl.Name, st.DiskBytes, st.Files, wrote, nfiles)
+			slack, wantFiles := int64(0), nfiles
+			if spooled != nil {
+				// nfiles is the buffers that rolled over; they share the
+				// spill arena's files, two per CPU at most.
+				slack = 2 * spool.DefaultChunkSize * nfiles
+				wantFiles = min(nfiles, int64(2*runtime.GOMAXPROCS(0)))
+			}
+			if st.DiskBytes < wrote || st.DiskBytes > wrote+slack || st.Files != wantFiles {
+				t.Errorf("%s accounts for %d bytes in %d files; its files got %d bytes (up to %d more allowed), %d files", impl.Name, st.DiskBytes, st.Files, wrote, slack, wantFiles)
 			}
 			switch impl.Name {
 			case "bytes":
@@ -179,10 +189,10 @@ func TestUploadsEveryImpl(t *testing.T) {
 					t.Errorf("%s: %d bytes in %d files after %d spills; want %d bytes in %d files", impl.Name, st.DiskBytes, st.Files, st.Spills, disk, files)
 				}
 			case "spool":
-				if st.Spills == 0 || st.Files != st.Spills {
-					t.Errorf("spool with a %d-byte budget: %d spills, %d files; want some, equal", cfg.Budget, st.Spills, st.Files)
+				if st.Spills == 0 || st.Files != min(st.Spills, int64(2*runtime.GOMAXPROCS(0))) {
+					t.Errorf("spool with a %d-byte budget: %d spills, %d files; want some, in the arena's files", cfg.Budget, st.Spills, st.Files)
 				}
-				if st.SpilledBytes <= 0 || st.DirectBytes < 0 || st.DiskBytes > w.Total {
+				if st.SpilledBytes <= 0 || st.DirectBytes < 0 || st.DiskBytes > w.Total+2*spool.DefaultChunkSize*st.Spills {
 					t.Errorf("spool: spilled %d + direct %d = %d bytes of %d", st.SpilledBytes, st.DirectBytes, st.DiskBytes, w.Total)
 				}
 			}
@@ -1548,12 +1558,12 @@ func TestBlobsSlowReportFailures(t *testing.T) {
 	cfg := tinyConfig()
 	b := &BlobsResult{Blobs: 100, WriteErrors: 40, LostReads: 7, FirstWriteError: "blob 60: too many open files", FDSoft: 20000, FDHard: 20000,
 		AfterWrite: BlobsPoint{InMemory: 10, Data: 900, MemoryInUse: 1000}, End: BlobsPoint{InMemory: 10, Data: 700, MemoryInUse: 1000}, Buckets: make([]Window, cacheBuckets)}
-	b.StatsEnd.BuffersOnDisk = 50
+	b.StatsEnd.BuffersOnDisk, b.StatsEnd.SpillFiles = 50, 4
 	run := Run{Scenario: "blobs", Config: cfg, Results: []Result{{Impl: spoolImpl, Label: "spool (LeastFrequentlyUsed)", Uploads: 60, WantUploads: 100, Errors: 1, Blobs: b}}}
 	var out bytes.Buffer
 	printBlobsReport(&out, run)
 	for _, want := range []string{"FAILED: spool (LeastFrequentlyUsed): 40 of 100 blob writes failed, and their 7 reads were not made; first: blob 60: too many open files.",
-		"limit on open files is 20,000 (hard limit 20,000)", "(50 at the end", "- MISS spool's efficiency (data held in memory ÷ MemoryInUse) >= 0.8 after the writes and after the reads: 0.900 and 0.700"} {
+		"limit on open files is 20,000 (hard limit 20,000)", "4 spill files open at the end, for 50 buffers on disk", "- MISS spool's efficiency (data held in memory ÷ MemoryInUse) >= 0.8 after the writes and after the reads: 0.900 and 0.700"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("no %q in the report:\n%s", want, out.String())
 		}

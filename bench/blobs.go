@@ -293,7 +293,7 @@ func runBlobs(cfg Config, job Job) (Result, error) {
 		br.StatsEnd = sp.m.Stats()
 		st := br.StatsEnd
 		res.Store = StoreStats{Budget: st.MemoryBudget, Spills: st.Spills, SpilledBytes: st.SpilledBytes,
-			DirectBytes: st.DiskWritten - st.SpilledBytes, DiskBytes: st.DiskWritten, SpillErrors: st.SpillErrors, Files: int64(st.BuffersOnDisk)}
+			DirectBytes: st.DiskWritten - st.SpilledBytes, DiskBytes: st.DiskWritten, SpillErrors: st.SpillErrors, Files: int64(st.SpillFiles)}
 	}
 	res.WallSeconds = br.WriteSeconds + br.ReadSeconds
 	if err := store.close(); err != nil {

@@ -78,7 +78,7 @@ func printBlobsReport(w io.Writer, run Run) {
 		if r.Impl == spoolImpl {
 			spills = commas(b.StatsEnd.Spills)
 			promotions = commas(b.StatsEnd.Promotions)
-			files = commas(int64(b.StatsEnd.BuffersOnDisk))
+			files = commas(int64(b.StatsEnd.SpillFiles))
 		}
 		t.rows = append(t.rows, []string{label, pctCell(b.Reads.Ratio()), pctCell(b.SecondHalf.Ratio()), readsPerSec, rssCell(r), perBudget, perRSS,
 			spills, promotions, files, commas(b.WriteErrors)})
@@ -112,9 +112,8 @@ func printBlobsReport(w io.Writer, run Run) {
 			fmt.Fprintf(w, "FAILED: %s: %s of %s blob writes failed, and their %s reads were not made; first: %s.\n",
 				r.Label, commas(b.WriteErrors), commas(int64(b.Blobs)), commas(b.LostReads), b.FirstWriteError)
 			if r.Impl == spoolImpl {
-				fmt.Fprintf(w, "  The child's limit on open files is %s; spool keeps a spill file open for each buffer on disk (%s at the end,\n",
-					limit, commas(int64(b.StatsEnd.BuffersOnDisk)))
-				fmt.Fprintf(w, "  %s spill errors), so this run cannot complete while its spilled blobs outnumber that limit.\n", commas(b.StatsEnd.SpillErrors))
+				fmt.Fprintf(w, "  The child's limit on open files is %s; spool had %s spill files open at the end, for %s buffers on disk (%s spill errors).\n",
+					limit, commas(int64(b.StatsEnd.SpillFiles)), commas(int64(b.StatsEnd.BuffersOnDisk)), commas(b.StatsEnd.SpillErrors))
 			}
 		}
 	}
@@ -125,7 +124,7 @@ func printBlobsReport(w io.Writer, run Run) {
 	fmt.Fprintln(w, "reads served from memory (spool: Stats().ReadsFromMemory, per read; the map: entries found) over the reads made (a blob")
 	fmt.Fprintln(w, "whose write failed is not read); 2nd half: the last 50% of the reads. Every read is checked against the blob's CRC-32C.")
 	fmt.Fprintln(w, "peak RSS: VmHWM minus VmRSS before the workload.")
-	fmt.Fprintln(w, "spill files at the end: Stats().BuffersOnDisk, one open file each.")
+	fmt.Fprintln(w, "spill files at the end: Stats().SpillFiles, the segment files of spool's spill arena, shared by every buffer on disk.")
 	fmt.Fprintf(w, "Total time %.1f s.\n", run.Seconds)
 }
 

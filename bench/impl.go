@@ -247,7 +247,7 @@ func (s *spoolStore) Stats() StoreStats {
 		SpilledBytes: st.SpilledBytes,
 		DirectBytes:  disk - st.SpilledBytes,
 		DiskBytes:    disk,
-		Files:        int64(len(s.spilled)),
+		Files:        int64(st.SpillFiles), // the arena's, shared by every spilled buffer
 		SpillErrors:  st.SpillErrors,
 		SpillReasons: reasons,
 	}

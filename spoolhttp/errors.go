@@ -56,8 +56,6 @@ var (
 //   - 415 Unsupported Media Type for ErrNotMultipart and http.ErrNotMultipart;
 //   - 507 Insufficient Storage for spool.ErrDiskBudget, syscall.ENOSPC and
 //     syscall.EDQUOT: the server is out of disk, not the client at fault;
-//   - 503 Service Unavailable for spool.ErrSpillFiles: the Manager has as
-//     many spill files open as it may, which passes as buffers close;
 //   - 500 Internal Server Error for anything else.
 //
 // The first matching rule wins, in this order: an error that is both too
@@ -79,8 +77,6 @@ func StatusCode(err error) int {
 	case errors.Is(err, spool.ErrDiskBudget), errors.Is(err, syscall.ENOSPC),
 		errors.Is(err, syscall.EDQUOT):
 		return http.StatusInsufficientStorage
-	case errors.Is(err, spool.ErrSpillFiles):
-		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

@@ -37,7 +37,6 @@ func TestStatusCode(t *testing.T) {
 		{wrap(spool.ErrDiskBudget), http.StatusInsufficientStorage},
 		{wrap(enospc), http.StatusInsufficientStorage},
 		{wrap(syscall.EDQUOT), http.StatusInsufficientStorage},
-		{wrap(spool.ErrSpillFiles), http.StatusServiceUnavailable},
 		{wrap(spool.ErrClosed), http.StatusInternalServerError},
 		{wrap(spool.ErrCorrupt), http.StatusInternalServerError},
 		{io.ErrUnexpectedEOF, http.StatusInternalServerError},

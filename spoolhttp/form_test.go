@@ -310,7 +310,6 @@ func TestReadFormSpoolErrors(t *testing.T) {
 		code   int
 	}{
 		{"disk budget", spool.Options{DiskBudget: 100 << 10}, false, spool.ErrDiskBudget, http.StatusInsufficientStorage},
-		{"spill files", spool.Options{MaxSpillFiles: 1}, false, spool.ErrSpillFiles, http.StatusServiceUnavailable},
 		{"closed manager", spool.Options{}, true, spool.ErrClosed, http.StatusInternalServerError},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,262 @@
+package spool
+
+import (
+	"fmt"
+
+	"github.com/minio/crc64nvme"
+)
+
+// A spill holds the blocks of one buffer that are on disk, each in an
+// extent of its Manager's arena (arena.go), and checks them on the way
+// back. Block i holds bytes [i·cs, (i+1)·cs) of the buffer: the same
+// range as its slot i in memory, so a rollover writes each slot as one
+// block and a promotion reads each block into one slot.
+//
+// The metadata of each block (its extent, length, and CRC-64 checksum, or
+// its nonce and GCM tag) stays in memory, never on disk: a file system
+// that loses a write, returns stale or zeroed pages after an error, flips
+// a bit, or hands back the bytes another buffer left in a reused extent
+// cannot produce a block that verifies. A read of a block that does not
+// verify returns ErrCorrupt, never the bytes.
+//
+// A block's bytes are never overwritten in place. A write takes a new
+// extent, writes the block's whole new content there, and only then frees
+// the old one; a write that appends to a block whose extent has room
+// writes the new bytes after the old ones and extends the checksum over
+// them (CRC-64 extends without the bytes before). Either way, a write that
+// fails leaves the block as it was, readable, with no repair to make.
+//
+// spill implements spillFile for the store, with the semantics it
+// expects: bytes never written read as zeros. It is not safe for
+// concurrent use except for concurrent ReadAt calls, which the buffer's
+// lock provides.
+type spill struct {
+	a    *arena
+	seg  *segment // where its blocks go
+	id   uint64   // the buffer's ID, bound into sealed blocks
+	seal *sealer  // nil: checksums only
+	meta blockTable
+}
+
+func (a *arena) newSpill(id uint64, seal *sealer) (*spill, error) {
+	seg, err := a.pick()
+	if err != nil {
+		return nil, err
+	}
+	sp := &spill{a: a, seg: seg, id: id, seal: seal}
+	sp.meta.seg = seg.idx
+	if seal != nil {
+		sp.meta.seals = new(table[sealMeta])
+	}
+	return sp, nil
+}
+
+// eachBlock splits [off, off+len(p)) at block boundaries and calls f with
+// each block's index, the offset in it and the part of p for it, until f
+// fails. It returns the bytes of the blocks f handled.
+func (sp *spill) eachBlock(p []byte, off int64, f func(i int64, lo int, seg []byte) error) (int, error) {
+	cs := sp.a.cs
+	n := 0
+	for n < len(p) {
+		pos := off + int64(n)
+		i := pos / cs
+		lo := int(pos - i*cs)
+		seg := p[n:min(len(p), n+int(cs)-lo)]
+		if err := f(i, lo, seg); err != nil {
+			return n, err
+		}
+		n += len(seg)
+	}
+	return n, nil
+}
+
+// WriteAt writes p at off, block by block. It returns the number of bytes
+// written; a block whose write failed keeps its former content. A block
+// that a write leaves short of a chunk gets an extent with room for as
+// much again: writes to a spilled buffer usually append.
+func (sp *spill) WriteAt(p []byte, off int64) (int, error) {
+	return sp.eachBlock(p, off, sp.writeGrowing)
+}
+
+// writeSlot makes p the whole content of the block at off (a multiple of
+// the chunk size), in an extent that fits it: a rollover writes each slot
+// of a buffer as one block, complete.
+func (sp *spill) writeSlot(p []byte, off int64) error {
+	_, err := sp.eachBlock(p, off, sp.writeExact)
+	return err
+}
+
+func (sp *spill) writeGrowing(i int64, lo int, seg []byte) error {
+	return sp.writePart(i, lo, seg, true)
+}
+
+func (sp *spill) writeExact(i int64, lo int, seg []byte) error {
+	return sp.writePart(i, lo, seg, false)
+}
+
+// writePart writes seg at lo in block i: after the block's bytes if it
+// appends and the extent has room; straight from seg when it covers
+// everything the block holds; or else merged with the block's bytes. With
+// grow, a block short of a chunk gets an extent with room for twice its
+// bytes, so that one that grows by appends moves O(log) times, not once
+// per append.
+func (sp *spill) writePart(i int64, lo int, seg []byte, grow bool) error {
+	m := sp.meta.get(i)
+	hi := lo + len(seg)
+	appending := m.n > 0 && lo == int(m.n) && m.valid == m.n
+	if appending && sp.seal == nil && int64(hi) <= sp.a.size(m.ext) {
+		return sp.appendBlock(i, m, seg)
+	}
+	room := func(n int) int {
+		if grow {
+			return min(int(sp.a.cs), 2*n)
+		}
+		return n
+	}
+	if lo == 0 && hi >= int(m.valid) {
+		return sp.writeBlock(i, m, seg, room(len(seg)))
+	}
+	bp := sp.a.getScratch()
+	defer sp.a.putScratch(bp)
+	n := max(int(m.valid), hi)
+	buf := (*bp)[:n]
+	if err := sp.readVerified(i, m, buf[:m.n]); err != nil {
+		return err
+	}
+	clear(buf[m.valid:]) // bytes past valid, and any gap, are zeros
+	copy(buf[lo:], seg)
+	return sp.writeBlock(i, m, buf, room(n))
+}
+
+// appendBlock writes seg after the m.n bytes of block i, in the room its
+// extent has left, and extends the checksum over it.
+func (sp *spill) appendBlock(i int64, m blockMeta, seg []byte) error {
+	if err := sp.a.writeAt(m.ext, int64(m.n), seg); err != nil {
+		return err
+	}
+	m.sum = crc64nvme.Update(m.sum, seg)
+	m.n += uint32(len(seg))
+	m.valid = m.n
+	sp.a.live.Add(int64(len(seg)))
+	sp.meta.set(i, m)
+	return nil
+}
+
+// writeBlock makes p, at most a chunk, the whole content of block i, whose
+// metadata was m: in a new extent of room bytes at least, checksummed or
+// sealed, freeing the old one once the new one is written.
+func (sp *spill) writeBlock(i int64, m blockMeta, p []byte, room int) error {
+	a := sp.a
+	ext, err := a.alloc(sp.seg, a.classOf(int64(room)))
+	if err != nil {
+		return err
+	}
+	next := blockMeta{ext: ext, n: uint32(len(p)), valid: uint32(len(p))}
+	if sp.seal != nil {
+		bp := a.getScratch()
+		defer a.putScratch(bp)
+		var ct []byte
+		next.ctr, ct, next.tag = sp.seal.seal((*bp)[:0], sp.id, i, p, a.sideOf(bp))
+		err = a.writeAt(ext, 0, ct)
+	} else {
+		next.sum = crc64nvme.Checksum(p)
+		err = a.writeAt(ext, 0, p)
+	}
+	if err != nil {
+		a.free(ext)
+		return err
+	}
+	a.free(m.ext)
+	a.live.Add(int64(len(p)) - int64(m.n))
+	sp.meta.set(i, next)
+	return nil
+}
+
+// ReadAt reads len(p) bytes at off. Bytes never written read as zeros; a
+// block that does not verify makes it return ErrCorrupt.
+func (sp *spill) ReadAt(p []byte, off int64) (int, error) {
+	return sp.eachBlock(p, off, sp.readPart)
+}
+
+func (sp *spill) readPart(i int64, lo int, seg []byte) error {
+	m := sp.meta.get(i)
+	hi := lo + len(seg)
+	valid := int(m.valid)
+	if lo >= valid {
+		clear(seg)
+		return nil
+	}
+	if lo == 0 && hi >= int(m.n) {
+		// The whole block is wanted: read and verify (or decrypt) it
+		// straight into seg.
+		if err := sp.readVerified(i, m, seg[:m.n]); err != nil {
+			return err
+		}
+		clear(seg[valid:])
+		return nil
+	}
+	bp := sp.a.getScratch()
+	defer sp.a.putScratch(bp)
+	buf := (*bp)[:m.n]
+	if err := sp.readVerified(i, m, buf); err != nil {
+		return err
+	}
+	c := copy(seg, buf[lo:valid])
+	clear(seg[c:])
+	return nil
+}
+
+// readVerified reads the m.n bytes of block i into p (len(p) == m.n) and
+// checks them: it returns ErrCorrupt if they are not what was written.
+// With a sealer, p receives the plaintext.
+func (sp *spill) readVerified(i int64, m blockMeta, p []byte) error {
+	if m.n == 0 {
+		return nil
+	}
+	a := sp.a
+	if sp.seal != nil {
+		bp := a.getScratch()
+		defer a.putScratch(bp)
+		ct := (*bp)[:m.n]
+		if err := a.readAt(m.ext, ct); err != nil {
+			return err
+		}
+		return sp.seal.open(p[:0], sp.id, i, m.ctr, m.tag, ct, a.sideOf(bp))
+	}
+	if err := a.readAt(m.ext, p); err != nil {
+		return err
+	}
+	if crc64nvme.Checksum(p) != m.sum {
+		return fmt.Errorf("%w: checksum mismatch in block %d", ErrCorrupt, i)
+	}
+	return nil
+}
+
+// Truncate shortens or lengthens the data to size. Blocks past the new end
+// give their extents back; the block holding the new end keeps its extent
+// and only its valid length shrinks.
+func (sp *spill) Truncate(size int64) error {
+	cs := sp.a.cs
+	keep := size / cs
+	if rem := size % cs; rem != 0 {
+		if m := sp.meta.get(keep); int64(m.valid) > rem {
+			m.valid = uint32(rem)
+			sp.meta.set(keep, m)
+		}
+		keep++
+	}
+	sp.meta.dropFrom(keep, sp.release)
+	return nil
+}
+
+// release frees extent e, which held n bytes of a block the spill no
+// longer holds.
+func (sp *spill) release(e extent, n uint32) {
+	sp.a.live.Add(-int64(n))
+	sp.a.free(e)
+}
+
+// close gives back every extent the spill holds.
+func (sp *spill) close() {
+	sp.meta.dropFrom(0, sp.release)
+}
