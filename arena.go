@@ -60,7 +60,10 @@ type arena struct {
 	open    atomic.Int64 // segments open
 	live    atomic.Int64 // bytes of data in extents
 	written atomic.Int64 // bytes written to segment files
-	scratch sync.Pool    // scratch blocks: see getScratch
+	// noZeroCopy is set once a frame tainted by a zero-copy send could not
+	// be punched out: sends copy from then on (sendfile.go).
+	noZeroCopy atomic.Bool
+	scratch    sync.Pool // scratch blocks: see getScratch
 }
 
 // defaultSpillFiles returns the default cap on segment files: two per
@@ -181,23 +184,18 @@ func (a *arena) alloc(s *segment, c int) (extent, error) {
 	return makeExtent(s.idx, c, off), nil
 }
 
-// free gives extent e back, and its size to the disk budget; or, if a
-// send is reading it (pinned), once the send is over.
+// free gives extent e back, and its space to the disk budget once the
+// space can be reused (segment.release).
 func (a *arena) free(e extent) {
-	if e == 0 {
-		return
-	}
-	if a.segment(e.seg()).free(e.class(), e.offset()) {
-		a.disk.release(a.classes[e.class()])
+	if e != 0 {
+		a.disk.release(a.segment(e.seg()).free(e.class(), e.offset()))
 	}
 }
 
 // unpin ends a send's hold on extent e of segment s, and frees it if it
 // was freed meanwhile.
 func (a *arena) unpin(s *segment, e extent) {
-	if s.unpin(e.class(), e.offset()) {
-		a.disk.release(a.classes[e.class()])
-	}
+	a.disk.release(s.unpin(e.class(), e.offset()))
 }
 
 // size returns the bytes extent e takes.
@@ -242,11 +240,18 @@ type segment struct {
 	// empty holds the frames below the last that hold no extent, lowest
 	// first: punched out of the file, to be reused before the file grows.
 	empty frameHeap
-	// pins counts the sends reading each extent, by offset (sendfile.go);
-	// an extent freed while pinned is in freed, and is given back to its
-	// frame when the last send ends.
-	pins  map[int64]int32
-	freed map[int64]bool
+	// Zero-copy sends (sendfile.go). pins counts the sends reading each
+	// extent, by offset; an extent freed while pinned is in freed, and is
+	// released when the last send ends. tainted holds the extents a send
+	// has read since they were allocated: the kernel may still hold their
+	// pages (a socket keeps them until the peer acknowledges them, for
+	// retransmission), and would send whatever is written into those pages
+	// later, so a tainted extent, once freed, is not reused before its
+	// whole frame is free and punched out of the file (or cut off), which
+	// gives its range new pages.
+	pins    map[int64]int32
+	freed   map[int64]bool
+	tainted map[int64]bool
 }
 
 // pin marks the extent at off as read by a send.
@@ -254,35 +259,44 @@ func (s *segment) pin(off int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pins == nil {
-		s.pins, s.freed = make(map[int64]int32), make(map[int64]bool)
+		s.pins, s.freed, s.tainted = make(map[int64]int32), make(map[int64]bool), make(map[int64]bool)
 	}
 	s.pins[off]++
+	s.tainted[off] = true
 }
 
-// unpin ends a send of the extent of class c at off, and reports whether
-// that freed it (it had been freed while pinned).
-func (s *segment) unpin(c int, off int64) bool {
+// unpin ends a send of the extent of class c at off and, if it was freed
+// meanwhile, releases it; it returns the bytes that gives back to the disk
+// budget.
+func (s *segment) unpin(c int, off int64) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pins[off]--; s.pins[off] > 0 {
-		return false
+		return 0
 	}
 	delete(s.pins, off)
 	if !s.freed[off] {
-		return false
+		return 0
 	}
 	delete(s.freed, off)
-	s.release(c, off)
-	return true
+	return s.release(c, off)
 }
 
-// frameState describes one frame: the class of its extents (-1: free),
-// how many it holds, and which slots are taken.
+// frameState describes one frame: the class of its extents (frameFree,
+// or frameLost for a frame that can never be reused), how many slots are
+// taken, how many of those are dead (freed, but tainted by a zero-copy
+// send: see segment.tainted), and which slots are taken.
 type frameState struct {
 	class int8
 	used  uint16
+	dead  uint16
 	bits  [3]uint64 // up to 192 slots: a frame of the 1/64-chunk class
 }
+
+const (
+	frameFree = -1 // no extent: reusable
+	frameLost = -2 // only dead slots, and its pages could not be dropped
+)
 
 // slots returns how many extents of class c a frame holds.
 func (s *segment) slots(c int) int { return int(s.a.frame / s.a.classes[c]) }
@@ -333,52 +347,90 @@ func (f *frameState) take() int {
 	panic("spool: frame has no free slot") // the callers check used first
 }
 
-// free gives back the extent of class c at off, and reports whether it
-// did: an extent a send is reading is given back when the send ends.
-func (s *segment) free(c int, off int64) bool {
+// free gives back the extent of class c at off; a send is reading it, it
+// is released when the send ends. It returns the bytes that gives back to
+// the disk budget.
+func (s *segment) free(c int, off int64) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pins[off] > 0 {
 		s.freed[off] = true
-		return false
+		return 0
 	}
-	s.release(c, off)
-	return true
+	return s.release(c, off)
 }
 
-// release gives back the extent of class c at off. A frame left empty is
-// punched out of the file, or cut off if it is the last. s.mu is held.
-func (s *segment) release(c int, off int64) {
+// release gives back the extent of class c at off, and returns the bytes
+// that gives back to the disk budget: its own, unless a send tainted it,
+// and then those of the frame's dead slots when the frame is recycled. A
+// frame whose slots are all free or dead is recycled: punched out of the
+// file, or cut off if it is the last. s.mu is held.
+func (s *segment) release(c int, off int64) int64 {
 	i := int(off / s.a.frame)
-	slot := int((off % s.a.frame) / s.a.classes[c])
 	fs := &s.frames[i]
+	size := s.a.classes[c]
 	wasFull := int(fs.used) == s.slots(c)
-	fs.bits[slot/64] &^= 1 << (slot % 64)
-	fs.used--
-	if fs.used > 0 {
-		if wasFull {
-			s.partial[c].push(i)
+	freed := size
+	if s.tainted[off] {
+		delete(s.tainted, off)
+		fs.dead++ // its slot stays taken until the frame is recycled
+		freed = 0
+	} else {
+		slot := int((off % s.a.frame) / size)
+		fs.bits[slot/64] &^= 1 << (slot % 64)
+		fs.used--
+	}
+	if fs.used > fs.dead {
+		if wasFull && freed != 0 {
+			s.partial[c].push(i) // a slot is free again
 		}
-		return
+		return freed
 	}
-	fs.class = -1
+	dead := int64(fs.dead) * size
 	if i == len(s.frames)-1 {
-		s.cutTail()
-		return
+		// Cutting the frame off drops its pages. A frame with dead slots
+		// is lost if that fails; cutTail gives a free one to the empty
+		// heap instead.
+		if dead > 0 {
+			fs.class = frameLost
+		} else {
+			*fs = frameState{class: frameFree}
+		}
+		if s.cutTail() {
+			return freed + dead
+		}
+		if dead > 0 {
+			s.a.noZeroCopy.Store(true)
+		}
+		return freed
 	}
-	s.punch(i)
+	if err := s.punch(i); err != nil && dead > 0 {
+		// The frame's pages may still be a socket's: it is never reused,
+		// and no more sends take the risk.
+		fs.class = frameLost
+		s.a.noZeroCopy.Store(true)
+		return freed
+	}
+	*fs = frameState{class: frameFree}
 	s.empty.push(i)
+	return freed + dead
 }
 
-// cutTail drops the free frames at the end of the file and truncates it.
-// A failure only leaves the space allocated; the frames stay free.
-func (s *segment) cutTail() {
+// cutTail drops the free and lost frames at the end of the file and
+// truncates it, and reports whether it did. On failure the frames stay:
+// free ones go to the empty heap, to be reused.
+func (s *segment) cutTail() bool {
 	n := len(s.frames)
 	for n > 0 && s.frames[n-1].class < 0 {
 		n--
 	}
 	if err := s.f.Truncate(int64(n) * s.a.frame); err != nil {
-		return
+		for i := n; i < len(s.frames); i++ {
+			if s.frames[i].class == frameFree {
+				s.empty.push(i)
+			}
+		}
+		return false
 	}
 	s.frames = s.frames[:n]
 	// Free frames past the new end are gone with it: drop them from the
@@ -391,13 +443,18 @@ func (s *segment) cutTail() {
 	}
 	s.empty = kept
 	s.empty.init()
+	return true
 }
 
-// punch gives frame i's space back to the file system, if it can.
-func (s *segment) punch(i int) {
-	if p, ok := s.f.(puncher); ok {
-		_ = p.punch(int64(i)*s.a.frame, s.a.frame)
+// punch gives frame i's space back to the file system, and its pages to
+// the page cache: the range reads as zeros, and later writes to it get
+// new pages.
+func (s *segment) punch(i int) error {
+	p, ok := s.f.(puncher)
+	if !ok {
+		return errors.ErrUnsupported
 	}
+	return p.punch(int64(i)*s.a.frame, s.a.frame)
 }
 
 // frameHeap is a min-heap of frame indexes.

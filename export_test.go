@@ -25,6 +25,9 @@ type Faults struct {
 	Times      int
 	Short      bool
 	Err        error
+	// Lost makes a failing write report success without writing anything:
+	// a lost write, as a file system may lose one after an error.
+	Lost bool
 	// Log prints every operation, numbered, with the functions that made
 	// it: the way to find the FailAt of a given operation.
 	Log bool
@@ -78,6 +81,9 @@ type faultyFile struct {
 
 func (ff faultyFile) WriteAt(p []byte, off int64) (int, error) {
 	if ff.f.fail() {
+		if ff.f.Lost {
+			return len(p), nil // reported written, never written
+		}
 		if ff.f.Short && len(p) > 1 {
 			n, _ := ff.spillFile.WriteAt(p[:len(p)/2], off)
 			return n, ff.f.Err
@@ -323,4 +329,27 @@ func debugStack() []byte {
 		}
 	}
 	return out
+}
+
+// ArenaAllocated returns the bytes the file system has allocated to m's
+// spill arena's segment files (fstat's st_blocks, in 512-byte units),
+// holes punched out excluded.
+func ArenaAllocated(m *Manager) (int64, error) {
+	var total int64
+	for i := range m.arena.segs {
+		s := m.arena.segs[i].Load()
+		if s == nil {
+			continue
+		}
+		f, ok := s.f.(osFile)
+		if !ok {
+			return 0, fmt.Errorf("segment %d is not an *os.File", i)
+		}
+		n, err := allocatedBytes(f.File)
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
 }

@@ -15,12 +15,14 @@ import (
 // checks the budget invariant and each buffer's size.
 //
 // Input: byte 0 selects the configuration (bit 0: EncryptSpill, bit 1:
-// LeastRecentlyUsed); then each operation is an opcode byte followed by
-// its arguments.
+// LeastRecentlyUsed, bit 2: room for a read window, bit 3: 16 KiB chunks,
+// bit 4: one spill file shared by the three buffers); then each operation
+// is an opcode byte followed by its arguments.
 func FuzzBuffer(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0x10, 0x20, 7, 0, 0, 0, 1, 0, 9, 1})
 	f.Add([]byte{1, 1, 1, 0xff, 0x40, 5, 2, 0x30, 0x00, 8, 9, 0, 0x20, 0x10, 4, 0, 0x50})
 	f.Add([]byte{2, 0, 0, 0x80, 0x80, 0x10, 1, 0x80, 0x80, 0x11, 2, 0x80, 0x80, 6, 3, 0, 0x40, 0x10})
+	f.Add([]byte{16, 0x06, 0x16, 0x26, 0x00, 0x40, 0x10, 0x11, 0x20, 0x30, 0x08, 0x15, 0x10, 0x00, 0x21, 0x30, 0x10, 0x06, 0x28})
 	f.Add([]byte{8, 0, 0, 0x03, 0x10, 0, 0, 0x10, 0x20, 1, 0x30, 0x00, 0x01, 0x05, 5, 0x10, 0x00, 0, 0x40, 0x00, 10, 0x20, 0x00, 0x00, 0x10})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if len(in) == 0 {
@@ -35,6 +37,11 @@ func FuzzBuffer(f *testing.F) {
 			// reads of spilled buffers go through windows, which writes
 			// take back.
 			opts.MemoryBudget = 5 * 4096
+		}
+		if in[0]&16 != 0 {
+			// One spill file for the three buffers: they share its
+			// frames and reuse each other's freed extents.
+			opts.MaxSpillFiles = 1
 		}
 		if in[0]&8 != 0 {
 			// 16 KiB chunks: slots hold size classes from 256 bytes to

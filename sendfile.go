@@ -19,11 +19,14 @@ import (
 // error, never bytes on the wire. The buffer's lock is held for reading
 // while a block is verified, and released before the kernel sends it: the
 // send can take as long as the peer likes, and no writer, nor Close, waits
-// for it. The block's extent is pinned meanwhile (segment.pin): if the
-// buffer frees it (a write, a Truncate, a Close), the arena does not reuse
-// it until the send is over, so the bytes sent are always the buffer's
-// own, at worst those it held just before a racing write, as with an
-// *os.File. sendFile stops where the zero-copy path does not apply (bytes
+// for it. The block's extent is pinned meanwhile (segment.pin), and
+// tainted for good: if the buffer frees it (a write, a Truncate, a Close),
+// the arena does not reuse it until the send is over, and not even then
+// until its whole frame is punched out of the file, since the kernel may
+// keep the pages it sent (a socket does, until the peer acknowledges
+// them) and send them again after the call returns. So the bytes sent are
+// always the buffer's own, at worst those it held just before a racing
+// write, as with an *os.File, and never another buffer's. sendFile stops where the zero-copy path does not apply (bytes
 // in memory, a hole, the end of what is on disk, a stage smaller than a
 // block) and WriteTo goes on with copies from there. It returns the bytes
 // sent and an error only if w failed.
@@ -39,8 +42,8 @@ func (b *store) sendFile(w io.Writer, st *stage) (n int64, err error) {
 	default:
 		return 0, nil
 	}
-	if int64(len(*st.buf)) < b.m.cs {
-		return 0, nil // no room to verify a block
+	if int64(len(*st.buf)) < b.m.cs || b.m.arena.noZeroCopy.Load() {
+		return 0, nil // no room to verify a block, or no way to recycle what is sent
 	}
 	b.mu.RLock()
 	sp := b.file

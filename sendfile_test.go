@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,4 +138,111 @@ func TestWriteToStalledPeer(t *testing.T) {
 	if err := <-wrote; err == nil {
 		t.Error("WriteTo to a closed pipe returned no error")
 	}
+}
+
+// TestWriteToStalledPeerNoOtherBytes: while a zero-copy send to a peer
+// that stopped reading is stalled, the buffer is rewritten and closed and
+// other buffers spill into the freed space: the peer gets only the first
+// buffer's bytes, never another's, though the kernel may still hold the
+// pages it was sending from (the extents it read are not reused before
+// their frames are punched out).
+func TestWriteToStalledPeerNoOtherBytes(t *testing.T) {
+	m, err := spool.NewManager(spool.Options{ChunkSize: blk, MemoryBudget: 64 << 10, MaxSpillFiles: 1, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	data := bytes.Repeat([]byte("mine "), (1<<20)/5)
+	b := spillInto(t, m, data)
+	pr, pw, err := os.Pipe() // holds 64 KiB: the send stalls
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	b.Seek(0, io.SeekStart)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := b.WriteTo(pw)
+		pw.Close()
+		wrote <- err
+	}()
+	waitFor(t, "a first block sent", runtime.Gosched, func() bool { return m.Stats().ZeroCopyBytes > 0 })
+	if _, err := b.WriteAt(bytes.Repeat([]byte("x"), 8<<10), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var others []*spool.Buffer
+	for i := range 8 {
+		others = append(others, spillInto(t, m, bytes.Repeat([]byte("THEIRS"), 40000+i)))
+	}
+	got, _ := io.ReadAll(pr)
+	<-wrote
+	if bytes.Contains(got, []byte("THEIRS")) {
+		t.Fatalf("the peer got another buffer's bytes (%d bytes read)", len(got))
+	}
+	if i := bytes.IndexFunc(got, func(r rune) bool { return !strings.ContainsRune("mine x", r) }); i >= 0 {
+		t.Fatalf("the peer got a byte %q that was never the buffer's, at %d", got[i], i)
+	}
+	t.Logf("the peer got %d bytes", len(got))
+	for _, o := range others {
+		o.Close()
+	}
+}
+
+// TestWriteToTCPNoOtherBytes: a spilled block sent zero-copy over TCP to
+// a peer that has not read it yet may still be the kernel's pages of the
+// spill file (sendfile hands the socket page references; over loopback
+// they sit in the peer's receive queue). The block's buffer is closed and
+// another buffer spills into the same frame: the peer must read the first
+// buffer's bytes, not the second's, which a reuse of the sent extent would
+// have written into those very pages.
+func TestWriteToTCPNoOtherBytes(t *testing.T) {
+	m, err := spool.NewManager(spool.Options{ChunkSize: blk, MemoryBudget: 64 << 10, MaxSpillFiles: 1, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	keeper := spillInto(t, m, bytes.Repeat([]byte("k"), 1000)) // keeps the frame in use
+	b := spillInto(t, m, bytes.Repeat([]byte("m"), 1000))      // the next slot of that frame
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	peer := <-accepted
+	if peer == nil {
+		t.Fatal("accept failed")
+	}
+	defer peer.Close()
+	b.Seek(0, io.SeekStart)
+	if n, err := b.WriteTo(conn); n != 1000 || err != nil {
+		t.Fatalf("WriteTo = %d, %v", n, err)
+	}
+	if m.Stats().ZeroCopyBytes != 1000 {
+		t.Skipf("the block was not sent zero-copy (ZeroCopyBytes %d)", m.Stats().ZeroCopyBytes)
+	}
+	mtMust(t, "Close", b.Close())
+	other := spillInto(t, m, bytes.Repeat([]byte("T"), 1000))
+	conn.Close()
+	got, err := io.ReadAll(peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := bytes.Repeat([]byte("m"), 1000); !bytes.Equal(got, want) {
+		t.Errorf("the peer read %q..., want the sent buffer's bytes", got[:min(len(got), 20)])
+	}
+	keeper.Close()
+	other.Close()
 }
