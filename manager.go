@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -86,6 +87,10 @@ type Manager struct {
 	// buffer it could have locked; one that has just dropped to zero is
 	// skipped.
 	holding []*store
+	// queue holds the next victims in the policy's order, from the last
+	// search of holding (nextVictim); entries go stale as buffers change,
+	// and are checked when taken.
+	queue []candidate
 	// windows is the live buffers that have a read window (window.go),
 	// in no order: windows[s.win.idx-1] == s.
 	windows []*store
@@ -317,17 +322,17 @@ func (m *Manager) unregister(b *store) {
 // caller holds; other buffers are only ever TryLocked (see lock.go), so a
 // buffer in use elsewhere is skipped. Under LeastFrequentlyUsed only
 // buffers whose density is below limit (at most limit if inclusive) are
-// rolled over. If those buffers and the free budget together cannot make
-// need, nothing is rolled over: a rollover that cannot help is not made.
+// rolled over. If all the memory but self's cannot make need, nothing is
+// rolled over: a rollover that cannot help is not made.
 //
-// The victims are searched for in batches (victims.go): the first batch
-// holds the victimBatch buffers the policy would roll over first, the
-// next one those that come after the last of it, and so on, so that the
-// search allocates nothing and holds nothing per live buffer. A search
-// offers at most as many buffers as were eligible when it began (a buffer
-// touched meanwhile moves past the cursor and could otherwise come back
-// again and again). It ends at the first rollover that fails on a limit
-// every other victim would hit too (limitReached), and after
+// The victims come from the victim queue (nextVictim), which a search of
+// the buffers holding memory refills a batch at a time (victims.go), so
+// that the search allocates nothing, holds nothing per live buffer, and
+// is made once per victimBatch victims rather than once per write. A
+// search offers at most as many buffers as held memory when it began (a
+// buffer touched meanwhile moves in the order and could otherwise come
+// back again and again). It ends at the first rollover that fails on a
+// limit every other victim would hit too (limitReached), and after
 // maxFailedRollovers failed rollovers of any kind: a disk that fails every
 // operation costs a write a few file operations, not one per buffer in
 // memory.
@@ -336,65 +341,123 @@ func (m *Manager) makeRoom(need int64, self *store, limit float64, inclusive boo
 	if m.nwindows.Load() > 0 && m.reclaimWindows(need) {
 		return nil, true
 	}
-	// The batch is pooled rather than on the stack: 3.5 KiB of stack would
-	// grow the stack of every goroutine that ever made room, and a server
-	// keeps thousands of such goroutines, most of them waiting on their
-	// clients.
-	batch := batchPool.Get().(*[victimBatch]candidate)
-	defer batchPool.Put(batch)
+	if self != nil && need > m.budget.size-self.mem.Load() {
+		return nil, false
+	}
 	var (
-		after  candidate
 		events []SpillEvent
 		failed int // rollovers that returned an error
 	)
-	q := victimQuery{self: self, limit: limit, inclusive: inclusive}
-	left := -1 // buffers the search may still offer; set by the first batch
-	for {
-		cs, reclaimable, eligible := m.victims(batch, q)
-		if left < 0 {
-			if reclaimable+m.budget.size-m.budget.used() < need {
-				return nil, m.budget.tryAcquire(need)
-			}
-			left = eligible
+	// A search offers at most as many buffers as hold memory when it
+	// begins: a buffer touched meanwhile moves in the policy's order and
+	// could otherwise come back again and again.
+	m.mu.Lock()
+	left := len(m.holding)
+	m.mu.Unlock()
+	var after candidate // the last candidate offered
+	for ; left > 0; left-- {
+		v, ok := m.nextVictim(self, limit, inclusive, &after)
+		if !ok {
+			break
 		}
-		if len(cs) > left {
-			cs = cs[:left]
+		if !v.mu.TryLock() {
+			m.skippedBusy.Add(1)
+			continue
 		}
-		left -= len(cs)
-		for i := range cs {
-			v := cs[i].b
-			if !v.mu.TryLock() {
-				m.skippedBusy.Add(1)
-				continue
-			}
-			var err error
-			if !v.closed && v.mem.Load() > 0 {
-				// A failed rollover is recorded in the victim's event and
-				// in Stats; the victim's data stays intact.
-				err = v.rollover(SpillEvicted)
-			}
-			events = append(events, v.pending...)
-			v.pending = nil
-			v.mu.Unlock()
-			if m.budget.tryAcquire(need) {
-				return events, true
-			}
-			if err != nil {
-				failed++
-			}
-			if limitReached(err) || failed == maxFailedRollovers {
-				return events, false
-			}
+		var err error
+		if !v.closed && v.mem.Load() > 0 {
+			// A failed rollover is recorded in the victim's event and in
+			// Stats; the victim's data stays intact.
+			err = v.rollover(SpillEvicted)
 		}
-		if len(cs) < victimBatch || left == 0 {
-			break // no buffer comes after this batch, or all were offered
+		events = append(events, v.pending...)
+		v.pending = nil
+		v.mu.Unlock()
+		if m.budget.tryAcquire(need) {
+			return events, true
 		}
-		after = cs[len(cs)-1]
-		after.b = nil // the batch array is reused; keep the numbers only
-		q.after = &after
+		if err != nil {
+			failed++
+		}
+		if limitReached(err) || failed == maxFailedRollovers {
+			return events, false
+		}
 	}
 	// Memory may have been freed meanwhile by a Close or a Truncate.
 	return events, m.budget.tryAcquire(need)
+}
+
+// nextVictim returns the next buffer the policy would roll over, other
+// than self and (under LeastFrequentlyUsed) with a density below limit (at
+// most limit if inclusive), and reports whether there is one.
+//
+// It takes it from the victim queue (Manager.queue): the best candidates
+// of the last search of the buffers holding memory (victims.go), in the
+// policy's order. A write short of memory usually needs one victim, and at
+// 10,000 buffers a search of every buffer holding memory for each such
+// write was a third of spool's CPU; with the queue, a search serves
+// victimBatch victims. A candidate is taken only if the numbers the order
+// was made from still hold: a buffer used since (its lastUse changed), or
+// that no longer holds memory, is dropped from the queue and waits for
+// the next search. The queue is refilled when it runs dry, with the
+// candidates that come after *after, the last one this search offered
+// (unless it offered none): busy buffers a search skipped do not come back
+// in it. nextVictim records the candidate it returns in *after.
+func (m *Manager) nextVictim(self *store, limit float64, inclusive bool, after *candidate) (*store, bool) {
+	for refilled := false; ; refilled = true {
+		m.mu.Lock()
+		for i := 0; i < len(m.queue); {
+			c := &m.queue[i]
+			if c.b.mem.Load() <= 0 || c.b.lastUse.Load() != c.lastUse || c.b.holdIdx == 0 {
+				m.dropQueued(i) // stale
+				continue
+			}
+			if c.b == self {
+				i++
+				continue
+			}
+			if m.freq != nil && !(c.density < limit || (inclusive && c.density == limit)) {
+				// The queue runs coldest first: no later candidate is
+				// cold enough either.
+				m.mu.Unlock()
+				return nil, false
+			}
+			v := c.b
+			*after = *c
+			after.b = nil // keep the numbers only: the entry is reused
+			m.dropQueued(i)
+			m.mu.Unlock()
+			return v, true
+		}
+		m.mu.Unlock()
+		if refilled {
+			return nil, false
+		}
+		m.refillQueue(after)
+	}
+}
+
+// dropQueued removes entry i of the victim queue. m.mu is held.
+func (m *Manager) dropQueued(i int) {
+	copy(m.queue[i:], m.queue[i+1:])
+	m.queue[len(m.queue)-1] = candidate{}
+	m.queue = m.queue[:len(m.queue)-1]
+}
+
+// refillQueue searches the buffers holding memory for the victimBatch the
+// policy would roll over first, after *after if it is a candidate, and
+// makes them the victim queue.
+func (m *Manager) refillQueue(after *candidate) {
+	batch := batchPool.Get().(*[victimBatch]candidate)
+	defer batchPool.Put(batch)
+	q := victimQuery{limit: math.Inf(1), inclusive: true}
+	if after.id != 0 {
+		q.after = after
+	}
+	cs, _, _ := m.victims(batch, q)
+	m.mu.Lock()
+	m.queue = append(m.queue[:0], cs...)
+	m.mu.Unlock()
 }
 
 // maxFailedRollovers is the number of failed rollovers after which a
