@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/bits"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -196,6 +197,14 @@ func (a *arena) free(e extent) {
 // was freed meanwhile.
 func (a *arena) unpin(s *segment, e extent) {
 	a.disk.release(s.unpin(e.class(), e.offset()))
+	a.settle(s)
+}
+
+// settle recycles the frames of segment s that frees emptied (see
+// segment.settle). The spill calls it after each operation that frees
+// extents, once for all of them.
+func (a *arena) settle(s *segment) {
+	a.disk.release(s.settle())
 }
 
 // size returns the bytes extent e takes.
@@ -240,6 +249,8 @@ type segment struct {
 	// empty holds the frames below the last that hold no extent, lowest
 	// first: punched out of the file, to be reused before the file grows.
 	empty frameHeap
+	// recycle holds the frames emptied since the last settle.
+	recycle []recycled
 	// Zero-copy sends (sendfile.go). pins counts the sends reading each
 	// extent, by offset; an extent freed while pinned is in freed, and is
 	// released when the last send ends. tainted holds the extents a send
@@ -294,8 +305,9 @@ type frameState struct {
 }
 
 const (
-	frameFree = -1 // no extent: reusable
-	frameLost = -2 // only dead slots, and its pages could not be dropped
+	frameFree      = -1 // no extent: reusable
+	frameLost      = -2 // only dead slots, and its pages could not be dropped
+	frameRecycling = -3 // emptied, waiting for settle
 )
 
 // slots returns how many extents of class c a frame holds.
@@ -361,10 +373,10 @@ func (s *segment) free(c int, off int64) int64 {
 }
 
 // release gives back the extent of class c at off, and returns the bytes
-// that gives back to the disk budget: its own, unless a send tainted it,
-// and then those of the frame's dead slots when the frame is recycled. A
-// frame whose slots are all free or dead is recycled: punched out of the
-// file, or cut off if it is the last. s.mu is held.
+// that gives back to the disk budget: its own, unless a send tainted it.
+// A frame whose slots are all free or dead is left to be recycled (punched
+// out of the file, or cut off if it is at the end) by settle, which gives
+// back the dead slots' bytes then. s.mu is held.
 func (s *segment) release(c int, off int64) int64 {
 	i := int(off / s.a.frame)
 	fs := &s.frames[i]
@@ -386,75 +398,97 @@ func (s *segment) release(c int, off int64) int64 {
 		}
 		return freed
 	}
-	dead := int64(fs.dead) * size
-	if i == len(s.frames)-1 {
-		// Cutting the frame off drops its pages. A frame with dead slots
-		// is lost if that fails; cutTail gives a free one to the empty
-		// heap instead.
-		if dead > 0 {
-			fs.class = frameLost
-		} else {
-			*fs = frameState{class: frameFree}
-		}
-		if s.cutTail() {
-			return freed + dead
-		}
-		if dead > 0 {
-			s.a.noZeroCopy.Store(true)
-		}
-		return freed
-	}
-	if err := s.punch(i); err != nil && dead > 0 {
-		// The frame's pages may still be a socket's: it is never reused,
-		// and no more sends take the risk.
-		fs.class = frameLost
-		s.a.noZeroCopy.Store(true)
-		return freed
-	}
-	*fs = frameState{class: frameFree}
-	s.empty.push(i)
-	return freed + dead
+	s.recycle = append(s.recycle, recycled{frame: i, dead: int64(fs.dead) * size})
+	*fs = frameState{class: frameRecycling}
+	return freed
 }
 
-// cutTail drops the free and lost frames at the end of the file and
-// truncates it, and reports whether it did. On failure the frames stay:
-// free ones go to the empty heap, to be reused.
-func (s *segment) cutTail() bool {
+// recycled is a frame waiting for settle, and the bytes of its dead slots.
+type recycled struct {
+	frame int
+	dead  int64
+}
+
+// settle recycles the frames release emptied since the last settle, all
+// at once: those at the end of the file are cut off with one truncate,
+// runs of the others are punched out with one fallocate each, so that a
+// buffer of 1 GiB that closes costs a system call or a few, not one per
+// frame. A recycled frame is reused; one with dead slots whose pages
+// could not be dropped is lost, and zero-copy sends stop. It returns the
+// dead slots' bytes that go back to the disk budget.
+func (s *segment) settle() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.recycle) == 0 {
+		return 0
+	}
+	slices.SortFunc(s.recycle, func(x, y recycled) int { return x.frame - y.frame })
+	var back int64
+	done := func(r recycled, dropped bool) {
+		switch {
+		case dropped || r.dead == 0:
+			s.frames[r.frame] = frameState{class: frameFree}
+			s.empty.push(r.frame)
+			back += r.dead
+		default:
+			// Its pages may still be a socket's: it is never reused,
+			// and no more sends take the risk.
+			s.frames[r.frame].class = frameLost
+			s.a.noZeroCopy.Store(true)
+		}
+	}
+	rs := s.recycle
+	s.recycle = s.recycle[:0]
+	// The frames at the end of the file: cut off.
 	n := len(s.frames)
 	for n > 0 && s.frames[n-1].class < 0 {
 		n--
 	}
-	if err := s.f.Truncate(int64(n) * s.a.frame); err != nil {
-		for i := n; i < len(s.frames); i++ {
-			if s.frames[i].class == frameFree {
-				s.empty.push(i)
+	cut := len(rs)
+	for cut > 0 && rs[cut-1].frame >= n {
+		cut--
+	}
+	if cut < len(rs) {
+		if err := s.f.Truncate(int64(n) * s.a.frame); err == nil {
+			for _, r := range rs[cut:] {
+				back += r.dead
 			}
+			s.frames = s.frames[:n]
+			kept := s.empty[:0]
+			for _, i := range s.empty {
+				if i < n {
+					kept = append(kept, i)
+				}
+			}
+			s.empty = kept
+			s.empty.init()
+			rs = rs[:cut]
 		}
-		return false
 	}
-	s.frames = s.frames[:n]
-	// Free frames past the new end are gone with it: drop them from the
-	// heap (they are the largest entries).
-	kept := s.empty[:0]
-	for _, i := range s.empty {
-		if i < n {
-			kept = append(kept, i)
+	// The others: runs of consecutive frames, punched out.
+	for len(rs) > 0 {
+		k := 1
+		for k < len(rs) && rs[k].frame == rs[k-1].frame+1 {
+			k++
 		}
+		err := s.punch(rs[0].frame, k)
+		for _, r := range rs[:k] {
+			done(r, err == nil)
+		}
+		rs = rs[k:]
 	}
-	s.empty = kept
-	s.empty.init()
-	return true
+	return back
 }
 
-// punch gives frame i's space back to the file system, and its pages to
-// the page cache: the range reads as zeros, and later writes to it get
+// punch gives frames i to i+n-1 back to the file system, and their pages
+// to the page cache: the range reads as zeros, and later writes to it get
 // new pages.
-func (s *segment) punch(i int) error {
+func (s *segment) punch(i, n int) error {
 	p, ok := s.f.(puncher)
 	if !ok {
 		return errors.ErrUnsupported
 	}
-	return p.punch(int64(i)*s.a.frame, s.a.frame)
+	return p.punch(int64(i)*s.a.frame, int64(n)*s.a.frame)
 }
 
 // frameHeap is a min-heap of frame indexes.

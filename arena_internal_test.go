@@ -42,12 +42,14 @@ func TestArenaAllocation(t *testing.T) {
 		t.Errorf("disk in use %d, want %d", got, 4*4096)
 	}
 	a.free(exts[1])
+	a.settle(s)
 	if e, _ := a.alloc(s, full); e.offset() != 4096 {
 		t.Errorf("after freeing the extent at 4096, the next is at %d", e.offset())
 	}
 	for _, e := range exts {
 		a.free(e)
 	}
+	a.settle(s)
 	if got := a.disk.used(); got != 0 {
 		t.Errorf("disk in use %d after freeing all", got)
 	}
@@ -78,6 +80,7 @@ func TestArenaTaintedExtentNotReused(t *testing.T) {
 	}
 	a.free(e0)
 	a.free(e2)
+	a.settle(s)
 	if got := a.disk.used(); got != 0 {
 		t.Errorf("disk in use %d once the frame was recycled", got)
 	}
@@ -102,9 +105,10 @@ func TestArenaTaintedFrameLost(t *testing.T) {
 	s.pin(e1.offset())
 	a.unpin(s, e1)
 	a.free(e1)
-	f.FailAt = f.Ops() // the punch
 	a.free(e0)
 	a.free(makeExtent(0, full, 8192))
+	f.FailAt = f.Ops() // the punch
+	a.settle(s)
 	if !a.noZeroCopy.Load() {
 		t.Error("zero-copy sends go on although a tainted frame could not be punched")
 	}

@@ -164,9 +164,13 @@ func (sp *spill) writeBlock(i int64, m blockMeta, p []byte, room int) error {
 	}
 	if err != nil {
 		a.free(ext)
+		a.settle(sp.seg)
 		return err
 	}
-	a.free(m.ext)
+	if m.ext != 0 {
+		a.free(m.ext)
+		a.settle(sp.seg)
+	}
 	a.live.Add(int64(len(p)) - int64(m.n))
 	sp.meta.set(i, next)
 	return nil
@@ -246,6 +250,7 @@ func (sp *spill) Truncate(size int64) error {
 		keep++
 	}
 	sp.meta.dropFrom(keep, sp.release)
+	sp.a.settle(sp.seg)
 	return nil
 }
 
@@ -259,4 +264,5 @@ func (sp *spill) release(e extent, n uint32) {
 // close gives back every extent the spill holds.
 func (sp *spill) close() {
 	sp.meta.dropFrom(0, sp.release)
+	sp.a.settle(sp.seg)
 }
