@@ -60,7 +60,8 @@ var (
 	_ io.WriterAt        = (*Buffer)(nil)
 	_ io.ReaderFrom      = (*Buffer)(nil)
 	_ io.WriterTo        = (*Buffer)(nil)
-	_ io.ByteReader      = (*Buffer)(nil)
+	_ io.ByteScanner     = (*Buffer)(nil)
+	_ io.RuneScanner     = (*Buffer)(nil)
 	_ io.ByteWriter      = (*Buffer)(nil)
 	_ io.StringWriter    = (*Buffer)(nil)
 	_ io.Closer          = (*Buffer)(nil)
@@ -151,6 +152,49 @@ func (b *Buffer) ReadByte() (byte, error) {
 	}
 	defer runtime.KeepAlive(b)
 	return b.s.ReadByte()
+}
+
+// ReadRune reads one UTF-8 encoded rune at the offset and advances it by
+// its size. An invalid encoding reads as utf8.RuneError of size 1. At the
+// end of the buffer it returns io.EOF.
+func (b *Buffer) ReadRune() (r rune, size int, err error) {
+	if !b.valid() {
+		return 0, 0, ErrInvalid
+	}
+	defer runtime.KeepAlive(b)
+	return b.s.ReadRune()
+}
+
+// UnreadRune moves the offset back over the rune the last ReadRune read.
+// It returns ErrUnread unless the last operation that used the offset (or
+// changed the buffer) was a ReadRune that read one.
+func (b *Buffer) UnreadRune() error {
+	if !b.valid() {
+		return ErrInvalid
+	}
+	defer runtime.KeepAlive(b)
+	return b.s.UnreadRune()
+}
+
+// UnreadByte moves the offset back one byte. It returns ErrUnread unless
+// the last operation that used the offset (or changed the buffer) was a
+// read that read at least one byte.
+func (b *Buffer) UnreadByte() error {
+	if !b.valid() {
+		return ErrInvalid
+	}
+	defer runtime.KeepAlive(b)
+	return b.s.UnreadByte()
+}
+
+// Closed reports whether the buffer was closed, by Close or by its
+// Manager's Close. A nil or zero Buffer reports true.
+func (b *Buffer) Closed() bool {
+	if !b.valid() {
+		return true
+	}
+	defer runtime.KeepAlive(b)
+	return b.s.Closed()
 }
 
 // ReadAt reads len(p) bytes at offset off, leaving the offset unchanged.

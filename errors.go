@@ -63,6 +63,11 @@ var (
 	// int64, the largest size a Buffer can have.
 	ErrTooLarge = errors.New("spool: offset out of range")
 
+	// ErrUnread is returned by UnreadRune when the last operation on the
+	// buffer's offset was not a ReadRune, and by UnreadByte when it read no
+	// byte, as for bytes.Buffer.
+	ErrUnread = errors.New("spool: nothing to unread")
+
 	// ErrInvalidCount is returned by ReadFrom when the io.Reader's Read
 	// returns a count below 0 or above len(p), and by WriteTo when the
 	// io.Writer's Write does: such a count is a bug in that Reader or

@@ -296,3 +296,128 @@ func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// ExampleBuffer_NewReader serves one buffer to several readers at once,
+// each from an offset of its own, as a cache serves one blob to many
+// downloads; the buffer's own offset does not move.
+func ExampleBuffer_NewReader() {
+	m, err := spool.NewManager(spool.Options{MemoryBudget: 1 << 20})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	b, err := m.NewBuffer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	b.WriteString("one blob, many readers")
+
+	var wg sync.WaitGroup
+	out := make([]string, 3)
+	for i := range out {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var sb strings.Builder
+			if _, err := b.NewReader().WriteTo(&sb); err != nil {
+				log.Fatal(err)
+			}
+			out[i] = sb.String()
+		}()
+	}
+	wg.Wait()
+	fmt.Println(strings.Join(out, " | "))
+	// Output:
+	// one blob, many readers | one blob, many readers | one blob, many readers
+}
+
+// ExampleBuffer_NewSectionReader answers a range request: the Reader
+// reads only the section, and its WriteTo sends spilled bytes to a file
+// or socket without copying them through user space.
+func ExampleBuffer_NewSectionReader() {
+	m, err := spool.NewManager(spool.Options{MemoryBudget: 1 << 20})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	b, err := m.NewBuffer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	b.WriteString("0123456789abcdefghij")
+	if err := b.Rollover(); err != nil { // the section is read from disk
+		log.Fatal(err)
+	}
+
+	r := b.NewSectionReader(10, 6) // bytes 10-15, as "Range: bytes=10-15"
+	p, err := io.ReadAll(r)
+	fmt.Printf("%q %v, section of %d bytes\n", p, err, r.Size())
+	// Output:
+	// "abcdef" <nil>, section of 6 bytes
+}
+
+// ExampleBuffer_File hands a buffer's bytes to a program that wants a file
+// of its own, such as a subprocess reading its standard input (cmd.Stdin
+// = f): File returns a read-only copy, with no name on disk, that the
+// caller closes.
+func ExampleBuffer_File() {
+	m, err := spool.NewManager(spool.Options{MemoryBudget: 1 << 20})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	b, err := m.NewBuffer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	b.WriteString("an upload to scan")
+
+	f, err := b.File()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	b.WriteString(", written after File") // not in the snapshot
+	// cmd := exec.Command("clamscan", "-"); cmd.Stdin = f; ...
+	p, err := io.ReadAll(f)
+	fmt.Printf("%q %v\n", p, err)
+	// Output:
+	// "an upload to scan" <nil>
+}
+
+// ExampleBuffer_ReadRune reads text rune by rune and puts back the rune
+// that ended a token, as a hand-written scanner does.
+func ExampleBuffer_ReadRune() {
+	m, err := spool.NewManager(spool.Options{MemoryBudget: 1 << 20})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	b, err := m.NewBuffer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	b.WriteString("größe=42€")
+	b.Seek(0, io.SeekStart)
+
+	var key []rune
+	for {
+		r, _, err := b.ReadRune()
+		if err != nil {
+			log.Fatal(err)
+		}
+		if r == '=' {
+			b.UnreadRune() // leave the '=' for the next step
+			break
+		}
+		key = append(key, r)
+	}
+	rest, _ := io.ReadAll(b)
+	fmt.Printf("key %q, rest %q\n", string(key), rest)
+	// Output:
+	// key "größe", rest "=42€"
+}

@@ -106,8 +106,13 @@ package spool
 // Options.OnSpill after releasing the lock, so OnSpill runs with no spool
 // lock held and may call any method.
 
-// lock takes b.mu for writing.
-func (b *store) lock() { b.mu.Lock() }
+// lock takes b.mu for writing, for an operation that may move the offset
+// or change the content: what it reads, if anything, it records in
+// lastRead after lock.
+func (b *store) lock() {
+	b.mu.Lock()
+	b.lastRead = 0
+}
 
 // unlock releases b.mu (held for writing) and then delivers the spill
 // events recorded while it was held.

@@ -2,6 +2,7 @@ package spool
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -47,4 +48,19 @@ func (f osFile) punch(off, n int64) error {
 		return &os.PathError{Op: "fallocate", Path: f.Name(), Err: err}
 	}
 	return nil
+}
+
+// newHandoff creates the file Buffer.File fills: anonymous, as a spill
+// file, in dir. Its done returns a read-only descriptor of it at offset 0,
+// opened through /proc (the file has no name), and closes the file.
+func newHandoff(dir, pattern string) (f *os.File, done func() (*os.File, error), err error) {
+	sf, err := osFS{}.createTemp(dir, pattern)
+	if err != nil {
+		return nil, nil, err
+	}
+	f = sf.(osFile).File
+	return f, func() (*os.File, error) {
+		defer f.Close()
+		return os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), os.O_RDONLY|unix.O_CLOEXEC, 0)
+	}, nil
 }

@@ -24,3 +24,18 @@ func memoryBacked(dir string) (bool, error) { return false, nil }
 // punch is not supported outside Linux: freed frames keep their space
 // until they are reused or cut off the end of their file.
 func (f osFile) punch(off, n int64) error { return errors.ErrUnsupported }
+
+// newHandoff creates the file Buffer.File fills, in dir, under a random
+// name (O_EXCL, mode 0600). Its done opens it again read-only by that name,
+// at offset 0, removes the name, and closes the file.
+func newHandoff(dir, pattern string) (f *os.File, done func() (*os.File, error), err error) {
+	f, err = os.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() (*os.File, error) {
+		defer os.Remove(f.Name())
+		defer f.Close()
+		return os.Open(f.Name())
+	}, nil
+}

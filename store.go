@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -35,6 +36,11 @@ type store struct {
 	closed bool
 	size   int64 // logical size in bytes
 	off    int64 // offset shared by Read, Write and Seek
+	// lastRead says what the operation that last held mu for writing
+	// read, for UnreadByte and UnreadRune: the size of the rune if it was
+	// ReadRune, -1 if it read at least one byte otherwise, 0 if it read
+	// nothing (lock resets it).
+	lastRead int8
 	// chunks[i], if not nil, is slot i: it is authoritative for bytes
 	// [i*cs, (i+1)*cs) of the buffer and holds the first len(*chunks[i])
 	// of them, a size class (memory.go); the slot's bytes past its slice
@@ -147,10 +153,69 @@ func (b *store) Read(p []byte) (n int, err error) {
 	}
 	n, err = b.readAt(p, b.off)
 	b.off += int64(n)
-	if n > 0 && err == io.EOF {
-		err = nil
+	if n > 0 {
+		b.lastRead = -1
+		if err == io.EOF {
+			err = nil
+		}
 	}
 	return n, err
+}
+
+// ReadRune implements Buffer.ReadRune.
+func (b *store) ReadRune() (r rune, size int, err error) {
+	b.lock()
+	defer b.unlock()
+	if b.closed {
+		return 0, 0, ErrClosed
+	}
+	var p [utf8.UTFMax]byte
+	n, err := b.readAt(p[:], b.off)
+	if n == 0 {
+		return 0, 0, err
+	}
+	r, size = utf8.DecodeRune(p[:n])
+	b.off += int64(size)
+	b.lastRead = int8(size)
+	return r, size, nil
+}
+
+// UnreadRune implements Buffer.UnreadRune.
+func (b *store) UnreadRune() error {
+	b.mu.Lock()
+	defer b.unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	if b.lastRead <= 0 {
+		b.lastRead = 0
+		return fmt.Errorf("%w: UnreadRune after no ReadRune", ErrUnread)
+	}
+	b.off -= int64(b.lastRead)
+	b.lastRead = 0
+	return nil
+}
+
+// UnreadByte implements Buffer.UnreadByte.
+func (b *store) UnreadByte() error {
+	b.mu.Lock()
+	defer b.unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	if b.lastRead == 0 || b.off == 0 {
+		return fmt.Errorf("%w: UnreadByte after no read", ErrUnread)
+	}
+	b.off--
+	b.lastRead = 0
+	return nil
+}
+
+// Closed implements Buffer.Closed.
+func (b *store) Closed() bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.closed
 }
 
 // ReadByte implements Buffer.ReadByte.
