@@ -85,9 +85,16 @@ type Stats struct {
 	ReadsFromMemory     int64
 	ReadBytes           int64
 	ReadBytesFromMemory int64
-	// ZeroCopyBytes is the number of bytes WriteTo had the kernel send
-	// straight from spill files (sendfile), after checking them; they are
-	// counted in Reads and ReadBytes too, as reads from disk.
+	// ZeroCopyBytes is the number of bytes the WriteTo of a Buffer or a
+	// Reader handed its writer as a descriptor of a spill file, after
+	// checking them, instead of copying them out: a *net.TCPConn sends
+	// them with sendfile and an *os.File copies them with
+	// copy_file_range, in the kernel. net/http's HTTP/1 ResponseWriter
+	// does the same over a plain TCP connection with a Content-Length,
+	// but over TLS, or for a chunked reply, it reads them through user
+	// space itself (spoolhttp.ServeBuffer avoids those cases); they are
+	// counted all the same. They are counted in Reads and ReadBytes too,
+	// as reads from disk.
 	ZeroCopyBytes int64
 	// SpillTime is the total time spent rolling buffers over to disk, and
 	// EvictionWait the part of writers' time spent waiting while other

@@ -17,8 +17,10 @@ import (
 //
 // maxBytes limits the body as http.MaxBytesReader does: a body of more
 // than maxBytes bytes fails with ErrTooLarge (413), at once if
-// req.ContentLength announces it; 0 allows only an empty body, and a
-// negative maxBytes means no limit.
+// req.ContentLength announces it. As in Limits, 0 means the default,
+// DefaultMaxTotalBytes (32 GiB; the Manager's Options.DiskBudget is what
+// protects the disk from all bodies together), and a negative maxBytes
+// means no limit.
 //
 // On error ReadBody closes the Buffer and returns nil and an error for
 // which StatusCode gives a status: ErrTooLarge, ErrMalformed (the body
@@ -29,9 +31,7 @@ func ReadBody(req *http.Request, m *spool.Manager, maxBytes int64) (*spool.Buffe
 }
 
 func readBody(body io.Reader, contentLength int64, m *spool.Manager, maxBytes int64) (*spool.Buffer, error) {
-	if maxBytes < 0 {
-		maxBytes = -1
-	}
+	maxBytes = bodyLimit(maxBytes)
 	if maxBytes >= 0 && contentLength > maxBytes {
 		return nil, fmt.Errorf("%w: Content-Length %d exceeds %d bytes", ErrTooLarge, contentLength, maxBytes)
 	}
@@ -66,11 +66,17 @@ type bodyKey struct{}
 // handler returns (or panics); the handler may close it sooner, through
 // r.Body, to give its memory back early, but must not use it afterwards.
 //
-// The body is read through http.MaxBytesReader with maxBytes (unless
-// negative), so that the server closes the connection after rejecting an
-// oversized body rather than read the rest. If spooling fails, the handler
-// is not called and the middleware replies with Error.
+// maxBytes limits each body as in ReadBody: a body of more than maxBytes
+// bytes is refused with 413 Request Entity Too Large (ErrTooLarge), at
+// once if its Content-Length announces it; 0 means the default,
+// DefaultMaxTotalBytes, and a negative maxBytes means no limit.
+//
+// The body is read through http.MaxBytesReader with that limit, so that
+// the server closes the connection after rejecting an oversized body
+// rather than read the rest. If spooling fails, the handler is not called
+// and the middleware replies with Error.
 func SpoolBody(m *spool.Manager, maxBytes int64) func(http.Handler) http.Handler {
+	maxBytes = bodyLimit(maxBytes)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			var body io.Reader
@@ -115,4 +121,17 @@ func Error(w http.ResponseWriter, err error) {
 		msg = err.Error()
 	}
 	http.Error(w, msg, code)
+}
+
+// bodyLimit returns the limit on a body that maxBytes asks for, as in
+// Limits: DefaultMaxTotalBytes for 0, and -1 (no limit) for any negative
+// maxBytes.
+func bodyLimit(maxBytes int64) int64 {
+	switch {
+	case maxBytes == 0:
+		return DefaultMaxTotalBytes
+	case maxBytes < 0:
+		return -1
+	}
+	return maxBytes
 }

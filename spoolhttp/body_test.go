@@ -96,8 +96,11 @@ func TestReadBodyLimit(t *testing.T) {
 		{"at limit", 10000, -1, 10000, true},
 		{"over, streamed", 10000, -1, 9999, false},
 		{"over, announced", 10000, 10000, 9999, false},
-		{"zero allows empty", 0, 0, 0, true},
-		{"zero refuses a byte", 1, -1, 0, false},
+		{"zero: the default, empty", 0, 0, 0, true},
+		{"zero: the default, streamed", 10000, -1, 0, true},
+		{"zero: the default, announced", 10000, 10000, 0, true},
+		{"zero: over the default, announced", 0, spoolhttp.DefaultMaxTotalBytes + 1, 0, false},
+		{"one refuses two bytes", 2, -1, 1, false},
 		{"negative: no limit", 10000, -1, -1, true},
 	}
 	for _, tt := range tests {
@@ -227,4 +230,46 @@ func TestSpoolBodyServer(t *testing.T) {
 	}
 	srv.Close()
 	checkClean(t, m)
+}
+
+// TestSpoolBodyLimitZeroNegative: SpoolBody's maxBytes of 0 means
+// DefaultMaxTotalBytes, as a zero Limits field means its default, not
+// "only an empty body"; a negative maxBytes means no limit.
+func TestSpoolBodyLimitZeroNegative(t *testing.T) {
+	m := tinyManager(t)
+	data := randBytes(rand.New(rand.NewPCG(17, 18)), 100<<10)
+	tests := []struct {
+		name          string
+		max           int64
+		size          int
+		contentLength int64 // -1: unknown
+		code          int
+	}{
+		{"zero: 5 bytes", 0, 5, -1, http.StatusOK},
+		{"zero: empty", 0, 0, 0, http.StatusOK},
+		{"zero: spilled", 0, len(data), int64(len(data)), http.StatusOK},
+		{"zero: announced at the default", 0, 5, spoolhttp.DefaultMaxTotalBytes, http.StatusOK},
+		{"zero: announced past the default", 0, 5, spoolhttp.DefaultMaxTotalBytes + 1, http.StatusRequestEntityTooLarge},
+		{"negative: announced past the default", -1, 5, spoolhttp.DefaultMaxTotalBytes + 1, http.StatusOK},
+		{"very negative: spilled", -1 << 40, len(data), -1, http.StatusOK},
+		{"positive: over", 4, 5, -1, http.StatusRequestEntityTooLarge},
+	}
+	for _, tt := range tests {
+		called := false
+		h := spoolhttp.SpoolBody(m, tt.max)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			called = true
+			got, err := io.ReadAll(r.Body)
+			if err != nil || !bytes.Equal(got, data[:tt.size]) || r.ContentLength != int64(tt.size) {
+				t.Errorf("%s: %v, %d bytes, ContentLength %d", tt.name, err, len(got), r.ContentLength)
+			}
+		}))
+		req := httptest.NewRequest("POST", "/", bytes.NewReader(data[:tt.size]))
+		req.ContentLength = tt.contentLength
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != tt.code || called != (tt.code == http.StatusOK) {
+			t.Errorf("%s: %d %q, handler called %v; want %d", tt.name, w.Code, w.Body, called, tt.code)
+		}
+		checkClean(t, m)
+	}
 }

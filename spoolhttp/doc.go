@@ -31,11 +31,16 @@
 // rewound so that the handler can read it several times, seek in it, or
 // pass it to archive/zip. SpoolBody does the same as middleware: it
 // replaces r.Body with the Buffer and closes it when the handler returns.
+// Their limit, like those of Limits, means the default when 0 and no limit
+// when negative.
 //
 // # Serving
 //
 // ServeBuffer serves a Buffer with http.ServeContent: Range and
-// conditional requests work.
+// conditional requests work. It reads the Buffer through a spool.Reader
+// of its own, leaving the Buffer's offset alone, and sends the spilled
+// blocks of a whole body or a single range over a plain HTTP/1 connection
+// with sendfile(2), checked against their checksums first.
 //
 // # Concurrency and ownership
 //

@@ -9,7 +9,8 @@ const (
 	// of a form when Limits.MaxHeaderBytes is 0.
 	DefaultMaxHeaderBytes = 1 << 20
 	// DefaultMaxTotalBytes is the limit on the bytes of all parts of a
-	// form when Limits.MaxTotalBytes is 0: 32 GiB.
+	// form when Limits.MaxTotalBytes is 0, and on a request body when
+	// the maxBytes of ReadBody or SpoolBody is 0: 32 GiB.
 	DefaultMaxTotalBytes = 32 << 30
 	// DefaultMaxValueBytes is the limit on the bytes of the values a form
 	// keeps in memory when Limits.MaxValueBytes is 0, the 10 MiB that
