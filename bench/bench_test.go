@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -505,9 +507,13 @@ func TestFlagsRoundTrip(t *testing.T) {
 	// So do those of blobs and slow.
 	cfg, err = parseFlags([]string{"-scenario", "slow", "-blobs-count", "77", "-blobs-min-size", "1KiB", "-blobs-max-size", "2KiB", "-blobs-budget", "3MiB",
 		"-blobs-reads", "88", "-blobs-zipf", "0.9", "-slow-uploads", "33", "-slow-http-uploads", "22", "-slow-min-size", "5KiB", "-slow-max-size", "6KiB",
-		"-slow-read", "512", "-slow-pause", "7ms", "-slow-budget", "1MiB", "-small-read", "8KiB"}, io.Discard)
+		"-slow-read", "512", "-slow-pause", "7ms", "-slow-budget", "1MiB", "-small-read", "8KiB", "-blobs-fd-limit", "99",
+		"-churn-buffers", "50", "-churn-close", "40", "-churn-new", "30", "-churn-size", "3KiB"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.BlobsFDLimit != 99 || cfg.ChurnBuffers != 50 || cfg.ChurnClose != 40 || cfg.ChurnNew != 30 || cfg.ChurnSize != 3<<10 {
+		t.Fatalf("parsed %+v", cfg)
 	}
 	if cfg.BlobsCount != 77 || cfg.BlobsMinSize != 1<<10 || cfg.BlobsMaxSize != 2<<10 || cfg.BlobsBudget != 3<<20 || cfg.BlobsReads != 88 || cfg.BlobsZipf != 0.9 ||
 		cfg.SlowUploads != 33 || cfg.SlowHTTPUploads != 22 || cfg.SlowMinSize != 5<<10 || cfg.SlowMaxSize != 6<<10 || cfg.SlowRead != 512 ||
@@ -527,7 +533,9 @@ func TestFlagsRoundTrip(t *testing.T) {
 	}
 	for _, bad := range [][]string{{"-blobs-count", "0"}, {"-blobs-min-size", "0"}, {"-blobs-budget", "1KiB"}, {"-blobs-reads", "0"}, {"-blobs-zipf", "-1"},
 		{"-slow-uploads", "0"}, {"-slow-http-uploads", "-1"}, {"-slow-min-size", "2KiB", "-slow-max-size", "1KiB"}, {"-slow-read", "0"}, {"-slow-pause", "-1s"},
-		{"-slow-budget", "1KiB"}, {"-small-read", "-1"}, {"-scenario", "blobs", "-impl", "lfu"}, {"-scenario", "slow", "-impl", "spool"}} {
+		{"-slow-budget", "1KiB"}, {"-small-read", "-1"}, {"-scenario", "blobs", "-impl", "lfu"}, {"-scenario", "slow", "-impl", "spool"},
+		{"-blobs-fd-limit", "-1"}, {"-blobs-fd-limit", "10"}, {"-churn-buffers", "0"}, {"-churn-close", "-1"}, {"-churn-close", "10001"},
+		{"-churn-new", "-1"}, {"-churn-size", "0"}, {"-scenario", "churn", "-impl", "lfu"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) succeeded", bad)
 		}
@@ -1017,6 +1025,7 @@ func TestParentMainCache(t *testing.T) {
 	cfg.Clients, cfg.Total, cfg.MinSize, cfg.MaxSize, cfg.Budget = up.Clients, up.Total, up.MinSize, up.MaxSize, up.Budget
 	cfg.ScaleBytes, cfg.ScaleBuffers, cfg.ScaleBudgets = up.ScaleBytes, []int{3}, nil
 	cfg.BlobsCount, cfg.BlobsBudget, cfg.BlobsReads = up.BlobsCount, up.BlobsBudget, up.BlobsReads
+	tinyChurn(&cfg)
 	cfg.SmallRead = 0 // no small-read runs this time
 	cfg.JSON = true
 	out.Reset()
@@ -1036,7 +1045,8 @@ func TestParentMainCache(t *testing.T) {
 		runs = append(runs, run)
 	}
 	// micro and slow have neither spool nor lfu: they are skipped.
-	if len(runs) != 4 || runs[0].Scenario != "uploads" || runs[1].Scenario != "cache" || runs[2].Scenario != "scale" || runs[3].Scenario != "blobs" {
+	if len(runs) != 5 || runs[0].Scenario != "uploads" || runs[1].Scenario != "cache" || runs[2].Scenario != "scale" || runs[3].Scenario != "blobs" ||
+		runs[4].Scenario != "churn" || len(runs[4].Results) != 1 || runs[4].Results[0].Churn == nil {
 		t.Fatalf("%d runs: %+v", len(runs), runs)
 	}
 	for _, sc := range []string{"micro", "slow"} {
@@ -1278,7 +1288,9 @@ func TestParentMainMicroScale(t *testing.T) {
 				"| NewBuffer+Close ", "in-memory write+read >= 1.0x a reused bytes.Buffer: ", "spilled round trip >= 0.95x a raw *os.File: ",
 				"NewBuffer+Close <= 1 µs and <= 2 allocations: "},
 			"scale": {"Concurrency: N buffers at a 256 KiB budget", "| 3       |", "| 200     |", "Budget: spool at 200 buffers", "| 1 MiB ",
-				"spool's peak RSS at 200 buffers within 10% of that at 3: ", "multipart-style (no budget)"},
+				"spool's peak RSS at 200 buffers within 10% of that at 3: ", "multipart-style (no budget)", " spool spill files | multipart-style peak RSS ",
+				"| multipart-style files |", "spool's throughput at 200 buffers >= 0.5x its throughput at 3: ",
+				"(spill-file creation and closing < 5% of spool's CPU at 200 buffers: measured from the CPU profile; run with -profile DIR)"},
 		}[sc]
 		for _, want := range append(wants, "Targets:") {
 			if !strings.Contains(out.String(), want) {
@@ -1294,8 +1306,9 @@ func TestParentMainMicroScale(t *testing.T) {
 		t.Error("micro drew a plot")
 	}
 
-	// -json: one run, nothing else on stdout, nothing on stderr.
-	cfg.JSON, cfg.Plot = true, ""
+	// -json: one run, nothing else on stdout, nothing on stderr. With
+	// -profile, the parent reads each spool child's CPU profile.
+	cfg.JSON, cfg.Plot, cfg.Profile = true, "", t.TempDir()
 	cfg.Impls = []string{"spool"}
 	cfg.ScaleBuffers = cfg.ScaleBuffers[:1]
 	var out, errs bytes.Buffer
@@ -1310,8 +1323,10 @@ func TestParentMainMicroScale(t *testing.T) {
 		t.Errorf("%d results, stderr %q", len(run.Results), errs.String())
 	}
 	for _, r := range run.Results {
-		if r.Scale == nil || r.Impl != "spool" || r.PeakHWM <= 0 && readProcIO() != nil {
+		if r.Scale == nil || r.Impl != "spool" || r.PeakHWM <= 0 && readProcIO() != nil || r.Scale.SpillFileCPU == nil || r.Scale.ProfileError != "" {
 			t.Errorf("result %+v", r)
+		} else if c := r.Scale.SpillFileCPU; c.Match > c.Spool || c.Spool > c.Total {
+			t.Errorf("spill files in the profile: %+v", c)
 		}
 	}
 }
@@ -1420,6 +1435,12 @@ func TestBlobs(t *testing.T) {
 				st := b.StatsEnd
 				if st.Spills == 0 || st.Reads-b.StatsAfterWrite.Reads != b.Reads.Reads || st.ReadsFromMemory-b.StatsAfterWrite.ReadsFromMemory != b.Reads.Hits {
 					t.Errorf("Stats %+v, after the writes %+v; the bench counts %+v", st, b.StatsAfterWrite, b.Reads)
+				}
+				// In process, the fd limit is left alone.
+				if b.MaxSpillFiles < st.SpillFiles || b.MaxSpillFiles == 0 || b.MaxBuffersOnDisk < st.BuffersOnDisk || b.MaxBuffersOnDisk == 0 || b.FDLimit != 0 ||
+					b.GOMAXPROCS != runtime.GOMAXPROCS(0) || readProcIO() != nil && b.MaxFDs < b.MaxSpillFiles {
+					t.Errorf("spill files %d at most (%d at the end), buffers on disk %d at most, %d descriptors at most, fd limit %d, GOMAXPROCS %d",
+						b.MaxSpillFiles, st.SpillFiles, b.MaxBuffersOnDisk, b.MaxFDs, b.FDLimit, b.GOMAXPROCS)
 				}
 			}
 		})
@@ -1533,7 +1554,8 @@ func TestParentMainBlobsSlow(t *testing.T) {
 		}
 		wants := map[string][]string{
 			"blobs": {"scenario blobs: 1,000 blobs", "| spool (LeastFrequentlyUsed), after the writes ", "| map of []byte, LRU, after the reads ",
-				"| spool (LeastFrequentlyUsed) ", "efficiency (data held in memory ÷ MemoryInUse) >= 0.8 after the writes and after the reads: ", "(next to the map: hit ratio "},
+				"| spool (LeastFrequentlyUsed) ", "efficiency (data held in memory ÷ MemoryInUse) >= 0.8 after the writes and after the reads: ", "(next to the map: hit ratio ",
+				"- PASS 1,000 blobs (up to ", "spilled at once) under an fd limit of 256: spill files open <= 4 × GOMAXPROCS + 4 = "},
 			"slow": {"scenario slow: 40 uploads", "| io.Copy into spool ", "| io.Copy harness, discarding sink ", "| spoolhttp.ParseMultipartForm ",
 				"| HTTP harness, discarding handler ", "io.Copy into spool: peak RSS above the discarding harness <= 1.25x budget: ",
 				"spoolhttp.ParseMultipartForm: peak RSS above the discarding harness <= 1.25x budget: ", "writers waited"},
@@ -1580,5 +1602,229 @@ func TestBlobsSlowReportFailures(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("no %q in the report:\n%s", want, out.String())
 		}
+	}
+}
+
+// tinyChurn makes cfg's churn scenario tiny: 120 buffers of 64 KiB
+// spilled, 108 closed, 108 new (15 MiB written).
+func tinyChurn(cfg *Config) {
+	cfg.ChurnBuffers, cfg.ChurnClose, cfg.ChurnNew, cfg.ChurnSize = 120, 108, 108, 64<<10
+}
+
+// The churn scenario runs in process: every buffer spills, reads back
+// right, and the spill files found through /proc/self/fd are the arena's,
+// holding nothing once every buffer is closed and gone after Close.
+func TestChurn(t *testing.T) {
+	cfg := tinyConfig()
+	tinyChurn(&cfg)
+	cfg.TempDir = t.TempDir()
+	res, err := runChurn(cfg, Job{Impl: spoolImpl, Label: "spool"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := res.problem(); p != "" {
+		t.Fatal(p)
+	}
+	c := res.Churn
+	n := cfg.ChurnBuffers + cfg.ChurnNew
+	if res.Uploads != n || res.Bytes != int64(n)*cfg.ChurnSize || res.Store.Spills != int64(n) || len(c.Points) != 5 {
+		t.Fatalf("result %+v, churn %+v", res, c)
+	}
+	live := map[string]int{churnAfterSpill: cfg.ChurnBuffers, churnAfterClose: cfg.ChurnBuffers - cfg.ChurnClose,
+		churnAfterChurn: cfg.ChurnBuffers - cfg.ChurnClose + cfg.ChurnNew, churnAfterAll: 0, churnAfterManager: 0}
+	for _, p := range c.Points {
+		want, ok := live[p.When]
+		if !ok || p.BuffersOnDisk != want || p.DiskLive != int64(want)*cfg.ChurnSize || p.DiskInUse < p.DiskLive {
+			t.Errorf("%s: want %d buffers on disk: %+v", p.When, want, p)
+		}
+		if _, err := os.Stat("/proc/self/fd"); err != nil {
+			continue
+		}
+		// The test's own files in the directory are not spool's: none.
+		if p.Files != p.SpillFiles || p.Allocated < 0 {
+			t.Errorf("%s: found %d spill files, Stats says %d: %+v", p.When, p.Files, p.SpillFiles, p)
+		}
+		if p.When == churnAfterSpill && p.Allocated < p.DiskLive {
+			t.Errorf("%s: %d bytes allocated for %d live", p.When, p.Allocated, p.DiskLive)
+		}
+		if (p.When == churnAfterAll || p.When == churnAfterManager) && (p.Allocated != 0 || p.FileSize != 0) {
+			t.Errorf("%s: %d bytes allocated, files of %d bytes", p.When, p.Allocated, p.FileSize)
+		}
+	}
+	if p := c.point(churnAfterManager); p.SpillFiles != 0 || p.Files > 0 {
+		t.Errorf("after Close: %+v", p)
+	}
+	if _, err := runChurn(cfg, Job{Impl: "bytes"}); err == nil {
+		t.Error("churn ran bytes.Buffer")
+	}
+}
+
+// The churn report: a table of the steps, the target measured after the
+// churn, and n/a where the files could not be looked for.
+func TestChurnReport(t *testing.T) {
+	cfg := tinyConfig()
+	tinyChurn(&cfg)
+	c := &ChurnResult{Buffers: 120, Closed: 108, New: 108, Size: 64 << 10, TempDir: "/tmp", Points: []ChurnPoint{
+		{When: churnAfterSpill, BuffersOnDisk: 120, SpillFiles: 4, Files: 4, FileSize: 120 << 16, Allocated: 120 << 16, DiskInUse: 120 << 16, DiskLive: 120 << 16},
+		{When: churnAfterClose, BuffersOnDisk: 12, SpillFiles: 4, Files: 4, FileSize: 120 << 16, Allocated: 30 << 16, DiskInUse: 12 << 16, DiskLive: 12 << 16},
+		{When: churnAfterChurn, BuffersOnDisk: 120, SpillFiles: 4, Files: 4, FileSize: 160 << 16, Allocated: 160 << 16, DiskInUse: 120 << 16, DiskLive: 120 << 16},
+		{When: churnAfterAll, SpillFiles: 4, Files: 4},
+		{When: churnAfterManager},
+	}}
+	run := Run{Scenario: "churn", Config: cfg, Results: []Result{{Impl: spoolImpl, Label: "spool", Uploads: 228, WantUploads: 228, Churn: c}}}
+	var out bytes.Buffer
+	printChurnReport(&out, run)
+	for _, want := range []string{"| after the churn ", "|               1.333x |", "- MISS after the churn (120 spilled, 108 closed, 108 spilled), blocks allocated to spill files <= 1.25x Stats().DiskLive: 1.33x (10 MiB allocated in 4 spill files for 7.50 MiB live",
+		"(after the closes: 1.88 MiB allocated for 768 KiB live, 2.50x; after closing every buffer: 0 B allocated; spill files found open after Manager.Close: 0)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in the report:\n%s", want, out.String())
+		}
+	}
+	for i := range c.Points {
+		c.Points[i].Files, c.Points[i].FileSize, c.Points[i].Allocated = -1, -1, -1
+	}
+	c.MeasureError = "no /proc/self/fd on this system"
+	out.Reset()
+	printChurnReport(&out, run)
+	if want := "- n/a  after the churn (120 spilled, 108 closed, 108 spilled), blocks allocated to spill files <= 1.25x Stats().DiskLive: no /proc/self/fd on this system"; !strings.Contains(out.String(), want) {
+		t.Errorf("no %q in the report:\n%s", want, out.String())
+	}
+}
+
+// The parent runs churn in a child process and prints its table and
+// target; the spill files are found.
+func TestParentMainChurn(t *testing.T) {
+	cfg := tinyConfig()
+	tinyChurn(&cfg)
+	cfg.TempDir = t.TempDir()
+	cfg.Scenario = "churn"
+	var out, errs bytes.Buffer
+	if code := parentMain(cfg, &out, &errs); code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errs.String())
+	}
+	for _, want := range []string{"scenario churn: one Manager (budget 256 KiB) spills 120 buffers of 64 KiB each", "| after the spills ", "| after Manager.Close ",
+		"Targets:", "after the churn (120 spilled, 108 closed, 108 spilled), blocks allocated to spill files <= 1.25x Stats().DiskLive: ", "Manager's TempDir (" + cfg.TempDir + ")"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in the report:\n%s", want, out.String())
+		}
+	}
+	if readProcIO() != nil && (strings.Contains(out.String(), "n/a") || strings.Contains(out.String(), "FAILED")) {
+		t.Errorf("something not measured or failed:\n%s", out.String())
+	}
+}
+
+// busyOpening opens and closes files in dir until d has passed.
+//
+//go:noinline
+func busyOpening(t *testing.T, dir string, d time.Duration) {
+	for start := time.Now(); time.Since(start) < d; {
+		f, err := os.OpenFile(filepath.Join(dir, "f"), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+}
+
+// readCPUShare reads a CPU profile runtime/pprof wrote: the samples of a
+// loop that opens files are found by their stacks, and spillFileStack
+// picks the stacks of spool's spill files and no others.
+func TestReadCPUShare(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cpu.pprof")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		t.Skip("CPU profiling unavailable:", err)
+	}
+	busyOpening(t, dir, 300*time.Millisecond)
+	pprof.StopCPUProfile()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	opening := func(stack []string) bool {
+		return slices.Contains(stack, "github.com/spoolkit/spool/bench.busyOpening")
+	}
+	s, err := readCPUShare(path, opening)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Other tests and the runtime take samples too: the loop's need only
+	// be there (3 of its 30-odd, on a loaded machine under -race).
+	if s.Samples < 3 || s.Total < s.Samples*int64(time.Millisecond) || s.Match < 3*s.Total/s.Samples || s.Match > s.Total || s.Spool != 0 {
+		t.Errorf("profile of a loop opening files: %+v, share %.2f", s, s.Share())
+	}
+	if _, err := readCPUShare(filepath.Join(dir, "none"), opening); err == nil {
+		t.Error("read a profile that does not exist")
+	}
+	if err := os.WriteFile(path, []byte("not gzip"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readCPUShare(path, opening); err == nil {
+		t.Error("read a profile that is not one")
+	}
+
+	for _, c := range []struct {
+		stack []string
+		want  bool
+	}{
+		{[]string{"syscall.Syscall6", "golang.org/x/sys/unix.openat", "golang.org/x/sys/unix.Open", spoolPkg + "openAnonymous", spoolPkg + "osFS.createTemp", spoolPkg + "(*arena).pick"}, true},
+		{[]string{"internal/poll.(*FD).Close", "os.(*file).close", "os.(*File).Close", spoolPkg + "(*arena).close", spoolPkg + "(*Manager).Close"}, true},
+		{[]string{"os.OpenFile", spoolPkg + "createNamed"}, true},
+		{[]string{"os.OpenFile", "os.ReadFile", "main.readProcIO"}, false},
+		{[]string{"syscall.pwrite", spoolPkg + "(*arena).writeAt"}, false},
+		{nil, false},
+	} {
+		if got := spillFileStack(c.stack); got != c.want {
+			t.Errorf("spillFileStack(%q) = %v", c.stack, got)
+		}
+	}
+}
+
+// The scale report shows the spill files and, with profiles, their share
+// of spool's CPU, with the target at the most buffers; the blobs report
+// checks the spill files spool kept open under its fd limit.
+func TestScaleBlobsTargets(t *testing.T) {
+	_, scale := fakeRuns()
+	for i := range scale.Results {
+		r := &scale.Results[i]
+		r.Store.Files = 4
+		if r.Impl == spoolImpl && r.Scale.Budget == scale.Config.Budget {
+			r.Scale.SpillFileCPU = &ProfileShare{Samples: 100, Total: 1e9, Spool: 5e8, Match: int64(r.Scale.Buffers) * 1e4}
+		}
+	}
+	var out bytes.Buffer
+	printScaleReport(&out, scale)
+	for _, want := range []string{"| spool CPU in spill files |", "|                 4 |                     0.0% |", "|                     1.0% |",
+		"- MISS spill-file creation and closing < 5% of spool's CPU at 10,000 buffers: 10.00% (100 ms of 1000 ms in the child's CPU profile, 100 samples; 20.00% of the samples with spool on the stack; 4 spill files)",
+		"- PASS spool's throughput at 10,000 buffers >= 0.5x its throughput at 10: 0.500x (0.27 GB/s vs 0.54 GB/s)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in the report:\n%s", want, out.String())
+		}
+	}
+
+	cfg := tinyConfig()
+	b := &BlobsResult{Blobs: 100_000, FDSoft: 256, FDHard: 256, FDLimit: 256, GOMAXPROCS: 2, MaxSpillFiles: 13, MaxBuffersOnDisk: 86_000, MaxFDs: 20,
+		Buckets: make([]Window, cacheBuckets)}
+	run := Run{Scenario: "blobs", Config: cfg, Results: []Result{{Impl: spoolImpl, Label: "spool (LeastFrequentlyUsed)", Uploads: 100_000, WantUploads: 100_000, Blobs: b}}}
+	out.Reset()
+	printBlobsReport(&out, run)
+	want := "- MISS 100,000 blobs (up to 86,000 spilled at once) under an fd limit of 256: spill files open <= 4 × GOMAXPROCS + 4 = 12: 13 (Stats().SpillFiles at most; BuffersOnDisk 86,000 at most), 20 descriptors open at most, 0 write errors"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("no %q in the report:\n%s", want, out.String())
+	}
+	b.MaxSpillFiles = 4
+	out.Reset()
+	printBlobsReport(&out, run)
+	if want := "- PASS 100,000 blobs (up to 86,000 spilled at once) under an fd limit of 256: spill files open <= 4 × GOMAXPROCS + 4 = 12: 4 "; !strings.Contains(out.String(), want) {
+		t.Errorf("no %q in the report:\n%s", want, out.String())
+	}
+	b.FDLimit, b.FDSoft, b.FDHard = 0, 20_000, 20_000
+	out.Reset()
+	printBlobsReport(&out, run)
+	if want := "- n/a  spilled buffers under an fd limit: spill files open <= 4 × GOMAXPROCS + 4: no limit set"; !strings.Contains(out.String(), want) {
+		t.Errorf("no %q in the report:\n%s", want, out.String())
 	}
 }

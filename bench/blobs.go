@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"time"
 
 	"github.com/spoolkit/spool"
@@ -42,11 +43,28 @@ import (
 // hit ratio (Stats().ReadsFromMemory / Reads over the reads, or the map's
 // hits); and the peak RSS of each child above its baseline.
 //
-// spool keeps one spill file, and so one file descriptor, open per buffer
-// on disk. The child raises its soft limit on open files to the hard
-// limit (raiseFDLimit); past it, rollovers fail, and so do the writes that
-// needed them: those blobs are counted as write errors, the run fails, and
-// the report says why. The scenario does not work around it.
+// The spool child runs under a limit of cfg.BlobsFDLimit open files (256
+// by default), soft and hard, set before its Manager is created
+// (setFDLimit): most of its blobs spill, and spool's spill arena keeps
+// them all in a few shared segment files, so the number of spilled
+// buffers must not matter. The target: the segment files open
+// (Stats().SpillFiles, at most over the run) stay <= 4 × GOMAXPROCS + 4,
+// and no write fails. The child itself needs few descriptors besides: its
+// standard streams, the runtime's poller (epoll, eventfd) and the cgroup
+// CPU-limit files it keeps open (Go 1.25+), /proc/self/status for the RSS
+// sampler, and with -profile the CPU profile (open over the run) and one
+// heap profile at a time: 10 or so; the report shows the most it had open
+// (14 in a default run, with 4 spill files). The limit
+// is set only in a child process, as it cannot be raised again (a test
+// running runBlobs in process keeps its own). The map child, and spool's
+// with -blobs-fd-limit 0, raise their soft limit to the hard limit
+// instead (raiseFDLimit), as before. A write that fails for want of a
+// descriptor is counted as a write error: the run fails, and the report
+// says why.
+
+// blobsMinFDLimit is the least -blobs-fd-limit: room for the child's own
+// descriptors (see above) and a few spill files.
+const blobsMinFDLimit = 32
 
 // blobsVariants are the stores of the blobs scenario.
 var blobsVariants = []variant{
@@ -82,6 +100,8 @@ func (cfg Config) validateBlobs() error {
 		return errors.New("-blobs-reads must be positive")
 	case cfg.BlobsZipf < 0 || math.IsNaN(cfg.BlobsZipf) || math.IsInf(cfg.BlobsZipf, 0):
 		return fmt.Errorf("bad -blobs-zipf %g: want a number >= 0", cfg.BlobsZipf)
+	case cfg.BlobsFDLimit != 0 && (cfg.BlobsFDLimit < blobsMinFDLimit || cfg.BlobsFDLimit > 1<<30):
+		return fmt.Errorf("bad -blobs-fd-limit %d: want 0, or %d to 2^30", cfg.BlobsFDLimit, blobsMinFDLimit)
 	}
 	return nil
 }
@@ -134,9 +154,19 @@ type BlobsResult struct {
 	LostReads       int64  `json:"lost_reads"`
 	FirstWriteError string `json:"first_write_error,omitempty"`
 	// The soft and hard limits on open files of the child, after
-	// raiseFDLimit (0: unknown).
-	FDSoft uint64 `json:"fd_soft"`
-	FDHard uint64 `json:"fd_hard"`
+	// setFDLimit (0: unknown); FDLimit is the limit it set (spool's child,
+	// cfg.BlobsFDLimit), 0 if it only raised the soft limit.
+	FDSoft  uint64 `json:"fd_soft"`
+	FDHard  uint64 `json:"fd_hard"`
+	FDLimit uint64 `json:"fd_limit,omitempty"`
+	// The most, over the samples (after each 1/blobsSamples of the writes
+	// and of the reads) and at the end of each phase, of spool's
+	// Stats().SpillFiles and BuffersOnDisk and of the descriptors the
+	// child had open (-1: unknown); and the child's GOMAXPROCS.
+	MaxSpillFiles    int `json:"max_spill_files"`
+	MaxBuffersOnDisk int `json:"max_buffers_on_disk"`
+	MaxFDs           int `json:"max_fds"`
+	GOMAXPROCS       int `json:"gomaxprocs"`
 
 	// spool's Stats after the writes and at the end (zero for the map).
 	StatsAfterWrite spool.Stats `json:"stats_after_write"`
@@ -155,6 +185,11 @@ type BlobsPoint struct {
 	// spool's Stats().MemoryInUse, and its read windows; 0 for the map.
 	MemoryInUse int64 `json:"memory_in_use"`
 	ReadWindows int   `json:"read_windows"`
+	// spool's Stats().SpillFiles and BuffersOnDisk; 0 for the map.
+	SpillFiles    int `json:"spill_files,omitempty"`
+	BuffersOnDisk int `json:"buffers_on_disk,omitempty"`
+	// Descriptors the child had open (-1: unknown).
+	FDs int `json:"fds"`
 }
 
 // Efficiency is data held in memory ÷ budget memory in use, or NaN.
@@ -179,9 +214,17 @@ type blobStore interface {
 // runBlobs is the run function of the blobs scenario.
 func runBlobs(cfg Config, job Job) (Result, error) {
 	w := newBlobsWorkload(cfg)
-	br := &BlobsResult{Blobs: len(w.Sizes), BlobBytes: w.Total, Buckets: make([]Window, cacheBuckets)}
-	soft, hard, _ := raiseFDLimit()
-	br.FDSoft, br.FDHard = soft, hard
+	br := &BlobsResult{Blobs: len(w.Sizes), BlobBytes: w.Total, Buckets: make([]Window, cacheBuckets), GOMAXPROCS: runtime.GOMAXPROCS(0), MaxFDs: -1}
+	var err error
+	if job.Impl == spoolImpl && cfg.BlobsFDLimit > 0 && cfg.Child != "" {
+		br.FDSoft, br.FDHard, err = setFDLimit(uint64(cfg.BlobsFDLimit))
+		if err != nil {
+			return Result{}, fmt.Errorf("limit open files to %d: %w", cfg.BlobsFDLimit, err)
+		}
+		br.FDLimit = uint64(cfg.BlobsFDLimit)
+	} else {
+		br.FDSoft, br.FDHard, _ = raiseFDLimit()
+	}
 	var (
 		store blobStore
 		sp    *spoolBlobs
@@ -209,11 +252,18 @@ func runBlobs(cfg Config, job Job) (Result, error) {
 		}
 	}
 	start := time.Now()
-	sample := func() {
+	// at returns what the store holds now, and notes the most spill
+	// files, buffers on disk and descriptors seen.
+	at := func() BlobsPoint {
 		p := store.point()
 		p.Seconds = time.Since(start).Seconds()
-		br.Samples = append(br.Samples, p)
+		p.FDs = openFDs()
+		br.MaxSpillFiles = max(br.MaxSpillFiles, p.SpillFiles)
+		br.MaxBuffersOnDisk = max(br.MaxBuffersOnDisk, p.BuffersOnDisk)
+		br.MaxFDs = max(br.MaxFDs, p.FDs)
+		return p
 	}
+	sample := func() { br.Samples = append(br.Samples, at()) }
 
 	// Write phase: each blob in one Write.
 	buf := make([]byte, cfg.BlobsMaxSize)
@@ -244,8 +294,7 @@ func runBlobs(cfg Config, job Job) (Result, error) {
 		fail("%d of %d blob writes failed; first: %s", br.WriteErrors, len(w.Sizes), br.FirstWriteError)
 	}
 	br.WriteSeconds = time.Since(start).Seconds()
-	br.AfterWrite = store.point()
-	br.AfterWrite.Seconds = br.WriteSeconds
+	br.AfterWrite = at()
 	if sp != nil {
 		br.StatsAfterWrite = sp.m.Stats()
 	}
@@ -285,8 +334,7 @@ func runBlobs(cfg Config, job Job) (Result, error) {
 		}
 	}
 	br.ReadSeconds = time.Since(readStart).Seconds()
-	br.End = store.point()
-	br.End.Seconds = time.Since(start).Seconds()
+	br.End = at()
 	br.Reads = span(br.Buckets, 0, cacheBuckets)
 	br.SecondHalf = span(br.Buckets, cacheBuckets/2, cacheBuckets)
 	if sp != nil {
@@ -340,7 +388,7 @@ func (s *spoolBlobs) get(i int, p []byte, _ func([]byte)) (bool, error) {
 
 func (s *spoolBlobs) point() BlobsPoint {
 	st := s.m.Stats()
-	p := BlobsPoint{MemoryInUse: st.MemoryInUse, ReadWindows: st.ReadWindows}
+	p := BlobsPoint{MemoryInUse: st.MemoryInUse, ReadWindows: st.ReadWindows, SpillFiles: st.SpillFiles, BuffersOnDisk: st.BuffersOnDisk}
 	for i, b := range s.bufs {
 		if b != nil && !b.OnDisk() {
 			p.InMemory++

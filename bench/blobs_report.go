@@ -99,6 +99,7 @@ func printBlobsReport(w io.Writer, run Run) {
 			fmt.Sprintf("%s: %s and %s (%s of blobs in %s of budget, then %s in %s)", text, eff(sp.Blobs.AfterWrite), eff(sp.Blobs.End),
 				formatSize(sp.Blobs.AfterWrite.Data), formatSize(sp.Blobs.AfterWrite.MemoryInUse), formatSize(sp.Blobs.End.Data), formatSize(sp.Blobs.End.MemoryInUse)))
 	}
+	printBlobsFDTarget(w, sp)
 	if sp != nil && mp != nil && sp.Blobs != nil && mp.Blobs != nil {
 		fmt.Fprintf(w, "  (next to the map: hit ratio %s vs %s, peak RSS %s vs %s, data in memory at the end %s vs %s)\n",
 			pctCell(sp.Blobs.Reads.Ratio()), pctCell(mp.Blobs.Reads.Ratio()), rssCell(*sp), rssCell(*mp), formatSize(sp.Blobs.End.Data), formatSize(mp.Blobs.End.Data))
@@ -125,7 +126,42 @@ func printBlobsReport(w io.Writer, run Run) {
 	fmt.Fprintln(w, "whose write failed is not read); 2nd half: the last 50% of the reads. Every read is checked against the blob's CRC-32C.")
 	fmt.Fprintln(w, "peak RSS: VmHWM minus VmRSS before the workload.")
 	fmt.Fprintln(w, "spill files at the end: Stats().SpillFiles, the segment files of spool's spill arena, shared by every buffer on disk.")
+	fmt.Fprintln(w, "spool's child runs under a limit on open files (-blobs-fd-limit, soft and hard, set before its Manager is created); spill files")
+	fmt.Fprintln(w, "and buffers on disk at most: the most of Stats().SpillFiles and BuffersOnDisk, sampled 50 times in each phase; descriptors: the")
+	fmt.Fprintln(w, "most the child had open (/proc/self/fd) at those samples, its own included (standard streams, poller, /proc files, profiles).")
 	fmt.Fprintf(w, "Total time %.1f s.\n", run.Seconds)
+}
+
+// blobsFDTarget returns the most spill files spool may keep open with
+// gomaxprocs Ps: 4 × GOMAXPROCS + 4.
+func blobsFDTarget(gomaxprocs int) int { return 4*gomaxprocs + 4 }
+
+// printBlobsFDTarget prints the target of the spool child's spill files
+// under its fd limit.
+func printBlobsFDTarget(w io.Writer, sp *Result) {
+	if sp == nil || sp.Blobs == nil {
+		printTarget(w, false, false, "spilled buffers under an fd limit: spill files open <= 4 × GOMAXPROCS + 4: not run")
+		return
+	}
+	b := sp.Blobs
+	text := fmt.Sprintf("%s blobs (up to %s spilled at once) under an fd limit of %s: spill files open <= 4 × GOMAXPROCS + 4 = %d",
+		commas(int64(b.Blobs)), commas(int64(b.MaxBuffersOnDisk)), commas(int64(b.FDLimit)), blobsFDTarget(b.GOMAXPROCS))
+	fds := "unknown"
+	if b.MaxFDs >= 0 {
+		fds = commas(int64(b.MaxFDs))
+	}
+	switch {
+	case b.FDLimit == 0:
+		printTarget(w, false, false, fmt.Sprintf("spilled buffers under an fd limit: spill files open <= 4 × GOMAXPROCS + 4: no limit set (-blobs-fd-limit 0, or in process); soft limit %s, %d spill files at most",
+			commas(int64(b.FDSoft)), b.MaxSpillFiles))
+	case b.FDHard > b.FDLimit:
+		printTarget(w, false, false, fmt.Sprintf("%s: the limit did not hold (soft %s, hard %s)", text, commas(int64(b.FDSoft)), commas(int64(b.FDHard))))
+	default:
+		ok := b.MaxSpillFiles <= blobsFDTarget(b.GOMAXPROCS) && b.WriteErrors == 0 && sp.problem() == ""
+		detail := fmt.Sprintf("%d (Stats().SpillFiles at most; BuffersOnDisk %s at most), %s descriptors open at most, %s write errors",
+			b.MaxSpillFiles, commas(int64(b.MaxBuffersOnDisk)), fds, commas(b.WriteErrors))
+		printTarget(w, ok, true, fmt.Sprintf("%s: %s", text, detail))
+	}
 }
 
 // pctCell formats a ratio as a percentage, or "–".

@@ -85,9 +85,11 @@ type Result struct {
 	Cache *CacheResult `json:"cache,omitempty"`
 	Micro *MicroResult `json:"micro,omitempty"`
 	Scale *ScaleResult `json:"scale,omitempty"`
-	// Blobs holds those of the blobs scenario, Slow those of the slow one.
+	// Blobs holds those of the blobs scenario, Slow those of the slow one,
+	// Churn those of the churn one.
 	Blobs *BlobsResult `json:"blobs,omitempty"`
 	Slow  *SlowResult  `json:"slow,omitempty"`
+	Churn *ChurnResult `json:"churn,omitempty"`
 
 	// RSS over the workload, for scenarios that sample it: VmRSS minus
 	// BaselineRSS every rssInterval, from a ticker goroutine in the child.

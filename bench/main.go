@@ -14,6 +14,7 @@
 //	go run ./bench -scenario cache   # spool as a cache: eviction policies under Zipf reads
 //	go run ./bench -scenario blobs   # 100,000 small blobs: memory efficiency, next to a map of []byte
 //	go run ./bench -scenario slow    # 10,000 slow uploads in flight: RSS above a discarding harness
+//	go run ./bench -scenario churn   # spilled buffers come and go: disk blocks held vs live spilled bytes
 //	go run ./bench -scenario all -plot bench/results/memory.png
 //
 // Scenarios (-scenario, default uploads; all runs every one):
@@ -27,16 +28,23 @@
 //   - micro: in-memory write+read, spilled round trip and NewBuffer+Close,
 //     each next to its peer and physical baselines in the same process.
 //   - scale: peak RSS and throughput as the buffers held at once go
-//     10 -> 10,000 at a fixed budget, and as the budget goes 16 -> 256 MiB.
+//     10 -> 10,000 at a fixed budget, and as the budget goes 16 -> 256 MiB;
+//     the spill files spool kept open, and with -profile the share of its
+//     CPU spent creating and closing them (read from the child's profile).
 //   - cache: eviction policies against offline ceilings, with whole-blob
 //     reads and with small (range) reads.
 //   - blobs: 100,000 blobs of 256 B–16 KiB under a 64 MiB budget, then
 //     Zipf reads: the efficiency of the budget (data held in memory ÷
 //     MemoryInUse), the hit ratio and peak RSS, next to a map of []byte
-//     capped at the same bytes.
+//     capped at the same bytes. spool's child runs under a limit of 256
+//     open files (-blobs-fd-limit): its spill files must stay few.
 //   - slow: 10,000 concurrent slow uploads under a 16 MiB budget, through
 //     io.Copy into Buffers and through spoolhttp over loopback HTTP, each
 //     next to the same harness with a discarding sink.
+//   - churn: 10,000 buffers of 64 KiB spilled (Rollover), 9,000 of them
+//     closed, 9,000 new ones spilled: the blocks the file system holds for
+//     spool's spill files (fstat through /proc/self/fd) next to
+//     Stats().DiskLive, after each step.
 //
 // Each job runs in a child process of its own (the bench binary
 // re-executed with the hidden flag -child NAME), so that its peak RSS is its
@@ -53,7 +61,8 @@
 // the scale curves, four panels, DIR/blobs-NAME.png: memory held and RSS
 // over the run and the hit ratio over the reads, and DIR/slow-NAME.png:
 // the RSS over time of each slow variant next to its harness. -profile DIR
-// writes each child's CPU and heap profiles for go tool pprof.
+// writes each child's CPU and heap profiles for go tool pprof; the scale
+// report reads spool's CPU profiles back (pprof.go).
 //
 // Files: main.go (flags, orchestration), workload.go (the uploads
 // scenario), impl.go (the implementations), child.go (the child-process
@@ -63,7 +72,10 @@
 // (the cache scenario and its offline ceilings), cache_report.go (its
 // tables), blobs.go and blobs_report.go (the blobs scenario), slow.go and
 // slow_report.go (the slow scenario and its HTTP client process),
-// fdlimit_*.go (raising the limit on open files).
+// churn.go and churn_report.go (the churn scenario), pprof.go (reading CPU
+// profiles), procfd_*.go (the process's spill files and descriptors, from
+// /proc/self/fd), fdlimit_*.go (raising or lowering the limit on open
+// files).
 package main
 
 import (
@@ -116,6 +128,13 @@ type Config struct {
 	BlobsBudget  int64   `json:"blobs_budget"`   // budget of the Manager, and the cap of the map
 	BlobsReads   int     `json:"blobs_reads"`    // reads after the writes
 	BlobsZipf    float64 `json:"blobs_zipf"`     // Zipf exponent of the reads
+	BlobsFDLimit int     `json:"blobs_fd_limit"` // limit on open files of spool's child; 0: raise it to the hard limit instead
+
+	// The churn scenario (churn.go).
+	ChurnBuffers int   `json:"churn_buffers"` // buffers spilled first
+	ChurnClose   int   `json:"churn_close"`   // of those, closed
+	ChurnNew     int   `json:"churn_new"`     // buffers spilled after the closes
+	ChurnSize    int64 `json:"churn_size"`    // bytes of each buffer
 
 	// The slow scenario (slow.go).
 	SlowUploads     int           `json:"slow_uploads"`      // concurrent uploads of the io.Copy variants
@@ -189,6 +208,12 @@ func defaultConfig() Config {
 		BlobsBudget:  64 << 20,
 		BlobsReads:   200_000,
 		BlobsZipf:    1.1,
+		BlobsFDLimit: 256,
+
+		ChurnBuffers: 10_000,
+		ChurnClose:   9_000,
+		ChurnNew:     9_000,
+		ChurnSize:    64 << 10,
 
 		SlowUploads: 10_000,
 		SlowMinSize: 64 << 10,
@@ -226,6 +251,10 @@ type scenario struct {
 	// run runs one job in this process and returns its measurements
 	// (without CPU time and RSS, which the child and parent fill in).
 	run func(cfg Config, job Job) (Result, error)
+	// finish, if not nil, runs in the parent after each child that printed
+	// a Result, to add to it what the parent measures from the child's
+	// files (scale: the share of spill files in its CPU profile).
+	finish func(cfg Config, job Job, res *Result)
 	// progress summarizes a result for the parent's progress line.
 	progress func(Result) string
 	// report prints the run as tables.
@@ -300,6 +329,7 @@ var scenarios = []scenario{
 		impls:    scaleVariantList(),
 		jobs:     scaleJobs,
 		run:      runScale,
+		finish:   finishScale,
 		progress: scaleProgress,
 		report:   printScaleReport,
 		plot:     plotScale,
@@ -325,6 +355,15 @@ var scenarios = []scenario{
 		report:   printSlowReport,
 		sample:   true,
 		plot:     plotSlow,
+	},
+	{
+		name:     "churn",
+		desc:     "10,000 spilled buffers of 64 KiB, 9,000 closed, 9,000 new spilled: the disk blocks spool's spill files hold (fstat) next to the live spilled bytes",
+		impls:    churnVariantList(),
+		jobs:     churnJobs,
+		run:      runChurn,
+		progress: churnProgress,
+		report:   printChurnReport,
 	},
 }
 
@@ -406,7 +445,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		implHelp = append(implHelp, sc.name+": "+strings.Join(variantNames(sc), ","))
 	}
 	impls := fs.String("impl", strings.Join(cfg.Impls, ","), "comma-separated `list` of implementations to run, in order (default: all of the scenario's; "+strings.Join(implHelp, "; ")+")")
-	fs.Var((*byteSize)(&cfg.Budget), "budget", "uploads, and scale's concurrency sweep: spool memory budget, a `size`: bytes, or a number with a unit (64MiB, 1.5GiB, 500MB)")
+	fs.Var((*byteSize)(&cfg.Budget), "budget", "uploads, churn, and scale's concurrency sweep: spool memory budget, a `size`: bytes, or a number with a unit (64MiB, 1.5GiB, 500MB)")
 	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "uploads: concurrent client goroutines")
 	fs.Var((*byteSize)(&cfg.Total), "total", "uploads: total upload `size` to aim for; the upload count is the smallest that reaches it with -seed")
 	fs.Var((*byteSize)(&cfg.MinSize), "min-size", "uploads: smallest upload `size`")
@@ -432,6 +471,11 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.Var((*byteSize)(&cfg.BlobsBudget), "blobs-budget", "blobs: memory budget `size` of the Manager, and the cap of the map baseline")
 	fs.IntVar(&cfg.BlobsReads, "blobs-reads", cfg.BlobsReads, "blobs: `number` of whole-blob reads after the writes")
 	fs.Float64Var(&cfg.BlobsZipf, "blobs-zipf", cfg.BlobsZipf, "blobs: Zipf `exponent` of the reads")
+	fs.IntVar(&cfg.BlobsFDLimit, "blobs-fd-limit", cfg.BlobsFDLimit, "blobs: `number` of open files spool's child is limited to (soft and hard limit); 0: no lower limit, the soft limit raised to the hard one")
+	fs.IntVar(&cfg.ChurnBuffers, "churn-buffers", cfg.ChurnBuffers, "churn: `number` of buffers written and rolled over first")
+	fs.IntVar(&cfg.ChurnClose, "churn-close", cfg.ChurnClose, "churn: `number` of those closed, chosen at random (-seed)")
+	fs.IntVar(&cfg.ChurnNew, "churn-new", cfg.ChurnNew, "churn: `number` of new buffers written and rolled over after the closes")
+	fs.Var((*byteSize)(&cfg.ChurnSize), "churn-size", "churn: `size` of each buffer")
 	fs.IntVar(&cfg.SlowUploads, "slow-uploads", cfg.SlowUploads, "slow: `number` of concurrent uploads of the io.Copy variants")
 	fs.IntVar(&cfg.SlowHTTPUploads, "slow-http-uploads", cfg.SlowHTTPUploads, "slow: `number` of concurrent uploads of the HTTP variants (0: as -slow-uploads, fewer if the server process's fd limit requires it)")
 	fs.Var((*byteSize)(&cfg.SlowMinSize), "slow-min-size", "slow: smallest upload `size`")
@@ -651,6 +695,9 @@ func (cfg Config) validate() error {
 	if err := cfg.validateSlow(); err != nil {
 		return err
 	}
+	if err := cfg.validateChurn(); err != nil {
+		return err
+	}
 	if cfg.Plot != "" {
 		if _, err := plotFormat(cfg.Plot); err != nil {
 			return err
@@ -693,6 +740,11 @@ func (cfg Config) childArgs(job Job) []string {
 		"-blobs-budget", fmt.Sprint(cfg.BlobsBudget),
 		"-blobs-reads", fmt.Sprint(cfg.BlobsReads),
 		"-blobs-zipf", strconv.FormatFloat(cfg.BlobsZipf, 'g', -1, 64),
+		"-blobs-fd-limit", fmt.Sprint(cfg.BlobsFDLimit),
+		"-churn-buffers", fmt.Sprint(cfg.ChurnBuffers),
+		"-churn-close", fmt.Sprint(cfg.ChurnClose),
+		"-churn-new", fmt.Sprint(cfg.ChurnNew),
+		"-churn-size", fmt.Sprint(cfg.ChurnSize),
 		"-slow-uploads", fmt.Sprint(cfg.SlowUploads),
 		"-slow-http-uploads", fmt.Sprint(cfg.SlowHTTPUploads),
 		"-slow-min-size", fmt.Sprint(cfg.SlowMinSize),
@@ -847,6 +899,9 @@ func runScenario(sc scenario, cfg Config, names []string, stdout, stderr io.Writ
 		}
 		prog.set(fmt.Sprintf("%s %d/%d %s", sc.name, i+1, len(jobs), jobTitle(job)), note)
 		res, childStderr, err := runChild(cfg, job)
+		if sc.finish != nil && res.Impl != "" {
+			sc.finish(cfg, job, &res)
+		}
 		var failure string
 		switch {
 		case res.Impl != "" && res.problem() != "":

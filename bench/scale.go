@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
@@ -30,6 +31,15 @@ import (
 // buffers held at once are the variable, not the goroutines (whose stacks
 // would otherwise grow with N, as would the piece each one writes from).
 const scaleWorkers = 64
+
+// The targets of the scale scenario: spool's throughput at the most
+// buffers over that at the fewest, at least; and the share of spool's CPU
+// spent creating and closing spill files at the most buffers, less than
+// (with -profile).
+const (
+	scaleThroughputTarget   = 0.5
+	scaleSpillFileCPUTarget = 0.05
+)
 
 // scaleVariants are the implementations of the scale scenario.
 var scaleVariants = []string{spoolImpl, "multipart"}
@@ -110,6 +120,26 @@ type ScaleResult struct {
 	Workers      int     `json:"workers"`
 	WriteSeconds float64 `json:"write_seconds"` // until every buffer was full
 	ReadSeconds  float64 `json:"read_seconds"`  // read back, checksum, close
+	// With -profile, for spool: the CPU time of the child's profile spent
+	// creating and closing spill files (spillFileStack), as the parent
+	// read it (finishScale), or why it could not.
+	SpillFileCPU *ProfileShare `json:"spill_file_cpu,omitempty"`
+	ProfileError string        `json:"profile_error,omitempty"`
+}
+
+// finishScale is the finish function of the scale scenario: with
+// -profile, it reads the CPU profile of a spool child and records the
+// share of it spent creating and closing spill files.
+func finishScale(cfg Config, job Job, res *Result) {
+	if cfg.Profile == "" || job.Impl != spoolImpl || res.Scale == nil {
+		return
+	}
+	share, err := readCPUShare(filepath.Join(cfg.Profile, jobFile(cfg.Scenario, job)+".cpu.pprof"), spillFileStack)
+	if err != nil {
+		res.Scale.ProfileError = err.Error()
+		return
+	}
+	res.Scale.SpillFileCPU = &share
 }
 
 // runScale is the run function of the scale scenario: one point.
@@ -302,18 +332,34 @@ func printScaleReport(w io.Writer, run Run) {
 	}
 
 	fmt.Fprintf(w, "\nConcurrency: N buffers at a %s budget\n\n", formatSize(cfg.Budget))
-	t := table{header: []string{"buffers", "bytes each", "spool peak RSS", "spool GB/s", "spool spills", pb.Label + " peak RSS", pb.Label + " GB/s", "spool RSS ÷ peer", "spool GB/s ÷ peer"}}
+	profiled := false
+	for _, r := range run.Results {
+		profiled = profiled || r.Scale != nil && (r.Scale.SpillFileCPU != nil || r.Scale.ProfileError != "")
+	}
+	header := []string{"buffers", "bytes each", "spool peak RSS", "spool GB/s", "spool spills", "spool spill files"}
+	if profiled {
+		header = append(header, "spool CPU in spill files")
+	}
+	header = append(header, pb.Label+" peak RSS", pb.Label+" GB/s", pb.Label+" files", "spool RSS ÷ peer", "spool GB/s ÷ peer")
+	t := table{header: header}
 	for _, n := range cfg.ScaleBuffers {
 		s, p := scalePoint(run.Results, spoolImpl, n, cfg.Budget), scalePoint(run.Results, "multipart", n, cfg.Budget)
 		if s == nil && p == nil {
 			continue
 		}
 		size := max(cfg.ScaleBytes/int64(n), 1)
-		spills := "–"
+		spills, files, pfiles := "–", "–", "–"
 		if s != nil {
-			spills = commas(s.Store.Spills)
+			spills, files = commas(s.Store.Spills), commas(s.Store.Files)
 		}
-		t.rows = append(t.rows, []string{commas(int64(n)), formatSize(size), rss(s), gbps(s), spills, rss(p), gbps(p), ratio(mib(s), mib(p)), ratio(gb(s), gb(p))})
+		if p != nil {
+			pfiles = commas(p.Store.Files)
+		}
+		row := []string{commas(int64(n)), formatSize(size), rss(s), gbps(s), spills, files}
+		if profiled {
+			row = append(row, spillFileCPUCell(s))
+		}
+		t.rows = append(t.rows, append(row, rss(p), gbps(p), pfiles, ratio(mib(s), mib(p)), ratio(gb(s), gb(p))))
 	}
 	t.print(w)
 
@@ -344,6 +390,26 @@ func printScaleReport(w io.Writer, run Run) {
 		d := mib(s1)/mib(s0) - 1
 		printTarget(w, math.Abs(d) <= 0.10, true, fmt.Sprintf("%s: %s vs %s (%+.1f%%)", text, rss(s1), rss(s0), 100*d))
 	}
+	text = fmt.Sprintf("spool's throughput at %s buffers >= %.1fx its throughput at %s", commas(int64(hi)), scaleThroughputTarget, commas(int64(lo)))
+	if s0 == nil || s1 == nil || lo == hi || s0.GBps() <= 0 {
+		printTarget(w, false, false, text+": not measured")
+	} else {
+		r := s1.GBps() / s0.GBps()
+		printTarget(w, r >= scaleThroughputTarget, true, fmt.Sprintf("%s: %s (%.2f GB/s vs %.2f GB/s)", text, targetRatio(r, scaleThroughputTarget), s1.GBps(), s0.GBps()))
+	}
+	text = fmt.Sprintf("spill-file creation and closing < %.0f%% of spool's CPU at %s buffers", 100*scaleSpillFileCPUTarget, commas(int64(hi)))
+	switch {
+	case s1 == nil || s1.Scale == nil || !profiled:
+		fmt.Fprintf(w, "  (%s: measured from the CPU profile; run with -profile DIR)\n", text)
+	case s1.Scale.SpillFileCPU == nil:
+		printTarget(w, false, false, text+": "+s1.Scale.ProfileError)
+	case s1.Scale.SpillFileCPU.Total == 0:
+		printTarget(w, false, false, text+": no samples in the profile")
+	default:
+		c := s1.Scale.SpillFileCPU
+		printTarget(w, c.Share() < scaleSpillFileCPUTarget, true, fmt.Sprintf("%s: %.2f%% (%.0f ms of %.0f ms in the child's CPU profile, %s samples; %.2f%% of the samples with spool on the stack; %s spill files)",
+			text, 100*c.Share(), float64(c.Match)/1e6, float64(c.Total)/1e6, commas(c.Samples), 100*c.SpoolShare(), commas(s1.Store.Files)))
+	}
 	p0, p1 := scalePoint(run.Results, "multipart", lo, cfg.Budget), scalePoint(run.Results, "multipart", hi, cfg.Budget)
 	if p0 != nil && p1 != nil && lo != hi {
 		fmt.Fprintf(w, "  (%s: %s at %s buffers, %s at %s, %s: each buffer keeps up to %s in a bytes.Buffer, whose capacity doubles as it grows)\n",
@@ -353,6 +419,23 @@ func printScaleReport(w io.Writer, run Run) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "peak RSS: VmHWM after the workload minus VmRSS before it. GB/s: bytes written and read back / wall time (decimal GB).")
 	fmt.Fprintf(w, "spills: buffers moved from memory to a file. %s: a bytes.Buffer per buffer up to %s, then a file of its own (as in uploads).\n", pb.Label, formatSize(cfg.Threshold))
-	fmt.Fprintln(w, "÷ peer: spool's figure over the per-buffer spool's at the same point.")
+	fmt.Fprintln(w, "÷ peer: spool's figure over the per-buffer spool's at the same point. spool spill files: Stats().SpillFiles at the end, the")
+	fmt.Fprintf(w, "segment files of its spill arena, shared by every spilled buffer; %s files: the files it created, one per buffer past %s.\n", pb.Label, formatSize(cfg.Threshold))
+	if profiled {
+		fmt.Fprintln(w, "spool CPU in spill files: the CPU time of the samples of the spool child's profile (-profile) whose stack creates or closes a")
+		fmt.Fprintln(w, "spill file (spool's (*arena).pick or (*arena).close, or os.OpenFile, openat or (*os.File).Close called from spool), over all its samples.")
+	}
 	fmt.Fprintf(w, "Total time %.1f s.\n", run.Seconds)
+}
+
+// spillFileCPUCell formats the share of r's CPU profile spent on spill
+// files, or "–".
+func spillFileCPUCell(r *Result) string {
+	switch {
+	case r == nil || r.Scale == nil:
+		return "–"
+	case r.Scale.SpillFileCPU == nil:
+		return "n/a"
+	}
+	return pctCell(r.Scale.SpillFileCPU.Share())
 }
