@@ -20,10 +20,6 @@ import (
 //   - Set is asynchronous and may be dropped; Get records are lossy. Only
 //     the promoter goroutine, which holds no lock, calls Set and Wait. Get
 //     and Del are called with no spool lock held or are non-blocking.
-//     GetTTL (resident) is called by the promoter with no lock held, and
-//     under experiment.RistrettoVictims by the victim search with a
-//     buffer's lock and Manager.mu held: it takes only ristretto's shard
-//     read locks and calls nothing of spool's but mixKey (lock.go).
 //   - Keys are buffer IDs (never pointers), hashed with a mixing function:
 //     ristretto's default hash of an integer key is the key itself, which
 //     makes the count-min sketch rows collide (ristretto issue #108).
@@ -126,21 +122,6 @@ func (a *admission) forget(id uint64) {
 	if !a.closed {
 		a.c.Del(id)
 	}
-}
-
-// resident reports whether ristretto holds buffer id, without recording
-// an access.
-func (a *admission) resident(id uint64) bool {
-	if a == nil {
-		return false
-	}
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	if a.closed {
-		return false
-	}
-	_, ok := a.c.GetTTL(id)
-	return ok
 }
 
 // close closes the cache once the calls in progress have returned; later

@@ -31,11 +31,7 @@ package spool
 //     spool lock (not even with TryLock), does no I/O and calls no user
 //     code. The victim search
 //     (victims.go) holds it for one pass over the buffers holding memory
-//     per batch of candidates, reading their atomics; under the
-//     experiment.RistrettoVictims variant each pass also asks ristretto's
-//     cache whether it holds each buffer (GetTTL), which takes only
-//     ristretto's own shard read locks, never waits on a channel, and calls
-//     back into spool only to hash the key (mixKey, which locks nothing).
+//     per batch of candidates, reading their atomics.
 //
 //  4. The memory budget (budget.go) is a semaphore used only through
 //     TryAcquire and Release, which never block. No code ever waits for

@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/spoolkit/spool/internal/experiment"
 )
 
 // A Manager hands out Buffers that share one memory budget. Each Buffer
@@ -49,10 +47,9 @@ type Manager struct {
 	// For LeastFrequentlyUsed only (nil otherwise): access counts, and
 	// ristretto's admission and the promoter goroutine unless
 	// DisablePromotion.
-	freq        *frequency
-	adm         *admission
-	promoter    *promoter
-	byRistretto bool // experiment.RistrettoVictims when created
+	freq     *frequency
+	adm      *admission
+	promoter *promoter
 
 	disk         diskBudget
 	onDisk       atomic.Int64
@@ -144,13 +141,10 @@ func newManager(opts Options, fs fileSystem) (*Manager, error) {
 	m.spares.New = newSpare
 	if o.Policy == LeastFrequentlyUsed {
 		m.freq = new(frequency)
-		m.byRistretto = experiment.RistrettoVictims.Load()
-		if !o.DisablePromotion || m.byRistretto {
+		if !o.DisablePromotion {
 			if m.adm, err = newAdmission(o.MemoryBudget); err != nil {
 				return nil, fmt.Errorf("spool: frequency sketch: %w", err)
 			}
-		}
-		if !o.DisablePromotion {
 			m.promoter = newPromoter(m)
 		}
 	}

@@ -40,7 +40,6 @@ type candidate struct {
 	mem     int64   // chunk bytes the buffer held
 	lastUse uint64  // Manager clock at its last access
 	density float64 // LeastFrequentlyUsed: accesses per byte held
-	cached  bool    // experiment.RistrettoVictims: ristretto holds it
 }
 
 // victimQuery says which buffers a victim search may return.
@@ -57,7 +56,7 @@ type victimQuery struct {
 // memory held by every buffer q allows but for its cursor (not only those
 // in the batch).
 func (m *Manager) victims(batch *[victimBatch]candidate, q victimQuery) (cs []candidate, total int64, eligible int) {
-	p, byRistretto := m.opts.Policy, m.byRistretto
+	p := m.opts.Policy
 	// h is a max-heap by the policy's order: h[0] is the candidate that
 	// would be rolled over last, the one a better candidate displaces.
 	h := batch[:0]
@@ -76,39 +75,36 @@ func (m *Manager) victims(batch *[victimBatch]candidate, q victimQuery) (cs []ca
 			if !(c.density < q.limit || (q.inclusive && c.density == q.limit)) {
 				continue
 			}
-			if byRistretto {
-				c.cached = m.adm.resident(b.id)
-			}
 		}
 		total += mem
 		eligible++
-		if q.after != nil && !p.before(q.after, &c, byRistretto) {
+		if q.after != nil && !p.before(q.after, &c) {
 			continue // tried in an earlier batch
 		}
 		switch {
 		case len(h) < victimBatch:
 			h = append(h, c)
-			siftUp(h, len(h)-1, p, byRistretto)
-		case p.before(&c, &h[0], byRistretto):
+			siftUp(h, len(h)-1, p)
+		case p.before(&c, &h[0]):
 			h[0] = c
-			siftDown(h, 0, p, byRistretto)
+			siftDown(h, 0, p)
 		}
 	}
 	m.mu.Unlock()
 	// Sort in place: repeatedly move the last of the heap to its end.
 	for n := len(h) - 1; n > 0; n-- {
 		h[0], h[n] = h[n], h[0]
-		siftDown(h[:n], 0, p, byRistretto)
+		siftDown(h[:n], 0, p)
 	}
 	return h, total, eligible
 }
 
 // siftUp and siftDown keep h a max-heap by p's order (the root is the
 // candidate p would roll over last).
-func siftUp(h []candidate, i int, p Policy, byRistretto bool) {
+func siftUp(h []candidate, i int, p Policy) {
 	for i > 0 {
 		parent := (i - 1) / 2
-		if !p.before(&h[parent], &h[i], byRistretto) {
+		if !p.before(&h[parent], &h[i]) {
 			return
 		}
 		h[parent], h[i] = h[i], h[parent]
@@ -116,13 +112,13 @@ func siftUp(h []candidate, i int, p Policy, byRistretto bool) {
 	}
 }
 
-func siftDown(h []candidate, i int, p Policy, byRistretto bool) {
+func siftDown(h []candidate, i int, p Policy) {
 	for {
 		last := i
-		if l := 2*i + 1; l < len(h) && p.before(&h[last], &h[l], byRistretto) {
+		if l := 2*i + 1; l < len(h) && p.before(&h[last], &h[l]) {
 			last = l
 		}
-		if r := 2*i + 2; r < len(h) && p.before(&h[last], &h[r], byRistretto) {
+		if r := 2*i + 2; r < len(h) && p.before(&h[last], &h[r]) {
 			last = r
 		}
 		if last == i {

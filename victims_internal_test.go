@@ -82,7 +82,7 @@ func TestVictimBatches(t *testing.T) {
 				wantTotal += c.mem
 			}
 			slices.SortFunc(want, func(a, b candidate) int {
-				if p.before(&a, &b, false) {
+				if p.before(&a, &b) {
 					return -1
 				}
 				return 1
@@ -348,31 +348,5 @@ func TestForceEvict(t *testing.T) {
 	}
 	if st := m.Stats(); st.MemoryInUse != 4<<10 {
 		t.Errorf("MemoryInUse %d after ForceEvict, want the caller's one chunk", st.MemoryInUse)
-	}
-}
-
-// TestRistrettoVictimOrder checks the order of the
-// experiment.RistrettoVictims variant: buffers ristretto does not hold
-// first, then the largest, then the oldest ID.
-func TestRistrettoVictimOrder(t *testing.T) {
-	cs := []candidate{
-		{id: 1, mem: 10, cached: true},
-		{id: 2, mem: 30, cached: false},
-		{id: 3, mem: 20, cached: false},
-		{id: 4, mem: 30, cached: true},
-		{id: 5, mem: 30, cached: false},
-	}
-	slices.SortFunc(cs, func(a, b candidate) int {
-		if LeastFrequentlyUsed.before(&a, &b, true) {
-			return -1
-		}
-		return 1
-	})
-	var got []uint64
-	for _, c := range cs {
-		got = append(got, c.id)
-	}
-	if want := []uint64{2, 5, 3, 4, 1}; !slices.Equal(got, want) {
-		t.Errorf("order %v, want %v", got, want)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/spoolkit/spool"
-	"github.com/spoolkit/spool/internal/experiment"
 )
 
 // The cache scenario: spool's Manager used as a cache of blobs. cfg.Blobs
@@ -59,7 +58,6 @@ const verifyEvery = 97
 type cacheVariant struct {
 	variant
 	policy      spool.Policy
-	ristretto   bool // experiment.RistrettoVictims
 	noPromotion bool // Options.DisablePromotion
 }
 
@@ -67,7 +65,6 @@ var cacheVariants = []cacheVariant{
 	{variant: variant{Name: "largest", Label: "LargestFirst"}, policy: spool.LargestFirst},
 	{variant: variant{Name: "lru", Label: "LeastRecentlyUsed"}, policy: spool.LeastRecentlyUsed},
 	{variant: variant{Name: "lfu", Label: "LeastFrequentlyUsed"}, policy: spool.LeastFrequentlyUsed},
-	{variant: variant{Name: "lfu-ristretto", Label: "LFU-ristretto"}, policy: spool.LeastFrequentlyUsed, ristretto: true},
 	{variant: variant{Name: "lfu-nopromo", Label: "LFU, no promotion"}, policy: spool.LeastFrequentlyUsed, noPromotion: true},
 }
 
@@ -359,12 +356,9 @@ func runCache(cfg Config, job Job) (Result, error) {
 	w := newCacheWorkload(cfg)
 	reads := cacheReads(cfg, w, job.Zipf)
 
-	// RistrettoVictims is read once, by NewManager.
-	old := experiment.RistrettoVictims.Swap(v.ristretto)
 	opts := cacheOptions(cfg)
 	opts.Policy, opts.DisablePromotion = v.policy, v.noPromotion
 	m, err := spool.NewManager(opts)
-	experiment.RistrettoVictims.Store(old)
 	if err != nil {
 		return Result{}, err
 	}

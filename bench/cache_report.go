@@ -211,7 +211,6 @@ func printCacheReport(w io.Writer, run Run) {
 	fmt.Fprintln(w, "workload. promotions: spilled buffers brought back into memory. spills: rollovers during the writes and during the reads.")
 	fmt.Fprintf(w, "verify errors: every %dth read is checked against the CRC-32C of the blob (or of the page a small read reads), and every scan\n", verifyEvery)
 	fmt.Fprintln(w, "read-back; plus failed operations.")
-	fmt.Fprintln(w, "LFU-ristretto: LeastFrequentlyUsed choosing victims by ristretto's view (experiment.RistrettoVictims) instead of exact counters.")
 	fmt.Fprintln(w, "The ceilings charge each blob what spool charges for it in memory: measured by writing it, as the runs do, into an otherwise")
 	fmt.Fprintf(w, "empty scratch Manager with the same options and reading the rise of Stats().MemoryInUse; they fill the budget it enforces (%s).\n", formatSize(cr.Capacity))
 	fmt.Fprintln(w, "greedy ceiling: computed offline over the same reads, no spool involved. It is an APPROXIMATION of the optimum, not the optimum:")

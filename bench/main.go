@@ -199,7 +199,7 @@ func defaultConfig() Config {
 		Zipf:        []float64{1.1, 0.8},
 		ScanBlobs:   256,
 		ScanSize:    4 << 20,
-		ScanImpls:   []string{"lru", "lfu", "lfu-ristretto"},
+		ScanImpls:   []string{"lru", "lfu"},
 		SmallRead:   4 << 10,
 
 		BlobsCount:   100_000,
