@@ -126,9 +126,12 @@
 //
 // Package spoolhttp parses multipart forms and spools request bodies into
 // Buffers of a Manager, so that every request of a server shares one
-// budget, and serves Buffers with http.ServeContent. Package spoolprom
-// exports Stats as Prometheus metrics and package spoolexpvar publishes
-// them with expvar. Options.Logger takes a *slog.Logger.
+// budget, and serves Buffers with http.ServeContent, sending spilled
+// blocks with sendfile. Package spoolexpvar publishes Stats with expvar.
+// Packages spoolprom (Prometheus) and spoolotel (OpenTelemetry) export
+// them as metrics; they are modules of their own, so that a program that
+// uses neither does not depend on those libraries. Options.Logger takes a
+// *slog.Logger.
 //
 // # Caveats
 //

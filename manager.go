@@ -63,10 +63,12 @@ type Manager struct {
 	promotedBytes   atomic.Int64
 	promoteRejected atomic.Int64
 	promoteNoRoom   atomic.Int64
-	reads           atomic.Int64
-	readsDisk       atomic.Int64
-	readBytes       atomic.Int64
-	readBytesDisk   atomic.Int64
+	// Reads by where they were served from, each counter on its own so
+	// that each only grows: Stats adds them up for the totals.
+	readsMem      atomic.Int64
+	readsDisk     atomic.Int64
+	readBytesMem  atomic.Int64
+	readBytesDisk atomic.Int64
 	skippedBusy     atomic.Int64
 	spillNanos      atomic.Int64
 	zeroCopyBytes   atomic.Int64
@@ -192,9 +194,8 @@ func (m *Manager) Stats() Stats {
 	m.mu.Lock()
 	n := len(m.bufs)
 	m.mu.Unlock()
-	// Disk counts first: the totals read after them are at least as large.
-	readsDisk, readBytesDisk := m.readsDisk.Load(), m.readBytesDisk.Load()
-	reads, readBytes := m.reads.Load(), m.readBytes.Load()
+	readsMem, readsDisk := m.readsMem.Load(), m.readsDisk.Load()
+	readBytesMem, readBytesDisk := m.readBytesMem.Load(), m.readBytesDisk.Load()
 	return Stats{
 		MemoryBudget:    m.budget.size,
 		MemoryInUse:     m.budget.used(),
@@ -217,10 +218,10 @@ func (m *Manager) Stats() Stats {
 		PromotedBytes:       m.promotedBytes.Load(),
 		PromotionsRejected:  m.promoteRejected.Load(),
 		PromotionsNoRoom:    m.promoteNoRoom.Load(),
-		Reads:               reads,
-		ReadsFromMemory:     reads - readsDisk,
-		ReadBytes:           readBytes,
-		ReadBytesFromMemory: readBytes - readBytesDisk,
+		Reads:               readsMem + readsDisk,
+		ReadsFromMemory:     readsMem,
+		ReadBytes:           readBytesMem + readBytesDisk,
+		ReadBytesFromMemory: readBytesMem,
 		SkippedBusy:         m.skippedBusy.Load(),
 		SpillTime:           time.Duration(m.spillNanos.Load()),
 		ZeroCopyBytes:       m.zeroCopyBytes.Load(),
@@ -497,10 +498,13 @@ func (m *Manager) deliver(events []SpillEvent) {
 // countRead records a read of n bytes, of which fromFile came from disk.
 // Reads served from memory, the hot path, cost two atomic adds.
 func (m *Manager) countRead(n, fromFile int) {
-	m.reads.Add(1)
-	m.readBytes.Add(int64(n))
 	if fromFile > 0 {
 		m.readsDisk.Add(1)
 		m.readBytesDisk.Add(int64(fromFile))
+	} else {
+		m.readsMem.Add(1)
+	}
+	if n > fromFile {
+		m.readBytesMem.Add(int64(n - fromFile))
 	}
 }

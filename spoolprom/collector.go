@@ -5,6 +5,63 @@
 // Metric names follow the Prometheus conventions: a spool_ prefix, base
 // units (bytes, seconds), _total for counters. Each scrape calls
 // Manager.Stats once; the Collector holds no state of its own.
+//
+// # Metrics
+//
+// Each metric is listed as name (type[, label=values]): its help text. The
+// labels given to NewCollector are added to every metric.
+// TestDocListsMetrics checks this list against the metrics the Collector
+// describes and collects.
+//
+//   - spool_memory_budget_bytes (gauge): Bytes of memory all buffers of the
+//     manager may hold.
+//   - spool_memory_in_use_bytes (gauge): Bytes of budget memory in use: buffer
+//     data, read windows and the stages of ReadFrom and WriteTo; never above
+//     the budget.
+//   - spool_memory_in_use_peak_bytes (gauge): Highest memory_in_use_bytes
+//     since the manager was created.
+//   - spool_read_windows (gauge): Read windows held: checked copies of
+//     spilled blocks (a chunk each) for small reads, counted in
+//     memory_in_use_bytes.
+//   - spool_disk_budget_bytes (gauge): Limit on the bytes of all spill files;
+//     0 means none.
+//   - spool_disk_in_use_bytes (gauge): Bytes of the spill files' extents that
+//     hold spilled blocks; never above the disk budget.
+//   - spool_disk_live_bytes (gauge): Bytes of buffer data in those extents.
+//   - spool_spill_files (gauge): Spill files open: the segments of the
+//     manager's spill arena.
+//   - spool_buffers (gauge): Live buffers.
+//   - spool_buffers_on_disk (gauge): Live buffers with data on disk.
+//   - spool_spills_total (counter): Completed rollovers of buffers to disk.
+//   - spool_spilled_bytes_total (counter): Bytes copied from memory to disk by
+//     rollovers.
+//   - spool_disk_written_bytes_total (counter): Bytes written to spill files.
+//   - spool_evictions_total (counter): Rollovers of a buffer made to free
+//     memory for another buffer's write.
+//   - spool_spill_errors_total (counter): Rollovers that failed, with a disk
+//     error or at the disk budget; the data stayed intact.
+//   - spool_leaked_buffers_total (counter): Buffers garbage-collected without
+//     Close.
+//   - spool_promotions_total (counter): Spilled buffers brought back into
+//     memory.
+//   - spool_promoted_bytes_total (counter): Bytes of spilled buffers brought
+//     back into memory.
+//   - spool_promotions_refused_total (counter, reason=admission|no_room):
+//     Promotion candidates refused, by reason: admission (ristretto TinyLFU)
+//     or no_room.
+//   - spool_skipped_busy_total (counter): Buffers chosen for a rollover but
+//     skipped because another goroutine was using them.
+//   - spool_reads_total (counter, source=memory|disk): Reads that returned
+//     data, by where they were served from: memory (entirely) or disk.
+//   - spool_read_bytes_total (counter, source=memory|disk): Bytes read, by
+//     where they came from: memory or disk.
+//   - spool_zero_copy_bytes_total (counter): Bytes of spill files the kernel
+//     sent for WriteTo without copies (sendfile), after checking them; also
+//     counted in read_bytes_total.
+//   - spool_spill_seconds_total (counter): Time spent rolling buffers over to
+//     disk.
+//   - spool_eviction_wait_seconds_total (counter): Time writers waited while
+//     other buffers were rolled over to make room for them.
 package spoolprom
 
 import (
@@ -44,7 +101,7 @@ func NewCollector(m *spool.Manager, labels prometheus.Labels) *Collector {
 	one("memory_budget_bytes", "Bytes of memory all buffers of the manager may hold.", gauge, func(s spool.Stats) float64 { return f(s.MemoryBudget) })
 	one("memory_in_use_bytes", "Bytes of budget memory in use: buffer data, read windows and the stages of ReadFrom and WriteTo; never above the budget.", gauge, func(s spool.Stats) float64 { return f(s.MemoryInUse) })
 	one("memory_in_use_peak_bytes", "Highest memory_in_use_bytes since the manager was created.", gauge, func(s spool.Stats) float64 { return f(s.PeakMemoryInUse) })
-	one("read_windows", "Read windows held: checked 64 KiB copies of spilled blocks for small reads, counted in memory_in_use_bytes.", gauge, func(s spool.Stats) float64 { return float64(s.ReadWindows) })
+	one("read_windows", "Read windows held: checked copies of spilled blocks (a chunk each) for small reads, counted in memory_in_use_bytes.", gauge, func(s spool.Stats) float64 { return float64(s.ReadWindows) })
 	one("disk_budget_bytes", "Limit on the bytes of all spill files; 0 means none.", gauge, func(s spool.Stats) float64 { return f(s.DiskBudget) })
 	one("disk_in_use_bytes", "Bytes of the spill files' extents that hold spilled blocks; never above the disk budget.", gauge, func(s spool.Stats) float64 { return f(s.DiskInUse) })
 	one("disk_live_bytes", "Bytes of buffer data in those extents.", gauge, func(s spool.Stats) float64 { return f(s.DiskLive) })
@@ -55,7 +112,7 @@ func NewCollector(m *spool.Manager, labels prometheus.Labels) *Collector {
 	one("spilled_bytes_total", "Bytes copied from memory to disk by rollovers.", counter, func(s spool.Stats) float64 { return f(s.SpilledBytes) })
 	one("disk_written_bytes_total", "Bytes written to spill files.", counter, func(s spool.Stats) float64 { return f(s.DiskWritten) })
 	one("evictions_total", "Rollovers of a buffer made to free memory for another buffer's write.", counter, func(s spool.Stats) float64 { return f(s.Evictions) })
-	one("spill_errors_total", "Rollovers that failed with a disk error; the data stayed intact.", counter, func(s spool.Stats) float64 { return f(s.SpillErrors) })
+	one("spill_errors_total", "Rollovers that failed, with a disk error or at the disk budget; the data stayed intact.", counter, func(s spool.Stats) float64 { return f(s.SpillErrors) })
 	one("leaked_buffers_total", "Buffers garbage-collected without Close.", counter, func(s spool.Stats) float64 { return f(s.Leaked) })
 	one("promotions_total", "Spilled buffers brought back into memory.", counter, func(s spool.Stats) float64 { return f(s.Promotions) })
 	one("promoted_bytes_total", "Bytes of spilled buffers brought back into memory.", counter, func(s spool.Stats) float64 { return f(s.PromotedBytes) })
