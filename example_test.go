@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -420,4 +421,126 @@ func ExampleBuffer_ReadRune() {
 	fmt.Printf("key %q, rest %q\n", string(key), rest)
 	// Output:
 	// key "größe", rest "=42€"
+}
+
+// newExampleBuffer returns a Manager and a Buffer holding s, rewound.
+func newExampleBuffer(s string) (*spool.Manager, *spool.Buffer) {
+	m, err := spool.NewManager(spool.Options{MemoryBudget: 1 << 20})
+	if err != nil {
+		log.Fatal(err)
+	}
+	b, err := m.NewBuffer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := b.WriteString(s); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := b.Seek(0, io.SeekStart); err != nil {
+		log.Fatal(err)
+	}
+	return m, b
+}
+
+// ExampleBuffer_UnreadRune peeks at the next rune: read it, then put it
+// back. A second UnreadRune in a row is an error, as for bytes.Buffer.
+func ExampleBuffer_UnreadRune() {
+	m, b := newExampleBuffer("€100")
+	defer m.Close()
+
+	r, size, _ := b.ReadRune()
+	fmt.Printf("peeked %q (%d bytes)\n", r, size)
+	fmt.Println(b.UnreadRune())
+	fmt.Println(errors.Is(b.UnreadRune(), spool.ErrUnread))
+	rest, _ := io.ReadAll(b)
+	fmt.Printf("%q\n", rest)
+	// Output:
+	// peeked '€' (3 bytes)
+	// <nil>
+	// true
+	// "€100"
+}
+
+// ExampleBuffer_UnreadByte lets a bufio-style tokenizer put back the byte
+// that ended a number.
+func ExampleBuffer_UnreadByte() {
+	m, b := newExampleBuffer("42,7")
+	defer m.Close()
+
+	var digits []byte
+	for {
+		c, err := b.ReadByte()
+		if err != nil {
+			break
+		}
+		if c < '0' || c > '9' {
+			b.UnreadByte() // the separator is the next token's
+			break
+		}
+		digits = append(digits, c)
+	}
+	rest, _ := io.ReadAll(b)
+	fmt.Printf("number %s, then %q\n", digits, rest)
+	// Output:
+	// number 42, then ",7"
+}
+
+// ExampleBuffer_Closed checks a Buffer that may have been closed
+// elsewhere, by its owner or by the Manager's Close.
+func ExampleBuffer_Closed() {
+	m, b := newExampleBuffer("data")
+	fmt.Println(b.Closed())
+	m.Close() // closes every buffer
+	fmt.Println(b.Closed())
+	_, err := b.Write([]byte("more"))
+	fmt.Println(errors.Is(err, spool.ErrClosed))
+	// Output:
+	// false
+	// true
+	// true
+}
+
+// ExampleReader_Seek reads a section from an offset of the Reader's own:
+// the Buffer's offset does not move.
+func ExampleReader_Seek() {
+	m, b := newExampleBuffer("header:payload:trailer")
+	defer m.Close()
+
+	r := b.NewSectionReader(7, 7) // "payload"
+	r.Seek(-4, io.SeekEnd)
+	p, _ := io.ReadAll(r)
+	pos, _ := b.Seek(0, io.SeekCurrent)
+	fmt.Printf("%q, buffer offset %d\n", p, pos)
+	// Output:
+	// "load", buffer offset 0
+}
+
+// ExampleReader_ReadAt reads at offsets of the section, as an
+// io.ReaderAt: here a fixed-size record in the middle of a buffer.
+func ExampleReader_ReadAt() {
+	m, b := newExampleBuffer("AAAABBBBCCCC")
+	defer m.Close()
+
+	records := b.NewSectionReader(4, 8) // records B and C
+	p := make([]byte, 4)
+	n, err := records.ReadAt(p, 4)
+	fmt.Printf("%q %d %v\n", p[:n], n, err)
+	n, err = records.ReadAt(p, 6) // runs past the section
+	fmt.Printf("%q %d %v\n", p[:n], n, err)
+	// Output:
+	// "CCCC" 4 <nil>
+	// "CC" 2 EOF
+}
+
+// ExampleReader_WriteTo copies a section out; to an *os.File or a
+// *net.TCPConn, spilled blocks go without copies through user space.
+func ExampleReader_WriteTo() {
+	m, b := newExampleBuffer("skip this|send this")
+	defer m.Close()
+
+	var out strings.Builder
+	n, err := b.NewSectionReader(10, 9).WriteTo(&out)
+	fmt.Println(n, err, out.String())
+	// Output:
+	// 9 <nil> send this
 }

@@ -69,10 +69,10 @@ type Manager struct {
 	readsDisk     atomic.Int64
 	readBytesMem  atomic.Int64
 	readBytesDisk atomic.Int64
-	skippedBusy     atomic.Int64
-	spillNanos      atomic.Int64
-	zeroCopyBytes   atomic.Int64
-	waitNanos       atomic.Int64
+	skippedBusy   atomic.Int64
+	spillNanos    atomic.Int64
+	zeroCopyBytes atomic.Int64
+	waitNanos     atomic.Int64
 
 	// mu protects the following fields. See lock.go: it is a leaf lock.
 	mu     sync.Mutex
