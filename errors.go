@@ -73,4 +73,10 @@ var (
 	// io.Writer's Write does: such a count is a bug in that Reader or
 	// Writer, and the bytes of that call are not taken as read or written.
 	ErrInvalidCount = errors.New("spool: io.Reader or io.Writer returned an invalid count")
+
+	// ErrNoMemoryLimit is returned by MemoryLimit and MemoryLimitFraction
+	// when the process runs under no memory limit they can find: no cgroup
+	// memory limit (outside a container, or a container without one) and
+	// no GOMEMLIMIT. The caller chooses a budget of its own.
+	ErrNoMemoryLimit = errors.New("spool: no memory limit")
 )
