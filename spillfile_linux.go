@@ -38,7 +38,10 @@ func memoryBacked(dir string) (bool, error) {
 	if err := unix.Statfs(dir, &st); err != nil {
 		return false, &os.PathError{Op: "statfs", Path: dir, Err: err}
 	}
-	return st.Type == unix.TMPFS_MAGIC || st.Type == unix.RAMFS_MAGIC, nil
+	// Type is an int32 on 32-bit systems, where RAMFS_MAGIC overflows it:
+	// compare the 32 bits the magic numbers have.
+	t := uint32(st.Type)
+	return t == uint32(unix.TMPFS_MAGIC) || t == uint32(unix.RAMFS_MAGIC), nil
 }
 
 // punch deallocates [off, off+n) of the file, keeping its size: the range
