@@ -29,9 +29,26 @@ import (
 // buffer's block of n bytes takes one extent of the smallest class that
 // holds n. Extents are allocated lowest first, from the frames of their
 // class that have a free slot, then from the lowest free frame, then at
-// the end of the segment; a frame whose extents are all free is punched
-// out of the file (fallocate), or cut off when it is at the end, so that
-// the disk space spool holds follows its live spilled bytes.
+// the end of the segment.
+//
+// Disk space is accounted in granules: max(4 KiB, chunk/64) bytes of a
+// frame, at most 192 of them, the unit in which space is given back to
+// the file system (a file system block, or several). A frame's disk
+// bitmap holds the granules that may be allocated on disk; each is charged
+// to the disk budget (Stats.DiskInUse) from the allocation of the first
+// extent that overlaps it until it is punched out of the file or cut off
+// its end. A granule is occupied while a taken slot (a live extent, or a
+// dead one: see segment.tainted) overlaps it, which alloc and release
+// work out from the slot bitmap. A charged granule that no slot occupies
+// is slack: freed space the file system still holds. Slack is reused
+// first (an extent allocated over it is charged nothing more) and
+// reclaimed in bulk: when the arena's slack passes max(live/8, 1 MiB)
+// (arena.settle), or when an allocation fails at the disk budget
+// (arena.alloc), every segment punches its slack out (fallocate), one run
+// of adjacent granules at a time, and gives its charge back. A frame whose
+// extents are all free is punched out whole, or cut off when it is at the
+// end of the file. So the disk space spool holds, and DiskInUse, stay
+// within the granules of the live extents plus that bound of slack.
 //
 // The arena knows nothing of buffers: a buffer's spill (spill.go) keeps
 // its blocks' extents and checksums, and asks the arena only to allocate,
@@ -39,11 +56,13 @@ import (
 // object store, say) would implement.
 //
 // Locks: each segment has its own mutex, a leaf (lock.go), held while its
-// frames are allocated or freed, never during I/O but for punching or
-// cutting a frame that has just become free. Reads and writes of extents
-// use pread and pwrite on the segment's descriptor with no lock; the
-// extent a buffer reads or writes is its own until the buffer frees it,
-// under the buffer's lock.
+// frames are allocated or freed, never during I/O but for punching slack
+// or a frame that has just become free out of the file, or cutting frames
+// off its end. A reclaim takes the segments' mutexes one at a time, never
+// two at once. Reads and writes of extents use pread and pwrite on the
+// segment's descriptor with no lock; the extent a buffer reads or writes
+// is its own until the buffer frees it, under the buffer's lock, and
+// nothing punches a granule an extent occupies.
 type arena struct {
 	dir, pattern string
 	fs           fileSystem
@@ -51,6 +70,8 @@ type arena struct {
 	cs           int64   // chunk size: the largest extent, a block
 	frame        int64   // bytes of a frame: 3 chunks
 	classes      []int64 // extent sizes, ascending; the last is cs
+	gran         int64   // bytes of a granule: max(4 KiB, cs/64)
+	grans        int     // granules in a frame: frame/gran, at most 192
 
 	// segs[i] is segment i once created (lazily, under mu, which guards
 	// nothing else); read without mu.
@@ -61,11 +82,29 @@ type arena struct {
 	open    atomic.Int64 // segments open
 	live    atomic.Int64 // bytes of data in extents
 	written atomic.Int64 // bytes written to segment files
+	// slack is the sum of the segments' slack (segment.slack), in bytes:
+	// charged granules that no extent occupies.
+	slack atomic.Int64
+	// unpunched is the slack the last reclaim left behind because
+	// punching failed; settle reclaims again only once slack has grown
+	// past it by the threshold, so that a failing file system is not
+	// asked again after every operation.
+	unpunched atomic.Int64
+	// reclaiming is set while a settle reclaims, so that other settles
+	// do not start a reclaim of their own meanwhile.
+	reclaiming atomic.Bool
+	// noPunch is set once the file system said it cannot punch holes:
+	// slack then stays charged until it is reused or cut off.
+	noPunch atomic.Bool
 	// noZeroCopy is set once a frame tainted by a zero-copy send could not
-	// be punched out: sends copy from then on (sendfile.go).
+	// be punched out: sends copy from then on (copyout.go).
 	noZeroCopy atomic.Bool
 	scratch    sync.Pool // scratch blocks: see getScratch
 }
+
+// reclaimMin is the least slack settle lets build up before it reclaims:
+// below it, punching would cost more system calls than the space is worth.
+const reclaimMin = 1 << 20
 
 // defaultSpillFiles returns the default cap on segment files: two per
 // CPU, at least two.
@@ -75,8 +114,10 @@ func newArena(dir, pattern string, fs fileSystem, disk *diskBudget, cs int64, ma
 	a := &arena{
 		dir: dir, pattern: pattern, fs: fs, disk: disk,
 		cs: cs, frame: 3 * cs, classes: extentClasses(cs),
+		gran: max(4<<10, cs/64),
 		segs: make([]atomic.Pointer[segment], maxFiles),
 	}
+	a.grans = int(a.frame / a.gran)
 	a.scratch.New = func() any {
 		b := make([]byte, cs+16+sideSize)
 		return &b
@@ -155,17 +196,25 @@ func (a *arena) pick() (*segment, error) {
 // segment returns segment i, which exists.
 func (a *arena) segment(i int) *segment { return a.segs[i].Load() }
 
-// close closes every segment file. The Manager calls it once every buffer
-// is closed and no spill is left.
+// close closes every segment file, and gives back to the disk budget what
+// it still counts for them. The Manager calls it once every buffer is
+// closed and no spill is left.
 func (a *arena) close() error {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	var errs []error
+	var segs []*segment
 	for i := range a.segs {
-		s := a.segs[i].Swap(nil)
-		if s == nil {
-			continue
+		if s := a.segs[i].Swap(nil); s != nil {
+			segs = append(segs, s)
 		}
+	}
+	a.mu.Unlock()
+	var errs []error
+	for _, s := range segs {
+		s.mu.Lock()
+		a.disk.release(s.charged)
+		s.addSlack(-s.slack)
+		s.charged = 0
+		s.mu.Unlock()
 		if err := s.f.Close(); err != nil {
 			errs = append(errs, err)
 		}
@@ -174,37 +223,89 @@ func (a *arena) close() error {
 	return errors.Join(errs...)
 }
 
-// alloc takes an extent of class c in segment s, charging its size to the
-// disk budget.
+// alloc takes an extent of class c in segment s, charging the disk budget
+// for the granules it overlaps that are not charged yet. If the budget
+// refuses and the arena holds slack, it reclaims the slack (which gives
+// its charge back) and tries once more.
 func (a *arena) alloc(s *segment, c int) (extent, error) {
-	size := a.classes[c]
-	if err := a.disk.reserve(size); err != nil {
+	off, err := s.alloc(c)
+	if err != nil && a.slack.Load() > 0 && !a.noPunch.Load() {
+		a.reclaim()
+		off, err = s.alloc(c)
+	}
+	if err != nil {
 		return 0, err
 	}
-	off := s.alloc(c)
 	return makeExtent(s.idx, c, off), nil
 }
 
-// free gives extent e back, and its space to the disk budget once the
-// space can be reused (segment.release).
+// free gives extent e back. The granules of it that no other extent
+// occupies become slack: still charged, reused first, and punched out by
+// the next reclaim (or with their frame, once it is all free).
 func (a *arena) free(e extent) {
 	if e != 0 {
-		a.disk.release(a.segment(e.seg()).free(e.class(), e.offset()))
+		a.segment(e.seg()).free(e.class(), e.offset())
 	}
+}
+
+// discard gives back extent e, whose write failed, and punches out at
+// once the granules of it that no other extent occupies: what the failed
+// write took (a short write may have taken some) goes back to the file
+// system and to the disk budget, not to slack.
+func (a *arena) discard(e extent) {
+	s := a.segment(e.seg())
+	s.free(e.class(), e.offset()) // not pinned: no send has read it
+	a.disk.release(s.punchExtent(e.class(), e.offset()))
+	a.settle(s)
 }
 
 // unpin ends a send's hold on extent e of segment s, and frees it if it
 // was freed meanwhile.
 func (a *arena) unpin(s *segment, e extent) {
-	a.disk.release(s.unpin(e.class(), e.offset()))
+	s.unpin(e.class(), e.offset())
 	a.settle(s)
 }
 
 // settle recycles the frames of segment s that frees emptied (see
-// segment.settle). The spill calls it after each operation that frees
-// extents, once for all of them.
+// segment.settle), then reclaims the arena's slack if it has grown past
+// max(live/8, reclaimMin) beyond what punching could not give back last
+// time. The spill calls it after each operation that frees extents, once
+// for all of them.
 func (a *arena) settle(s *segment) {
 	a.disk.release(s.settle())
+	if a.slack.Load()-a.unpunched.Load() > max(a.live.Load()/8, reclaimMin) &&
+		!a.noPunch.Load() && a.reclaiming.CompareAndSwap(false, true) {
+		a.reclaim()
+		a.reclaiming.Store(false)
+	}
+}
+
+// reclaim punches the slack of every segment out of its file and gives
+// its charge back to the disk budget, taking the segments' locks one at a
+// time. A segment whose punching fails keeps the rest of its slack; the
+// others are reclaimed all the same, unless the file system cannot punch
+// at all.
+func (a *arena) reclaim() {
+	failed := false
+	for i := range a.segs {
+		s := a.segs[i].Load()
+		if s == nil {
+			continue
+		}
+		back, err := s.reclaim()
+		a.disk.release(back)
+		if err != nil {
+			failed = true
+			if a.noPunch.Load() {
+				break
+			}
+		}
+	}
+	var left int64
+	if failed {
+		left = a.slack.Load()
+	}
+	a.unpunched.Store(left)
 }
 
 // size returns the bytes extent e takes.
@@ -236,7 +337,8 @@ type segment struct {
 	idx int
 	f   spillFile
 
-	// mu guards the frames. It is a leaf: see lock.go.
+	// mu guards the frames and the counters below. It is a leaf: see
+	// lock.go.
 	mu sync.Mutex
 	// frames[i] describes bytes [i·frame, (i+1)·frame) of the file; the
 	// file holds nothing past the last frame.
@@ -247,11 +349,16 @@ type segment struct {
 	// alloc drops stale and duplicate entries as it meets them.
 	partial []frameHeap
 	// empty holds the frames below the last that hold no extent, lowest
-	// first: punched out of the file, to be reused before the file grows.
+	// first, to be reused before the file grows: punched out of the file,
+	// or, if punching failed, holding slack.
 	empty frameHeap
 	// recycle holds the frames emptied since the last settle.
 	recycle []recycled
-	// Zero-copy sends (sendfile.go). pins counts the sends reading each
+	// charged is the bytes of the granules charged to the disk budget (in
+	// the frames' disk bitmaps); slack is the bytes of those that are
+	// slack (slackOf), its share of arena.slack.
+	charged, slack int64
+	// Zero-copy sends (copyout.go). pins counts the sends reading each
 	// extent, by offset; an extent freed while pinned is in freed, and is
 	// released when the last send ends. tainted holds the extents a send
 	// has read since they were allocated: the kernel may still hold their
@@ -259,7 +366,8 @@ type segment struct {
 	// retransmission), and would send whatever is written into those pages
 	// later, so a tainted extent, once freed, is not reused before its
 	// whole frame is free and punched out of the file (or cut off), which
-	// gives its range new pages.
+	// gives its range new pages. Until then its slot stays taken (dead),
+	// and the granules it overlaps occupied: no reclaim punches them.
 	pins    map[int64]int32
 	freed   map[int64]bool
 	tainted map[int64]bool
@@ -277,31 +385,36 @@ func (s *segment) pin(off int64) {
 }
 
 // unpin ends a send of the extent of class c at off and, if it was freed
-// meanwhile, releases it; it returns the bytes that gives back to the disk
-// budget.
-func (s *segment) unpin(c int, off int64) int64 {
+// meanwhile, releases it.
+func (s *segment) unpin(c int, off int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pins[off]--; s.pins[off] > 0 {
-		return 0
+		return
 	}
 	delete(s.pins, off)
 	if !s.freed[off] {
-		return 0
+		return
 	}
 	delete(s.freed, off)
-	return s.release(c, off)
+	s.release(c, off)
 }
 
 // frameState describes one frame: the class of its extents (frameFree,
 // or frameLost for a frame that can never be reused), how many slots are
 // taken, how many of those are dead (freed, but tainted by a zero-copy
-// send: see segment.tainted), and which slots are taken.
+// send: see segment.tainted), which slots are taken, and which of its
+// granules are charged. A frame waiting for settle (frameRecycling) or
+// lost keeps its charged granules, none of them slack, until it is
+// punched out or cut off; a free frame's charged granules are all slack.
 type frameState struct {
 	class int8
 	used  uint16
 	dead  uint16
-	bits  [3]uint64 // up to 192 slots: a frame of the 1/64-chunk class
+	bits  bitmap // slots taken: up to 192, a frame of the 1/64-chunk class
+	// disk holds the granules that may be allocated on disk, each charged
+	// to the disk budget: every granule a taken slot overlaps, and slack.
+	disk bitmap
 }
 
 const (
@@ -313,8 +426,72 @@ const (
 // slots returns how many extents of class c a frame holds.
 func (s *segment) slots(c int) int { return int(s.a.frame / s.a.classes[c]) }
 
-// alloc takes a slot of class c and returns its offset in the file.
-func (s *segment) alloc(c int) int64 {
+// granules returns the first and last granule the slot of class c
+// overlaps.
+func (s *segment) granules(c, slot int) (lo, hi int) {
+	size, g := s.a.classes[c], s.a.gran
+	return int(int64(slot) * size / g), int((int64(slot+1)*size - 1) / g)
+}
+
+// occupiedGranule reports whether a taken slot of frame f, of class c,
+// overlaps granule k.
+func (s *segment) occupiedGranule(f *frameState, c, k int) bool {
+	size, g := s.a.classes[c], s.a.gran
+	lo := int(int64(k) * g / size)
+	hi := min(int((int64(k+1)*g-1)/size), s.slots(c)-1)
+	return f.bits.any(lo, hi+1)
+}
+
+// occupied returns the granules the taken slots of frame f (of a class)
+// overlap.
+func (s *segment) occupied(f *frameState) bitmap {
+	c := int(f.class)
+	if int(f.used) == s.slots(c) {
+		var all bitmap
+		all.setRange(0, s.a.grans)
+		return all
+	}
+	var occ bitmap
+	for w, word := range f.bits {
+		for word != 0 {
+			slot := w*64 + bits.TrailingZeros64(word)
+			word &= word - 1
+			lo, hi := s.granules(c, slot)
+			occ.setRange(lo, hi+1)
+		}
+	}
+	return occ
+}
+
+// slackOf returns the slack granules of frame f: those charged that no
+// slot occupies, in a frame of a class or a free one. Those of a frame
+// waiting for settle, or lost, are not slack: no allocation or reclaim
+// touches them.
+func (s *segment) slackOf(f *frameState) bitmap {
+	switch {
+	case f.class == frameFree:
+		return f.disk
+	case f.class < 0 || f.disk == bitmap{}:
+		return bitmap{}
+	}
+	return f.disk.andNot(s.occupied(f))
+}
+
+// addSlack adds n bytes (negative: takes them) to the segment's slack and
+// the arena's. s.mu is held.
+func (s *segment) addSlack(n int64) {
+	if n != 0 {
+		s.slack += n
+		s.a.slack.Add(n)
+	}
+}
+
+// alloc takes a slot of class c and returns its offset in the file. It
+// charges the disk budget for the granules the slot overlaps that are not
+// charged yet (those that are slack become occupied again, for nothing);
+// if the budget refuses, it takes nothing and returns the error, which
+// wraps ErrDiskBudget.
+func (s *segment) alloc(c int) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := s.slots(c)
@@ -325,97 +502,135 @@ func (s *segment) alloc(c int) int64 {
 			continue
 		}
 		fs := &s.frames[i]
-		slot := fs.take()
+		slot := fs.bits.lowestClear()
+		if err := s.charge(fs, c, slot); err != nil {
+			return 0, err
+		}
+		fs.bits.set(slot)
+		fs.used++
 		if int(fs.used) == n {
 			s.partial[c].pop()
 		}
-		return int64(i)*s.a.frame + int64(slot)*s.a.classes[c]
+		return int64(i)*s.a.frame + int64(slot)*s.a.classes[c], nil
+	}
+	// A new frame: the lowest free one, or one more at the end.
+	var fresh frameState
+	fs := &fresh
+	if s.empty.Len() > 0 {
+		fs = &s.frames[s.empty.min()]
+	}
+	if err := s.charge(fs, c, 0); err != nil {
+		return 0, err
 	}
 	var i int
 	if s.empty.Len() > 0 {
 		i = s.empty.pop()
 	} else {
 		i = len(s.frames)
-		s.frames = append(s.frames, frameState{})
+		s.frames = append(s.frames, fresh)
 	}
-	s.frames[i] = frameState{class: int8(c)}
-	s.frames[i].take()
+	s.frames[i] = frameState{class: int8(c), used: 1, disk: s.frames[i].disk}
+	s.frames[i].bits.set(0)
 	if n > 1 {
 		s.partial[c].push(i)
 	}
-	return int64(i) * s.a.frame
+	return int64(i) * s.a.frame, nil
 }
 
-// take marks the lowest free slot taken and returns it.
-func (f *frameState) take() int {
-	for w := range f.bits {
-		if f.bits[w] != ^uint64(0) {
-			b := trailingOnes(f.bits[w])
-			f.bits[w] |= 1 << b
-			f.used++
-			return w*64 + b
+// charge charges the disk budget for the granules that the free slot of
+// class c of frame f overlaps and that are not charged yet, and marks them
+// charged; those charged but unoccupied stop being slack. If the budget
+// refuses, it changes nothing and returns the error. s.mu is held.
+func (s *segment) charge(f *frameState, c, slot int) error {
+	lo, hi := s.granules(c, slot)
+	var need, reused int64
+	for k := lo; k <= hi; k++ {
+		switch {
+		case !f.disk.get(k):
+			need++
+		case f.class == frameFree || !s.occupiedGranule(f, c, k):
+			reused++
 		}
 	}
-	panic("spool: frame has no free slot") // the callers check used first
+	g := s.a.gran
+	if need > 0 {
+		if err := s.a.disk.reserve(need * g); err != nil {
+			return err
+		}
+		f.disk.setRange(lo, hi+1)
+		s.charged += need * g
+	}
+	s.addSlack(-reused * g)
+	return nil
 }
 
-// free gives back the extent of class c at off; a send is reading it, it
-// is released when the send ends. It returns the bytes that gives back to
-// the disk budget.
-func (s *segment) free(c int, off int64) int64 {
+// free gives back the extent of class c at off; if a send is reading it,
+// it is released when the send ends.
+func (s *segment) free(c int, off int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pins[off] > 0 {
 		s.freed[off] = true
-		return 0
+		return
 	}
-	return s.release(c, off)
+	s.release(c, off)
 }
 
-// release gives back the extent of class c at off, and returns the bytes
-// that gives back to the disk budget: its own, unless a send tainted it.
-// A frame whose slots are all free or dead is left to be recycled (punched
-// out of the file, or cut off if it is at the end) by settle, which gives
-// back the dead slots' bytes then. s.mu is held.
-func (s *segment) release(c int, off int64) int64 {
+// release gives back the extent of class c at off: its slot is free, and
+// the charged granules it leaves unoccupied slack; unless a send tainted
+// it, in which case its slot stays taken, dead. A frame whose slots are
+// all free or dead is left to be recycled (punched out of the file, or cut
+// off if it is at the end) by settle; its granules are no longer slack
+// meanwhile. s.mu is held.
+func (s *segment) release(c int, off int64) {
 	i := int(off / s.a.frame)
 	fs := &s.frames[i]
 	size := s.a.classes[c]
 	wasFull := int(fs.used) == s.slots(c)
-	freed := size
-	if s.tainted[off] {
+	tainted := s.tainted[off]
+	if tainted {
 		delete(s.tainted, off)
 		fs.dead++ // its slot stays taken until the frame is recycled
-		freed = 0
 	} else {
 		slot := int((off % s.a.frame) / size)
-		fs.bits[slot/64] &^= 1 << (slot % 64)
+		fs.bits.clear(slot)
 		fs.used--
+		lo, hi := s.granules(c, slot)
+		var freed int64
+		for k := lo; k <= hi; k++ {
+			if fs.disk.get(k) && !s.occupiedGranule(fs, c, k) {
+				freed++
+			}
+		}
+		s.addSlack(freed * s.a.gran)
 	}
 	if fs.used > fs.dead {
-		if wasFull && freed != 0 {
+		if wasFull && !tainted {
 			s.partial[c].push(i) // a slot is free again
 		}
-		return freed
+		return
 	}
-	s.recycle = append(s.recycle, recycled{frame: i, dead: int64(fs.dead) * size})
-	*fs = frameState{class: frameRecycling}
-	return freed
+	slack := s.slackOf(fs)
+	s.addSlack(-int64(slack.count()) * s.a.gran)
+	s.recycle = append(s.recycle, recycled{frame: i, dead: fs.dead > 0})
+	*fs = frameState{class: frameRecycling, disk: fs.disk}
 }
 
-// recycled is a frame waiting for settle, and the bytes of its dead slots.
+// recycled is a frame waiting for settle, and whether it has dead slots.
 type recycled struct {
 	frame int
-	dead  int64
+	dead  bool
 }
 
 // settle recycles the frames release emptied since the last settle, all
 // at once: those at the end of the file are cut off with one truncate,
 // runs of the others are punched out with one fallocate each, so that a
 // buffer of 1 GiB that closes costs a system call or a few, not one per
-// frame. A recycled frame is reused; one with dead slots whose pages
-// could not be dropped is lost, and zero-copy sends stop. It returns the
-// dead slots' bytes that go back to the disk budget.
+// frame. A recycled frame is reused; one that could not be punched out
+// keeps its charged granules as slack, unless it has dead slots: then its
+// pages may still be a socket's, it is lost, and zero-copy sends stop. It
+// returns the bytes that go back to the disk budget: the charged granules
+// of the frames punched out or cut off.
 func (s *segment) settle() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -425,15 +640,20 @@ func (s *segment) settle() int64 {
 	slices.SortFunc(s.recycle, func(x, y recycled) int { return x.frame - y.frame })
 	var back int64
 	done := func(r recycled, dropped bool) {
+		fs := &s.frames[r.frame]
 		switch {
-		case dropped || r.dead == 0:
-			s.frames[r.frame] = frameState{class: frameFree}
+		case dropped:
+			back += s.uncharge(fs)
+			*fs = frameState{class: frameFree}
 			s.empty.push(r.frame)
-			back += r.dead
+		case !r.dead:
+			fs.class = frameFree
+			s.addSlack(int64(fs.disk.count()) * s.a.gran)
+			s.empty.push(r.frame)
 		default:
 			// Its pages may still be a socket's: it is never reused,
 			// and no more sends take the risk.
-			s.frames[r.frame].class = frameLost
+			fs.class = frameLost
 			s.a.noZeroCopy.Store(true)
 		}
 	}
@@ -450,8 +670,10 @@ func (s *segment) settle() int64 {
 	}
 	if cut < len(rs) {
 		if err := s.f.Truncate(int64(n) * s.a.frame); err == nil {
-			for _, r := range rs[cut:] {
-				back += r.dead
+			for i := n; i < len(s.frames); i++ {
+				fs := &s.frames[i]
+				s.addSlack(-int64(s.slackOf(fs).count()) * s.a.gran)
+				back += s.uncharge(fs)
 			}
 			s.frames = s.frames[:n]
 			kept := s.empty[:0]
@@ -471,7 +693,7 @@ func (s *segment) settle() int64 {
 		for k < len(rs) && rs[k].frame == rs[k-1].frame+1 {
 			k++
 		}
-		err := s.punch(rs[0].frame, k)
+		err := s.punch(int64(rs[0].frame)*s.a.frame, int64(k)*s.a.frame)
 		for _, r := range rs[:k] {
 			done(r, err == nil)
 		}
@@ -480,15 +702,188 @@ func (s *segment) settle() int64 {
 	return back
 }
 
-// punch gives frames i to i+n-1 back to the file system, and their pages
-// to the page cache: the range reads as zeros, and later writes to it get
-// new pages.
-func (s *segment) punch(i, n int) error {
-	p, ok := s.f.(puncher)
-	if !ok {
+// uncharge clears the charged granules of frame f, which are no longer on
+// disk, and returns their bytes. s.mu is held.
+func (s *segment) uncharge(f *frameState) int64 {
+	n := int64(f.disk.count()) * s.a.gran
+	f.disk = bitmap{}
+	s.charged -= n
+	return n
+}
+
+// reclaim punches the segment's slack out of its file, one fallocate per
+// run of adjacent slack granules (across frames too), and returns the
+// bytes that gives back to the disk budget. It stops at the first punch
+// that fails, and returns its error.
+func (s *segment) reclaim() (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.slack == 0 {
+		return 0, nil
+	}
+	h := holes{s: s}
+	G := s.a.grans
+	for i := range s.frames {
+		slack := s.slackOf(&s.frames[i])
+		for lo := slack.next(0, G, true); lo < G && h.err == nil; {
+			hi := slack.next(lo, G, false)
+			h.add(i*G+lo, i*G+hi)
+			lo = slack.next(hi, G, true)
+		}
+		if h.err != nil {
+			break
+		}
+	}
+	h.flush()
+	return h.back, h.err
+}
+
+// punchExtent punches out the granules of the (freed) extent of class c
+// at off that are slack, and returns the bytes that gives back to the disk
+// budget. Its frame, if recycling, is left to settle.
+func (s *segment) punchExtent(c int, off int64) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := int(off / s.a.frame)
+	fs := &s.frames[i]
+	if int(fs.class) != c {
+		return 0
+	}
+	slack := s.slackOf(fs)
+	lo, hi := s.granules(c, int((off%s.a.frame)/s.a.classes[c]))
+	h := holes{s: s}
+	for k := lo; k <= hi; k++ {
+		if slack.get(k) {
+			h.add(i*s.a.grans+k, i*s.a.grans+k+1)
+		}
+	}
+	h.flush()
+	return h.back
+}
+
+// holes gathers runs of slack granules of a segment, counted from the
+// start of its file, and punches each maximal run out with one fallocate.
+// After a punch fails it punches nothing more, and err says why. s.mu is
+// held.
+type holes struct {
+	s        *segment
+	from, to int   // the run gathered so far: granules [from, to)
+	back     int64 // bytes punched out, given back to the disk budget
+	err      error
+}
+
+// add adds granules [from, to), which are slack, to the run, punching the
+// run gathered so far first unless they extend it.
+func (h *holes) add(from, to int) {
+	if h.from < h.to && from == h.to {
+		h.to = to
+		return
+	}
+	h.flush()
+	h.from, h.to = from, to
+}
+
+// flush punches out the run gathered so far, and uncharges its granules.
+func (h *holes) flush() {
+	if h.err != nil || h.from == h.to {
+		return
+	}
+	s, g, G := h.s, h.s.a.gran, h.s.a.grans
+	if h.err = s.punch(int64(h.from)*g, int64(h.to-h.from)*g); h.err != nil {
+		return
+	}
+	for k := h.from; k < h.to; {
+		lo := k % G
+		hi := min(G, lo+h.to-k)
+		s.frames[k/G].disk.clearRange(lo, hi)
+		n := int64(hi-lo) * g
+		s.addSlack(-n)
+		s.charged -= n
+		h.back += n
+		k += hi - lo
+	}
+	h.from = h.to
+}
+
+// punch gives bytes [off, off+n) of the file back to the file system, and
+// their pages to the page cache: the range reads as zeros, and later
+// writes to it get new pages. If the file system cannot punch holes, it
+// says so (errors.ErrUnsupported) and the arena stops trying.
+func (s *segment) punch(off, n int64) error {
+	if s.a.noPunch.Load() {
 		return errors.ErrUnsupported
 	}
-	return p.punch(int64(i)*s.a.frame, int64(n)*s.a.frame)
+	p, ok := s.f.(puncher)
+	if !ok {
+		s.a.noPunch.Store(true)
+		return errors.ErrUnsupported
+	}
+	err := p.punch(off, n)
+	if errors.Is(err, errors.ErrUnsupported) {
+		s.a.noPunch.Store(true)
+	}
+	return err
+}
+
+// A bitmap is a set of up to 192 slots or granules of a frame.
+type bitmap [3]uint64
+
+func (b *bitmap) get(i int) bool { return b[i/64]&(1<<(i%64)) != 0 }
+func (b *bitmap) set(i int)      { b[i/64] |= 1 << (i % 64) }
+func (b *bitmap) clear(i int)    { b[i/64] &^= 1 << (i % 64) }
+
+// count returns the number of bits set.
+func (b bitmap) count() int {
+	return bits.OnesCount64(b[0]) + bits.OnesCount64(b[1]) + bits.OnesCount64(b[2])
+}
+
+// andNot returns the bits of b not in o.
+func (b bitmap) andNot(o bitmap) bitmap { return bitmap{b[0] &^ o[0], b[1] &^ o[1], b[2] &^ o[2]} }
+
+// lowestClear returns the lowest bit not set.
+func (b *bitmap) lowestClear() int {
+	for w := range b {
+		if b[w] != ^uint64(0) {
+			return w*64 + trailingOnes(b[w])
+		}
+	}
+	panic("spool: frame has no free slot") // the callers check used first
+}
+
+// words calls f with each word of b that bits [lo, hi) touch, and the mask
+// of those bits in it.
+func words(lo, hi int, f func(w int, mask uint64)) {
+	for lo < hi {
+		w := lo / 64
+		end := min(hi, (w+1)*64)
+		f(w, ^uint64(0)>>(64-(end-lo))<<(lo%64))
+		lo = end
+	}
+}
+
+// setRange sets bits [lo, hi), clearRange clears them, and any reports
+// whether any of them is set.
+func (b *bitmap) setRange(lo, hi int)   { words(lo, hi, func(w int, m uint64) { b[w] |= m }) }
+func (b *bitmap) clearRange(lo, hi int) { words(lo, hi, func(w int, m uint64) { b[w] &^= m }) }
+func (b *bitmap) any(lo, hi int) bool {
+	found := false
+	words(lo, hi, func(w int, m uint64) { found = found || b[w]&m != 0 })
+	return found
+}
+
+// next returns the lowest i' >= i, below n, whose bit is v, or n.
+func (b *bitmap) next(i, n int, v bool) int {
+	for i < n {
+		w := b[i/64]
+		if !v {
+			w = ^w
+		}
+		if w >>= i % 64; w != 0 {
+			return min(n, i+bits.TrailingZeros64(w))
+		}
+		i = (i/64 + 1) * 64
+	}
+	return n
 }
 
 // frameHeap is a min-heap of frame indexes.

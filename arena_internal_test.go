@@ -1,7 +1,11 @@
 package spool
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -118,4 +122,555 @@ func TestArenaTaintedFrameLost(t *testing.T) {
 		}
 	}
 	a.free(e3)
+}
+
+// testArenaCS returns an arena with chunks of cs bytes, a disk budget of
+// limit bytes (0: none) and one segment in t.TempDir(), and the segment.
+func testArenaCS(t *testing.T, fs fileSystem, cs, limit int64) (*arena, *segment) {
+	t.Helper()
+	a := newArena(t.TempDir(), DefaultPattern, fs, &diskBudget{limit: limit}, cs, 1)
+	s, err := a.pick()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.close() })
+	return a, s
+}
+
+// checkArena recounts the disk accounting of every segment of a from its
+// bitmaps, independently of the code under test, and fails t if the
+// counters that alloc, release, settle and reclaim keep differ: the bytes
+// charged (each segment's, and the disk budget's, which only a uses), the
+// slack (each segment's and the arena's). It also checks that every
+// granule a taken slot overlaps is charged, that slot counts match the
+// slot bitmaps, and that no bit is set past the end of a bitmap.
+func checkArena(t *testing.T, a *arena) {
+	t.Helper()
+	var charged, slack int64
+	for i := range a.segs {
+		s := a.segs[i].Load()
+		if s == nil {
+			continue
+		}
+		s.mu.Lock()
+		sc, ss, err := recount(s)
+		s.mu.Unlock() // before any Fatal, which would leave it locked
+		if err != nil {
+			t.Fatalf("segment %d: %v", i, err)
+		}
+		if sc != s.charged || ss != s.slack {
+			t.Fatalf("segment %d: charged %d, slack %d; recounted %d, %d", i, s.charged, s.slack, sc, ss)
+		}
+		charged += sc
+		slack += ss
+	}
+	if slack != a.slack.Load() || charged != a.disk.used() {
+		t.Fatalf("arena: slack %d, disk in use %d; recounted %d, %d", a.slack.Load(), a.disk.used(), slack, charged)
+	}
+}
+
+// recount returns the bytes charged and the slack of segment s, counted
+// from its bitmaps. s.mu is held.
+func recount(s *segment) (charged, slack int64, err error) {
+	a := s.a
+	g := a.gran
+	for j := range s.frames {
+		f := &s.frames[j]
+		for k := a.grans; k < 192; k++ {
+			if f.disk.get(k) {
+				return 0, 0, fmt.Errorf("frame %d: granule %d of %d charged", j, k, a.grans)
+			}
+		}
+		charged += int64(f.disk.count()) * g
+		switch {
+		case f.class >= 0:
+			size := a.classes[f.class]
+			n := int(a.frame / size)
+			taken := 0
+			var occ bitmap
+			for slot := range 192 {
+				if !f.bits.get(slot) {
+					continue
+				}
+				if slot >= n {
+					return 0, 0, fmt.Errorf("frame %d: slot %d of %d taken", j, slot, n)
+				}
+				taken++
+				lo, hi := int64(slot)*size, int64(slot+1)*size
+				for k := range a.grans {
+					if lo < int64(k+1)*g && hi > int64(k)*g {
+						occ.set(k)
+					}
+				}
+			}
+			if taken != int(f.used) || f.dead > f.used || f.used == f.dead {
+				return 0, 0, fmt.Errorf("frame %d of class %d: %d slots taken, used %d, dead %d", j, f.class, taken, f.used, f.dead)
+			}
+			for k := range a.grans {
+				if occ.get(k) && !f.disk.get(k) {
+					return 0, 0, fmt.Errorf("frame %d: granule %d occupied but not charged", j, k)
+				}
+				if f.disk.get(k) && !occ.get(k) {
+					slack += g
+				}
+			}
+		case f.class == frameFree:
+			if f.used != 0 || f.dead != 0 || f.bits != (bitmap{}) {
+				return 0, 0, fmt.Errorf("free frame %d has slots: %+v", j, *f)
+			}
+			slack += int64(f.disk.count()) * g
+		}
+	}
+	return charged, slack, nil
+}
+
+// wantDisk checks the bytes a charges to the disk budget and its slack,
+// and the accounting (checkArena).
+func wantDisk(t *testing.T, a *arena, charged, slack int64) {
+	t.Helper()
+	checkArena(t, a)
+	if got, gotSlack := a.disk.used(), a.slack.Load(); got != charged || gotSlack != slack {
+		t.Fatalf("disk in use %d, slack %d; want %d, %d", got, gotSlack, charged, slack)
+	}
+}
+
+// wantAllocated checks the bytes the file system holds for segment s, on
+// Linux.
+func wantAllocated(t *testing.T, s *segment, want int64) {
+	t.Helper()
+	f, ok := s.f.(osFile)
+	if !ok {
+		f = s.f.(faultyFile).spillFile.(osFile)
+	}
+	got, err := allocatedBytes(f.File)
+	if err != nil {
+		return // not on Linux
+	}
+	if got != want {
+		t.Fatalf("the file system holds %d bytes of the segment, want %d", got, want)
+	}
+}
+
+// fill writes the whole of extent e.
+func fill(t *testing.T, a *arena, e extent) {
+	t.Helper()
+	if err := a.writeAt(e, 0, bytes.Repeat([]byte{0xAB}, int(a.size(e)))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// needPunch skips t unless the file system of segment s can punch holes.
+func needPunch(t *testing.T, s *segment) {
+	t.Helper()
+	if _, err := s.f.WriteAt(make([]byte, 4096), 0); err != nil {
+		t.Fatal(err)
+	}
+	err := s.punch(0, 4096)
+	if terr := s.f.Truncate(0); terr != nil {
+		t.Fatal(terr)
+	}
+	if errors.Is(err, errors.ErrUnsupported) {
+		t.Skip("the file system cannot punch holes")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustAlloc(t *testing.T, a *arena, s *segment, c int) extent {
+	t.Helper()
+	e, err := a.alloc(s, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestArenaGranules: with 64 KiB chunks, disk is charged by 4 KiB
+// granules: the first 1 KiB extent of a granule charges it, the next three
+// nothing; a granule whose extents are all freed is slack, still charged
+// and on disk, and reused first; a reclaim punches it out of the file and
+// gives its charge back.
+func TestArenaGranules(t *testing.T) {
+	a, s := testArenaCS(t, osFS{}, 64<<10, 0)
+	needPunch(t, s)
+	if a.gran != 4096 || a.grans != 48 {
+		t.Fatalf("granule %d, %d a frame; want 4096, 48", a.gran, a.grans)
+	}
+	c := a.classOf(1 << 10)
+	var e [5]extent
+	for i := range e {
+		e[i] = mustAlloc(t, a, s, c)
+		fill(t, a, e[i])
+		if want := int64(i) << 10; e[i].offset() != want {
+			t.Fatalf("extent %d at %d, want %d", i, e[i].offset(), want)
+		}
+	}
+	wantDisk(t, a, 8192, 0)
+	wantAllocated(t, s, 8192)
+	a.free(e[1])
+	a.settle(s)
+	wantDisk(t, a, 8192, 0) // granule 0 still holds extents 0, 2 and 3
+	for _, i := range []int{0, 2, 3} {
+		a.free(e[i])
+	}
+	a.settle(s)
+	wantDisk(t, a, 8192, 4096) // granule 0 is slack: on disk, charged
+	wantAllocated(t, s, 8192)
+	if r := mustAlloc(t, a, s, c); r.offset() != 0 {
+		t.Fatalf("reused extent at %d, want 0", r.offset())
+	} else {
+		wantDisk(t, a, 8192, 0) // reusing slack charges nothing
+		a.free(r)
+		a.settle(s)
+	}
+	wantDisk(t, a, 8192, 4096)
+	a.reclaim()
+	wantDisk(t, a, 4096, 0)
+	wantAllocated(t, s, 4096) // punched out: only extent 4's granule is left
+	r := mustAlloc(t, a, s, c)
+	fill(t, a, r)
+	wantDisk(t, a, 8192, 0) // the punched granule is charged again
+	a.free(r)
+	a.free(e[4])
+	a.settle(s) // the frame is empty, at the end of the file: cut off
+	wantDisk(t, a, 0, 0)
+	wantAllocated(t, s, 0)
+}
+
+// TestArenaGranuleStraddle: an extent that straddles two granules
+// occupies both: neither is slack while it lives.
+func TestArenaGranuleStraddle(t *testing.T) {
+	a, s := testArenaCS(t, osFS{}, 64<<10, 0)
+	needPunch(t, s)
+	c := a.classOf(1536) // 1.5 KiB: slot 2 is [3 KiB, 4.5 KiB)
+	var e [4]extent
+	for i := range e {
+		e[i] = mustAlloc(t, a, s, c)
+	}
+	wantDisk(t, a, 8192, 0)
+	a.free(e[0])
+	a.free(e[1])
+	a.settle(s)
+	wantDisk(t, a, 8192, 0) // extent 2 occupies granules 0 and 1
+	a.free(e[2])
+	a.settle(s)
+	wantDisk(t, a, 8192, 4096) // granule 0 is free; extent 3 holds granule 1
+	a.reclaim()
+	wantDisk(t, a, 4096, 0)
+	if r := mustAlloc(t, a, s, c); r.offset() != 0 {
+		t.Fatalf("extent at %d, want 0", r.offset())
+	}
+	wantDisk(t, a, 8192, 0)
+}
+
+// TestArenaFrameRecycleReleasesGranules: a frame whose extents are all
+// freed is punched out whole (in the middle of the file) or cut off (at
+// the end), and the disk budget gets all its granules back, slack
+// included.
+func TestArenaFrameRecycleReleasesGranules(t *testing.T) {
+	a, s := testArenaCS(t, osFS{}, 64<<10, 0)
+	needPunch(t, s)
+	full := a.classOf(64 << 10)
+	var e [6]extent
+	for i := range e {
+		e[i] = mustAlloc(t, a, s, full)
+		fill(t, a, e[i])
+	}
+	wantDisk(t, a, 6<<16, 0)
+	a.free(e[0])
+	a.settle(s)
+	wantDisk(t, a, 6<<16, 1<<16)
+	a.free(e[1])
+	a.free(e[2])
+	a.settle(s) // frame 0, in the middle: punched out, slack and all
+	wantDisk(t, a, 3<<16, 0)
+	wantAllocated(t, s, 3<<16)
+	for _, x := range e[3:] {
+		a.free(x)
+	}
+	a.settle(s)
+	wantDisk(t, a, 0, 0)
+	wantAllocated(t, s, 0)
+}
+
+// TestArenaFailedFramePunchKeepsSlack: a free frame that could not be
+// punched out keeps its granules charged, as slack; an extent of another
+// class reuses it, and a reclaim punches the rest out.
+func TestArenaFailedFramePunchKeepsSlack(t *testing.T) {
+	f := &Faults{FailAt: -1, Err: errors.New("injected")}
+	a, s := testArenaCS(t, faultyFS{f}, 64<<10, 0)
+	needPunch(t, s)
+	full := a.classOf(64 << 10)
+	var e [4]extent
+	for i := range e {
+		e[i] = mustAlloc(t, a, s, full)
+	}
+	for _, x := range e[:3] {
+		a.free(x)
+	}
+	f.FailAt = f.Ops() // the punch of frame 0
+	a.settle(s)
+	wantDisk(t, a, 4<<16, 3<<16)
+	small := mustAlloc(t, a, s, a.classOf(1<<10))
+	if small.offset() != 0 {
+		t.Fatalf("the small extent is at %d, want 0: in the free frame", small.offset())
+	}
+	wantDisk(t, a, 4<<16, 3<<16-4096)
+	a.reclaim()
+	wantDisk(t, a, 1<<16+4096, 0)
+	if a.noPunch.Load() {
+		t.Error("an injected error turned punching off")
+	}
+}
+
+// TestArenaDeadSlotNeverPunched: the granule of an extent a zero-copy send
+// tainted stays occupied and charged after it is freed (its slot is dead)
+// until its whole frame is recycled: no reclaim punches it.
+func TestArenaDeadSlotNeverPunched(t *testing.T) {
+	a, s := testArenaCS(t, osFS{}, 64<<10, 0)
+	needPunch(t, s)
+	c := a.classOf(1 << 10)
+	var e [5]extent
+	for i := range e {
+		e[i] = mustAlloc(t, a, s, c)
+		fill(t, a, e[i])
+	}
+	s.pin(e[1].offset())
+	a.free(e[1]) // freed while pinned: released when the send ends
+	a.free(e[0])
+	a.reclaim()
+	wantDisk(t, a, 8192, 0)
+	a.unpin(s, e[1]) // now dead
+	a.free(e[2])
+	a.free(e[3])
+	a.settle(s)
+	a.reclaim()
+	wantDisk(t, a, 8192, 0) // granule 0 holds a dead slot: not slack
+	wantAllocated(t, s, 8192)
+	if r := mustAlloc(t, a, s, c); r.offset() != 0 {
+		t.Fatalf("extent at %d, want 0 (a free slot beside the dead one)", r.offset())
+	} else {
+		a.free(r)
+	}
+	a.free(e[4])
+	a.settle(s) // only the dead slot is left: the frame is cut off
+	wantDisk(t, a, 0, 0)
+	if a.noZeroCopy.Load() {
+		t.Error("zero-copy sends turned off")
+	}
+}
+
+// noPunchFS makes spill files that cannot punch holes, as outside Linux.
+type noPunchFS struct{}
+
+type noPunchFile struct{ spillFile }
+
+func (noPunchFS) createTemp(dir, pattern string) (spillFile, error) {
+	f, err := osFS{}.createTemp(dir, pattern)
+	return noPunchFile{f}, err
+}
+
+// TestArenaNoPunch: where holes cannot be punched, slack stays charged
+// (the file still holds it) and is reused; reclaims stop trying once the
+// file system has said so, and an allocation refused by the disk budget
+// is refused, not retried forever.
+func TestArenaNoPunch(t *testing.T) {
+	a, s := testArenaCS(t, noPunchFS{}, 64<<10, 3<<16)
+	full := a.classOf(64 << 10)
+	var e [3]extent
+	for i := range e {
+		e[i] = mustAlloc(t, a, s, full)
+	}
+	a.free(e[0])
+	a.settle(s)
+	wantDisk(t, a, 3<<16, 1<<16)
+	if _, err := a.alloc(s, a.classOf(1<<10)); !errors.Is(err, ErrDiskBudget) {
+		t.Fatalf("alloc past the budget = %v, want ErrDiskBudget", err)
+	}
+	if !a.noPunch.Load() {
+		t.Fatal("punching not marked unsupported")
+	}
+	wantDisk(t, a, 3<<16, 1<<16)
+	if r := mustAlloc(t, a, s, full); r.offset() != 0 {
+		t.Fatalf("extent at %d, want 0: the slack", r.offset())
+	}
+	wantDisk(t, a, 3<<16, 0)
+}
+
+// TestArenaBudgetReclaims: an allocation the disk budget refuses while the
+// arena holds slack reclaims the slack and succeeds.
+func TestArenaBudgetReclaims(t *testing.T) {
+	a, s := testArenaCS(t, osFS{}, 64<<10, 2<<16)
+	needPunch(t, s)
+	full := a.classOf(64 << 10)
+	x0 := mustAlloc(t, a, s, full)
+	mustAlloc(t, a, s, full)
+	a.free(x0)
+	a.settle(s) // 64 KiB of slack: far below what settle reclaims at
+	wantDisk(t, a, 2<<16, 1<<16)
+	small := mustAlloc(t, a, s, a.classOf(1<<10)) // a new frame: 4 KiB more
+	wantDisk(t, a, 1<<16+4096, 0)
+	if small.offset() != a.frame {
+		t.Fatalf("extent at %d, want %d", small.offset(), a.frame)
+	}
+}
+
+// TestArenaGranulesRandom runs random allocations, frees (some tainted by
+// a send, some freed while pinned), settles, reclaims and failing punches
+// and truncates, for several chunk sizes, under a disk budget, and
+// recounts the accounting after every step (checkArena). It checks that
+// no extent overlaps another, that no punch touches an extent that is
+// live or pinned, that DiskInUse never passes the budget, and that once
+// everything is freed and the arena closed nothing is charged.
+func TestArenaGranulesRandom(t *testing.T) {
+	for _, cs := range []int64{4 << 10, 64 << 10, 1 << 20} {
+		t.Run(fmt.Sprint(cs>>10, "KiB"), func(t *testing.T) {
+			type ext struct {
+				e      extent
+				pinned bool
+			}
+			var live []*ext
+			f := &Faults{FailAt: -1, Err: errors.New("injected")}
+			limit := 40 * cs
+			a, s := testArenaCS(t, punchCheckFS{f: f}, cs, limit)
+			s.f.(*punchCheckFile).check = func(off, n int64) {
+				for _, x := range live {
+					lo, hi := x.e.offset(), x.e.offset()+a.size(x.e)
+					if lo < off+n && off < hi {
+						t.Fatalf("punch of [%d, %d) over the extent [%d, %d) (pinned %v)", off, off+n, lo, hi, x.pinned)
+					}
+				}
+			}
+			r := rand.New(rand.NewPCG(uint64(cs), 1))
+			var freedPinned []*ext
+			var refused int
+			var reclaimed int64
+			for step := range 4000 {
+				// Phases of 500 steps: the extents grow to the budget,
+				// then shrink.
+				grow := 30
+				if step/500%2 == 0 {
+					grow = 65
+				}
+				switch k := r.IntN(100); {
+				case k < grow:
+					c := r.IntN(len(a.classes))
+					e, err := a.alloc(s, c)
+					if err != nil {
+						if !errors.Is(err, ErrDiskBudget) {
+							t.Fatalf("step %d: alloc: %v", step, err)
+						}
+						refused++
+						break
+					}
+					lo, hi := e.offset(), e.offset()+a.size(e)
+					for _, x := range append(live, freedPinned...) {
+						if xl := x.e.offset(); xl < hi && lo < xl+a.size(x.e) {
+							t.Fatalf("step %d: extent [%d, %d) overlaps [%d, %d)", step, lo, hi, xl, xl+a.size(x.e))
+						}
+					}
+					live = append(live, &ext{e: e})
+				case k < 80 && len(live) > 0:
+					// Free one, or a few at once and settle, as a spill does.
+					for range 1 + r.IntN(3) {
+						if len(live) == 0 {
+							break
+						}
+						i := r.IntN(len(live))
+						x := live[i]
+						live = append(live[:i], live[i+1:]...)
+						if x.pinned {
+							freedPinned = append(freedPinned, x)
+						}
+						a.free(x.e)
+					}
+					a.settle(s)
+				case k < 87 && len(live) > 0:
+					// A send reads an extent: pinned (and tainted) until it
+					// ends.
+					x := live[r.IntN(len(live))]
+					if !x.pinned {
+						s.pin(x.e.offset())
+						x.pinned = true
+					}
+				case k < 92:
+					// A send ends: of a live extent, or of one freed
+					// meanwhile, which is released then.
+					var pinned []*ext
+					for _, x := range live {
+						if x.pinned {
+							pinned = append(pinned, x)
+						}
+					}
+					pinned = append(pinned, freedPinned...)
+					if len(pinned) == 0 {
+						break
+					}
+					x := pinned[r.IntN(len(pinned))]
+					x.pinned = false
+					freedPinned = slices.DeleteFunc(freedPinned, func(y *ext) bool { return y == x })
+					a.unpin(s, x.e)
+				case k < 96:
+					before := a.disk.used()
+					a.reclaim()
+					reclaimed += before - a.disk.used()
+				default:
+					f.FailAt = f.Ops() + r.IntN(2) // the next punch or truncate, or the one after
+				}
+				checkArena(t, a)
+				if a.disk.used() > limit {
+					t.Fatalf("step %d: disk in use %d past the budget %d", step, a.disk.used(), limit)
+				}
+			}
+			t.Logf("%d allocations refused by the budget; %d bytes reclaimed by direct reclaims; %d frames", refused, reclaimed, len(s.frames))
+			f.FailAt = -1
+			for _, x := range live {
+				if x.pinned {
+					a.unpin(s, x.e)
+				}
+				a.free(x.e)
+			}
+			for _, x := range freedPinned {
+				a.unpin(s, x.e)
+			}
+			live = nil
+			a.settle(s)
+			a.reclaim()
+			checkArena(t, a)
+			t.Logf("after freeing everything: %d bytes charged, %d slack, %d frames, zero-copy off: %v",
+				a.disk.used(), a.slack.Load(), len(s.frames), a.noZeroCopy.Load())
+			if a.slack.Load() != 0 {
+				t.Errorf("slack %d after freeing everything and reclaiming", a.slack.Load())
+			}
+			if err := a.close(); err != nil {
+				t.Fatal(err)
+			}
+			if a.disk.used() != 0 || a.slack.Load() != 0 {
+				t.Errorf("after close: disk in use %d, slack %d", a.disk.used(), a.slack.Load())
+			}
+		})
+	}
+}
+
+// punchCheckFS makes spill files that fail as f says, and call check
+// before each punch.
+type punchCheckFS struct{ f *Faults }
+
+type punchCheckFile struct {
+	faultyFile
+	check func(off, n int64)
+}
+
+func (fs punchCheckFS) createTemp(dir, pattern string) (spillFile, error) {
+	f, err := faultyFS(fs).createTemp(dir, pattern)
+	if err != nil {
+		return nil, err
+	}
+	return &punchCheckFile{faultyFile: f.(faultyFile), check: func(int64, int64) {}}, nil
+}
+
+func (pf *punchCheckFile) punch(off, n int64) error {
+	pf.check(off, n)
+	return pf.faultyFile.punch(off, n)
 }

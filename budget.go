@@ -60,11 +60,13 @@ func (b *budget) release(n int64) {
 // used reports the bytes currently held.
 func (b *budget) used() int64 { return b.inUse.Load() }
 
-// diskBudget counts the bytes of the extents that hold spilled blocks,
-// against Options.DiskBudget. The arena charges each extent by its size
-// when it allocates it, before anything is written there, and gives the
-// bytes back when the extent is freed (arena.go): holes take no extent,
-// and a write that fails frees what it took.
+// diskBudget counts the disk space the spill arena's files may hold,
+// against Options.DiskBudget: granules of the files (arena.go). The arena
+// charges a granule when it allocates the first extent that overlaps it,
+// before anything is written there, and gives it back when it punches the
+// granule out of its file or cuts it off the end, not when the extents
+// over it are freed: until then the file may still hold it. Holes take no
+// extent, and what a write that fails took is punched out at once.
 type diskBudget struct {
 	limit int64 // 0: no limit
 	inUse atomic.Int64

@@ -90,10 +90,16 @@
 // spilled, not the number of buffers. A block (one chunk of a buffer's
 // data) takes an extent of the smallest class that holds it: a chunk, or a
 // fraction from 1/64 of a chunk (at least 1 KiB) up, in steps of at most
-// 1.5×. Extents are reused lowest first; space whose extents are all free
-// is given back to the file system (punched out of the file, or cut off
-// its end), so the disk spool holds follows its live spilled bytes.
-// Stats.DiskInUse counts the extents, Stats.DiskLive the data in them.
+// 1.5×. Extents are reused lowest first. Disk space is counted, and given
+// back, in granules of max(4 KiB, ChunkSize/64) bytes of a file: a granule
+// is held while an extent overlaps it. Freed granules are reused first and
+// given back to the file system (punched out of the file, or cut off its
+// end) at once when a whole frame of 3 chunks is free, and otherwise in
+// bulk once they pass max(Stats.DiskLive/8, 1 MiB), or when DiskBudget
+// would refuse an extent; so the disk spool holds follows its live spilled
+// bytes. Stats.DiskInUse counts the granules held, freed ones not yet
+// given back included: what the files may hold on disk. Stats.DiskLive
+// counts the data in the extents.
 //
 // A block is never overwritten in place: a write goes to a new extent,
 // and the old one is freed once the new one is written (a write that
@@ -114,8 +120,8 @@
 // over appended bytes without the bytes before, and runs at 50 GB/s per
 // core here (AVX-512), faster than the copies that move the data.
 //
-// Options.DiskBudget limits the extents of all spilled blocks; past it,
-// writes and rollovers fail with ErrDiskBudget (a write's count says what
+// Options.DiskBudget limits Stats.DiskInUse; past it (freed space given
+// back first), writes and rollovers fail with ErrDiskBudget (a write's count says what
 // it wrote before the limit, as for any short write). Disk errors (a full
 // disk, an I/O error) are returned wrapped, so errors.Is(err,
 // syscall.ENOSPC) works; a buffer has no sticky error and recovers when
@@ -150,7 +156,7 @@
 //     and about 32 bytes per slice it holds;
 //   - per spilled buffer: about 100 bytes, and 16 bytes per block on disk
 //     (its extent, length and checksum; 40 with EncryptSpill);
-//   - per Manager: a few KiB, the spill arena's open files and about 32
+//   - per Manager: a few KiB, the spill arena's open files and about 56
 //     bytes per 3 chunks of each file; under LeastFrequentlyUsed with
 //     promotion, ristretto's frequency sketch and buffers, about 4.3 MiB,
 //     and three goroutines (the promoter and ristretto's two);

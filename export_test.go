@@ -331,6 +331,39 @@ func debugStack() []byte {
 	return out
 }
 
+// ArenaSlack returns the bytes of slack in m's spill arena: granules
+// charged to the disk budget (counted in DiskInUse) that no extent
+// occupies, until a reclaim punches them out of the files.
+func ArenaSlack(m *Manager) int64 { return m.arena.slack.Load() }
+
+// DiskGranule returns the unit in which m's spill arena charges disk
+// space: max(4 KiB, ChunkSize/64).
+func DiskGranule(m *Manager) int64 { return m.arena.gran }
+
+// ArenaCannotPunch reports whether m's spill arena found that its file
+// system cannot punch holes: freed space then stays allocated until it is
+// reused or cut off the end of a file.
+func ArenaCannotPunch(m *Manager) bool { return m.arena.noPunch.Load() }
+
+// ExtentCharge returns the most the extent of a block of n bytes (0 < n
+// <= the chunk size), of the smallest class that holds n, may be charged
+// to m's disk budget on its own: the granules it overlaps, at the worst
+// place in its frame.
+func ExtentCharge(m *Manager, n int64) int64 {
+	a := m.arena
+	size := a.classes[a.classOf(n)]
+	var most int64
+	for slot := range a.frame / size {
+		lo, hi := slot*size/a.gran, ((slot+1)*size-1)/a.gran
+		most = max(most, (hi-lo+1)*a.gran)
+	}
+	return most
+}
+
+// ReclaimArena punches all the slack of m's spill arena out of its files
+// now, as an allocation refused by DiskBudget does.
+func ReclaimArena(m *Manager) { m.arena.reclaim() }
+
 // ArenaAllocated returns the bytes the file system has allocated to m's
 // spill arena's segment files (fstat's st_blocks, in 512-byte units),
 // holes punched out excluded.

@@ -203,9 +203,11 @@ func TestTruncateHoleCostsNothing(t *testing.T) {
 	}
 	// A write inside the hole, far from the data: it goes to disk (the
 	// hole is far larger than the data), where the two blocks holding
-	// data take the smallest extents, 1 KiB each.
+	// data take the smallest extents, 1 KiB each, side by side in one
+	// frame: DiskInUse counts the one 4 KiB granule they share (disk is
+	// charged by granules, the unit punched out of the files).
 	mtWrite(t, b, []byte("x"), 1<<39)
-	if st := m.Stats(); st.DiskInUse != 2<<10 {
+	if st := m.Stats(); st.DiskInUse != 4<<10 {
 		t.Errorf("DiskInUse %d after a 1-byte write into a hole", st.DiskInUse)
 	}
 	p := make([]byte, 3)
@@ -224,4 +226,53 @@ func mtChunkOf(m *spool.Manager) int64 {
 	before := m.Stats().MemoryInUse
 	b.Write([]byte{1})
 	return m.Stats().MemoryInUse - before
+}
+
+// TestDiskBudgetReclaimsSlack: DiskInUse counts freed space that the
+// spill files still hold (slack, not yet punched out) until it is reused
+// or reclaimed; a write that the budget would refuse while there is
+// slack reclaims it and goes through.
+func TestDiskBudgetReclaimsSlack(t *testing.T) {
+	const bs = spool.DefaultChunkSize // a block, and the extent of a whole one
+	m := mtManager(t, spool.Options{DiskBudget: 16 * bs, MaxSpillFiles: 1})
+	var bufs []*spool.Buffer
+	for i := range 16 {
+		bufs = append(bufs, spillInto(t, m, randBytes(uint64(i), bs)))
+	}
+	// Frames of 3 extents: closing the middle one of each frees space but
+	// no whole frame, and 5 × 64 KiB is far below what is reclaimed
+	// unasked (1 MiB).
+	for i := 1; i < 16; i += 3 {
+		mtMust(t, "Close", bufs[i].Close())
+	}
+	st := m.Stats()
+	if slack := spool.ArenaSlack(m); st.DiskInUse != 16*bs || slack != 5*bs || st.DiskLive != 11*bs {
+		t.Fatalf("after closing 5 of 16: DiskInUse %d, slack %d, DiskLive %d; want %d, %d, %d", st.DiskInUse, slack, st.DiskLive, 16*bs, 5*bs, 11*bs)
+	}
+	if got, err := spool.ArenaAllocated(m); err == nil && got != int64(16*bs) {
+		t.Errorf("the file system holds %d bytes, want %d: the slack is still on disk", got, 16*bs)
+	}
+	// 20 KiB: an extent of 24 KiB in a new frame, 6 granules more than
+	// DiskBudget allows without the slack.
+	small := mtBuffer(t, m)
+	mtWrite(t, small, randBytes(99, 20<<10), 0)
+	if err := small.Rollover(); err != nil {
+		if spool.ArenaCannotPunch(m) {
+			t.Skipf("the file system cannot punch holes: %v", err)
+		}
+		t.Fatal(err)
+	}
+	st = m.Stats()
+	if want := int64(11*bs + 24<<10); st.DiskInUse != want || spool.ArenaSlack(m) != 0 {
+		t.Errorf("after the reclaim: DiskInUse %d, slack %d; want %d, 0", st.DiskInUse, spool.ArenaSlack(m), want)
+	}
+	if got, err := spool.ArenaAllocated(m); err == nil && got != int64(11*bs+20<<10) {
+		t.Errorf("the file system holds %d bytes, want %d", got, 11*bs+20<<10)
+	}
+	wantContent(t, small, randBytes(99, 20<<10))
+	for i, b := range bufs {
+		if i%3 != 1 {
+			wantContent(t, b, randBytes(uint64(i), bs))
+		}
+	}
 }

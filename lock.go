@@ -39,14 +39,25 @@ package spool
 //
 //  5. segment.mu (sync.Mutex), one per segment file of the spill arena
 //     (arena.go), guards that segment's frames: which extents are taken,
-//     and the pins of extents a zero-copy send is reading. It is a leaf:
-//     it is taken while holding a store.mu (a buffer's writes, Truncate and
-//     Close allocate and free extents), and while holding it code takes no
-//     other lock; it is held for no I/O but punching out or cutting off a
-//     frame that has just become free. arena.mu only guards the creation of
-//     segments (a leaf too). Reads and writes of extents need no arena lock:
-//     an extent belongs to the buffer that allocated it, under its lock,
-//     until it frees it.
+//     which granules are charged to the disk budget, its slack count, and
+//     the pins of extents a zero-copy send is reading. It is a leaf: it is
+//     taken while holding a store.mu (a buffer's writes, Truncate and
+//     Close allocate and free extents) or with no spool lock held (the end
+//     of a zero-copy send, Manager.Close), and while holding it code takes
+//     no other lock; the disk budget is charged under it by an atomic
+//     compare-and-swap, which never waits. It is held for no I/O but the
+//     fallocate and ftruncate calls that give space back: punching out or
+//     cutting off frames that have just become free, and punching out
+//     slack (freed granules that no extent occupies). A reclaim of the
+//     arena's slack, after an operation that freed extents or when an
+//     allocation meets the disk budget (after that allocation has released
+//     its segment.mu), takes the segments' locks one at a time, never two
+//     at once. arena.mu only guards the creation and closing of segments
+//     (a leaf too: arena.close takes each segment.mu after releasing it).
+//     Reads and writes of extents need no arena lock: an extent belongs to
+//     the buffer that allocated it, under its lock, until it frees it, and
+//     no punch touches a granule that an extent overlaps (live, read by a
+//     send, or dead).
 //
 //  6. admission.mu (sync.RWMutex), one per LeastFrequentlyUsed Manager,
 //     is held for reading around each call into ristretto's cache and for
@@ -73,9 +84,11 @@ package spool
 // waits for nothing but Manager.mu, a leaf, so no cycle can form.
 //
 // What is done while holding store.mu. Copies between chunks and the
-// caller's slice, and reads and writes of the buffer's own extents in the
-// spill arena (a rollover writes a whole buffer to disk under its lock).
-// WriteTo's zero-copy path (sendfile.go) verifies each block under the
+// caller's slice, reads and writes of the buffer's own extents in the
+// spill arena (a rollover writes a whole buffer to disk under its lock),
+// and giving the space of extents it freed, and the arena's slack, back to
+// the file system (segment.mu, above).
+// WriteTo's zero-copy path (copyout.go) verifies each block under the
 // read lock, pins its extent, and releases the lock before the kernel
 // sends the block to a socket or file, so a slow or stalled peer holds up
 // no other operation. Never: a call

@@ -60,14 +60,17 @@ type Options struct {
 	// its own.
 	AllowMemoryBackedTempDir bool
 
-	// DiskBudget limits the bytes of the spill arena's extents that the
-	// spilled blocks of all buffers of the Manager take together
-	// (Stats.DiskInUse; holes take no extent and cost nothing), so that a
-	// flood of data cannot fill the disk. A write that would go past it writes the blocks that fit,
-	// returns their count like any short write, and fails with
-	// ErrDiskBudget; a rollover stops there too, leaving the chunks it did
-	// not move in memory. Nothing written before is lost. 0 means no
-	// limit. It must not be negative.
+	// DiskBudget limits the disk space that the spill files of the Manager
+	// may hold (Stats.DiskInUse): the granules, of max(4 KiB, ChunkSize/64)
+	// bytes, that the extents of all spilled blocks overlap, and freed
+	// granules not yet given back to the file system, which an extent that
+	// would pass the limit gives back first. Holes take no extent and cost
+	// nothing. It keeps a flood of data from filling the disk. A write
+	// that would go past it writes the blocks that fit, returns their
+	// count like any short write, and fails with ErrDiskBudget; a rollover
+	// stops there too, leaving the chunks it did not move in memory.
+	// Nothing written before is lost. 0 means no limit. It must not be
+	// negative.
 	DiskBudget int64
 
 	// MaxSpillFiles is the number of spill files the Manager's spill arena

@@ -163,8 +163,7 @@ func (sp *spill) writeBlock(i int64, m blockMeta, p []byte, room int) error {
 		err = a.writeAt(ext, 0, p)
 	}
 	if err != nil {
-		a.free(ext)
-		a.settle(sp.seg)
+		a.discard(ext)
 		return err
 	}
 	if m.ext != 0 {

@@ -31,15 +31,31 @@ type Stats struct {
 	// DiskBudget is Options.DiskBudget: the limit on DiskInUse, or 0 for
 	// none.
 	DiskBudget int64
-	// DiskInUse is the number of bytes of the spill files' extents that
-	// hold spilled blocks: each block of n bytes takes an extent of the
-	// smallest class that holds n (1 KiB, or ChunkSize/64 if larger, up to
-	// a chunk, in steps of at most 1.5×). Holes (left by Truncate or by a
-	// write past the end) take no extent; a write that failed is not
-	// counted. It never exceeds a DiskBudget.
+	// DiskInUse is the disk space, in bytes, that the spill files may hold:
+	// what DiskBudget limits. It is counted in granules of a spill file,
+	// max(4 KiB, ChunkSize/64) bytes each, the unit in which spool gives
+	// space back to the file system: every granule that an extent holding
+	// a spilled block overlaps (a block of n bytes takes an extent of the
+	// smallest class that holds n: 1 KiB, or ChunkSize/64 if larger, up to
+	// a chunk, in steps of at most 1.5×; small extents share granules),
+	// and the freed granules not yet given back. Freed space is reused
+	// first; a frame of 3 chunks whose extents are all free is given back
+	// at once (punched out of its file, or cut off its end), other freed
+	// granules in bulk once they pass max(DiskLive/8, 1 MiB), or when an
+	// extent would take DiskInUse past DiskBudget. So after each operation
+	// DiskInUse is at most the granules of the live extents plus
+	// max(DiskLive/8, 1 MiB), and the files hold no more than DiskInUse
+	// (but for the file system's own metadata). Exceptions, which only
+	// count more: an extent that a zero-copy WriteTo sent and that was
+	// freed keeps its granules until its whole frame is free; where the
+	// file system cannot punch holes, freed granules stay counted until
+	// they are reused or cut off. Holes (left by Truncate or by a write
+	// past the end) take nothing; what a failed write took is given back
+	// at once. It never exceeds a DiskBudget.
 	DiskInUse int64
 	// DiskLive is the number of bytes of buffer data in those extents:
-	// what DiskInUse would be without the rounding up to extent classes.
+	// what DiskInUse would be without the rounding up to extent classes
+	// and granules, and without freed space.
 	DiskLive int64
 	// SpillFiles is the number of spill files open: the segments of the
 	// Manager's spill arena, shared by all its buffers. It never exceeds
