@@ -34,8 +34,12 @@
 //     than the data it holds (holes cost nothing on disk);
 //   - another buffer's write needs memory the budget lacks, and the
 //     Manager's Policy picks it (LargestFirst, LeastRecentlyUsed or
-//     LeastFrequentlyUsed); buffers in use by another goroutine at that
-//     moment are skipped;
+//     LeastFrequentlyUsed): it is evicted, its chunks moved to disk lowest
+//     first, only as many as the write lacks, one chunk at a time under
+//     its lock, so that its owner never waits for more than one chunk's
+//     write; buffers in use by another goroutine at that moment are
+//     skipped, and an eviction stops as soon as the owner takes its buffer
+//     back;
 //   - its own write needs memory and rolling other buffers over did not
 //     free enough.
 //

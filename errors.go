@@ -27,6 +27,13 @@ var (
 	// invalid Options field; the message names the field.
 	ErrInvalidOptions = errors.New("spool: invalid options")
 
+	// ErrOverBudget is returned by Manager.SetMemoryBudget when the memory
+	// in use could not be brought down to the new budget at once: the
+	// buffers holding it were in use, or the disk refused their rollovers.
+	// The new budget is in force all the same, and memory given back pays
+	// off the difference first.
+	ErrOverBudget = errors.New("spool: memory in use over the budget")
+
 	// ErrNegativeOffset is returned for a negative offset passed to ReadAt
 	// or WriteAt, and by Seek when the resulting position would be
 	// negative.

@@ -544,3 +544,35 @@ func ExampleReader_WriteTo() {
 	// Output:
 	// 9 <nil> send this
 }
+
+// ExampleManager_SetMemoryBudget resizes the budget at run time, as a
+// server does when its container is resized: shrinking moves buffers'
+// chunks to disk until the memory in use fits, then returns.
+func ExampleManager_SetMemoryBudget() {
+	m, err := spool.NewManager(spool.Options{MemoryBudget: 4 << 20, ChunkSize: 64 << 10})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	b, err := m.NewBuffer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	b.Write(make([]byte, 3<<20)) // 3 MiB, in memory
+
+	if err := m.SetMemoryBudget(1 << 20); err != nil { // down to 1 MiB
+		log.Fatal(err)
+	}
+	st := m.Stats()
+	fmt.Println("budget:", st.MemoryBudget, "in use within it:", st.MemoryInUse <= st.MemoryBudget, "on disk:", b.OnDisk())
+
+	if err := m.SetMemoryBudget(8 << 20); err != nil { // and up to 8 MiB
+		log.Fatal(err)
+	}
+	c, _ := m.NewBuffer()
+	c.Write(make([]byte, 6<<20))
+	fmt.Println("budget:", m.Stats().MemoryBudget, "new buffer on disk:", c.OnDisk())
+	// Output:
+	// budget: 1048576 in use within it: true on disk: true
+	// budget: 8388608 new buffer on disk: false
+}

@@ -215,7 +215,7 @@ func ForceEvict(b *Buffer) {
 		// All the budget but what b holds: only rolling over every other
 		// buffer frees that much, so every one of them is tried. If that
 		// worked, the budget taken is given back.
-		need := s.m.budget.size - s.mem.Load()
+		need := s.m.budget.size.Load() - s.mem.Load()
 		ev, ok := s.m.makeRoom(need, s, math.Inf(1), true)
 		if ok {
 			s.m.budget.release(need)
@@ -385,4 +385,23 @@ func ArenaAllocated(m *Manager) (int64, error) {
 		total += n
 	}
 	return total, nil
+}
+
+// FreeChunkBytes returns the bytes of the chunks m keeps for reuse.
+func FreeChunkBytes(m *Manager) int64 { return m.mem.chunks.Load() }
+
+// Evict rolls b over as an eviction for another buffer's write does, a
+// chunk at a time, calling done after each chunk with b's lock released;
+// it returns the bytes moved and whether done reported true.
+func Evict(b *Buffer, done func() bool) (int64, bool) {
+	ev, ok, _ := b.s.m.evict(b.s, done)
+	b.s.m.deliver([]SpillEvent{ev})
+	return ev.Moved, ok
+}
+
+// HoldLock takes b's lock, as an operation in progress holds it, and
+// returns the function that releases it.
+func HoldLock(b *Buffer) (release func()) {
+	b.s.mu.Lock()
+	return b.s.mu.Unlock
 }

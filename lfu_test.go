@@ -3,6 +3,7 @@ package spool_test
 import (
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -69,6 +70,9 @@ func TestLFUOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A victim may give up its chunks over several writes: the order of
+	// first rollovers.
+	order = slices.Compact(order)
 	want := []uint64{big.ID(), mid.ID()}
 	if len(order) < 2 || order[0] != want[0] || order[1] != want[1] {
 		t.Fatalf("rolled over %v; want big (%d) first, then mid (%d)", order, big.ID(), mid.ID())

@@ -69,8 +69,9 @@ package spool
 //
 // Order. A goroutine blocks on at most one store.mu at a time: the lock of
 // the buffer whose method it is running. While holding it, it may take the
-// lock of *another* buffer only with TryLock, to roll that buffer over to
-// disk (Manager.makeRoom), and it skips that buffer if TryLock fails. A
+// lock of *another* buffer only with TryLock, to move that buffer's chunks
+// to disk (Manager.evict, one TryLock per chunk), and it skips that buffer
+// if TryLock fails. A
 // TryLock never waits, so no cycle of waiting goroutines can form, whatever
 // the number of buffers and goroutines: that is the whole deadlock argument.
 // Manager.mu may be taken while holding a store.mu (to register, unregister,
@@ -85,9 +86,13 @@ package spool
 //
 // What is done while holding store.mu. Copies between chunks and the
 // caller's slice, reads and writes of the buffer's own extents in the
-// spill arena (a rollover writes a whole buffer to disk under its lock),
-// and giving the space of extents it freed, and the arena's slack, back to
-// the file system (segment.mu, above).
+// spill arena, and giving the space of extents it freed, and the arena's
+// slack, back to the file system (segment.mu, above). A rollover of a
+// buffer by its own operation (Rollover, a write past the threshold)
+// writes it to disk under its lock; an eviction by another goroutine holds
+// the victim's lock for one chunk's write at a time and TryLocks it again
+// for the next, so that the victim's owner, when it comes back, waits for
+// one chunk at most and stops the eviction.
 // WriteTo's zero-copy path (copyout.go) verifies each block under the
 // read lock, pins its extent, and releases the lock before the kernel
 // sends the block to a socket or file, so a slow or stalled peer holds up

@@ -35,11 +35,11 @@ type Manager struct {
 	opts     Options // validated, defaults filled in
 	budget   *budget
 	mem      *memory
-	spares   sync.Pool // stages outside the budget (stage.go)
-	arena    *arena    // where spilled blocks live
-	seal     *sealer   // encrypts spilled blocks; nil without EncryptSpill
-	cs       int64     // chunk size
-	memLimit int64     // largest end of a write that keeps a buffer in memory
+	spares   sync.Pool    // stages outside the budget (stage.go)
+	arena    *arena       // where spilled blocks live
+	seal     *sealer      // encrypts spilled blocks; nil without EncryptSpill
+	cs       int64        // chunk size
+	memLimit atomic.Int64 // largest end of a write that keeps a buffer in memory (setMemLimit)
 
 	clock  atomic.Uint64 // logical time of buffer accesses, for LRU
 	nextID atomic.Uint64
@@ -111,15 +111,7 @@ func newManager(opts Options, fs fileSystem) (*Manager, error) {
 	cs := int64(o.ChunkSize)
 	bud := newBudget(o.MemoryBudget)
 	mem := newMemory(o.ChunkSize, max(cs, o.MemoryBudget/32))
-	// The largest buffer that fits the budget: whole chunks, and the
-	// largest class that fits what is left.
-	limit := o.MemoryBudget / cs * cs
-	if rem := int(o.MemoryBudget - limit); rem >= minClass {
-		limit += int64(mem.classBelow(rem))
-	}
-	if o.BufferThreshold > 0 && o.BufferThreshold < limit {
-		limit = o.BufferThreshold
-	}
+	mem.budget = bud
 	var seal *sealer
 	if o.EncryptSpill {
 		if seal, err = newSealer(); err != nil {
@@ -127,18 +119,18 @@ func newManager(opts Options, fs fileSystem) (*Manager, error) {
 		}
 	}
 	m := &Manager{
-		seal:     seal,
-		opts:     o,
-		budget:   bud,
-		mem:      mem,
-		disk:     diskBudget{limit: o.DiskBudget},
-		cs:       cs,
-		memLimit: limit,
+		seal:   seal,
+		opts:   o,
+		budget: bud,
+		mem:    mem,
+		disk:   diskBudget{limit: o.DiskBudget},
+		cs:     cs,
 	}
 	files := o.MaxSpillFiles
 	if files == 0 {
 		files = defaultSpillFiles()
 	}
+	m.setMemLimit(o.MemoryBudget)
 	m.arena = newArena(o.TempDir, o.Pattern, fs, &m.disk, cs, files)
 	m.spares.New = newSpare
 	if o.Policy == LeastFrequentlyUsed {
@@ -197,7 +189,7 @@ func (m *Manager) Stats() Stats {
 	readsMem, readsDisk := m.readsMem.Load(), m.readsDisk.Load()
 	readBytesMem, readBytesDisk := m.readBytesMem.Load(), m.readBytesDisk.Load()
 	return Stats{
-		MemoryBudget:    m.budget.size,
+		MemoryBudget:    m.budget.size.Load(),
 		MemoryInUse:     m.budget.used(),
 		PeakMemoryInUse: m.budget.peak.Load(),
 		ReadWindows:     int(m.nwindows.Load()),
@@ -319,6 +311,22 @@ func (m *Manager) unregister(b *store) {
 // buffers whose density is below limit (at most limit if inclusive) are
 // rolled over. If all the memory but self's cannot make need, nothing is
 // rolled over: a rollover that cannot help is not made.
+func (m *Manager) makeRoom(need int64, self *store, limit float64, inclusive bool) ([]SpillEvent, bool) {
+	if self != nil && need > m.budget.size.Load()-self.mem.Load() {
+		return nil, false
+	}
+	done := func() bool { return m.budget.tryAcquire(need) }
+	return m.freeMemory(done, self, limit, inclusive)
+}
+
+// freeMemory drops read windows, then rolls buffers other than self over
+// to disk, until done reports true, and reports whether it did; it
+// returns the spill events of the buffers it rolled over. makeRoom
+// describes self, limit and inclusive.
+//
+// A victim is rolled over a chunk at a time (evict), and only as far as
+// done needs: its owner never waits for more than one chunk's write, and
+// the writer short of memory writes no more than it needs.
 //
 // The victims come from the victim queue (nextVictim), which a search of
 // the buffers holding memory refills a batch at a time (victims.go), so
@@ -331,21 +339,15 @@ func (m *Manager) unregister(b *store) {
 // maxFailedRollovers failed rollovers of any kind: a disk that fails every
 // operation costs a write a few file operations, not one per buffer in
 // memory.
-func (m *Manager) makeRoom(need int64, self *store, limit float64, inclusive bool) ([]SpillEvent, bool) {
+func (m *Manager) freeMemory(done func() bool, self *store, limit float64, inclusive bool) ([]SpillEvent, bool) {
 	// Read windows first: dropping one costs no I/O.
-	if m.nwindows.Load() > 0 && m.reclaimWindows(need) {
+	if m.nwindows.Load() > 0 && m.reclaimWindows(done) {
 		return nil, true
-	}
-	if self != nil && need > m.budget.size-self.mem.Load() {
-		return nil, false
 	}
 	var (
 		events []SpillEvent
 		failed int // rollovers that returned an error
 	)
-	// A search offers at most as many buffers as hold memory when it
-	// begins: a buffer touched meanwhile moves in the policy's order and
-	// could otherwise come back again and again.
 	m.mu.Lock()
 	left := len(m.holding)
 	m.mu.Unlock()
@@ -355,20 +357,16 @@ func (m *Manager) makeRoom(need int64, self *store, limit float64, inclusive boo
 		if !ok {
 			break
 		}
-		if !v.mu.TryLock() {
-			m.skippedBusy.Add(1)
-			continue
+		ev, satisfied, err := m.evict(v, done)
+		if ev.Buffer != 0 {
+			events = append(events, ev)
 		}
-		var err error
-		if !v.closed && v.mem.Load() > 0 {
-			// A failed rollover is recorded in the victim's event and in
-			// Stats; the victim's data stays intact.
-			err = v.rollover(SpillEvicted)
-		}
-		events = append(events, v.pending...)
-		v.pending = nil
-		v.mu.Unlock()
-		if m.budget.tryAcquire(need) {
+		if satisfied {
+			if v.mem.Load() > 0 && ev.Err == nil {
+				// v still holds memory and comes first in the policy's
+				// order: the next search starts with it again.
+				m.requeue(v)
+			}
 			return events, true
 		}
 		if err != nil {
@@ -379,7 +377,51 @@ func (m *Manager) makeRoom(need int64, self *store, limit float64, inclusive boo
 		}
 	}
 	// Memory may have been freed meanwhile by a Close or a Truncate.
-	return events, m.budget.tryAcquire(need)
+	return events, done()
+}
+
+// evict rolls victim v over to disk a chunk at a time until done reports
+// true or v holds no memory, taking v's lock (with TryLock: it is never
+// the caller's) for one chunk's write at a time, so that v's owner, if it
+// comes back, waits for one chunk at most, and then keeps v: evict stops
+// at the first TryLock that fails. It returns the spill event of what it
+// moved (zero if nothing), whether done reported true, and the error of a
+// failed rollover.
+func (m *Manager) evict(v *store, done func() bool) (ev SpillEvent, satisfied bool, err error) {
+	var moved int64
+	for hops := 0; ; hops++ {
+		if !v.mu.TryLock() {
+			if hops == 0 {
+				m.skippedBusy.Add(1)
+			}
+			break
+		}
+		if v.closed || v.mem.Load() <= 0 {
+			v.mu.Unlock()
+			break
+		}
+		var n int64
+		n, err = v.spillChunk()
+		moved += n
+		size := v.size
+		v.mu.Unlock()
+		ev = SpillEvent{Buffer: v.id, Reason: SpillEvicted, Size: size, Moved: moved}
+		if err != nil {
+			ev.Err = err
+			m.spillErrors.Add(1)
+			break
+		}
+		if done() {
+			satisfied = true
+			break
+		}
+	}
+	if moved > 0 {
+		m.spills.Add(1)
+		m.evictions.Add(1)
+		m.spilledBytes.Add(moved)
+	}
+	return ev, satisfied, err
 }
 
 // nextVictim returns the next buffer the policy would roll over, other
@@ -430,6 +472,26 @@ func (m *Manager) nextVictim(self *store, limit float64, inclusive bool, after *
 		}
 		m.refillQueue(after)
 	}
+}
+
+// requeue puts v, which a victim search rolled over only in part, at the
+// head of the victim queue, with its numbers as they are now.
+func (m *Manager) requeue(v *store) {
+	c := candidate{b: v, id: v.id, mem: v.mem.Load(), lastUse: v.lastUse.Load()}
+	if m.freq != nil {
+		c.density = density(m.freq.count(&v.freq), c.mem)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if v.holdIdx == 0 || c.mem <= 0 {
+		return
+	}
+	if len(m.queue) == victimBatch {
+		m.queue = m.queue[:victimBatch-1] // the last goes back to the search
+	}
+	m.queue = append(m.queue, candidate{})
+	copy(m.queue[1:], m.queue)
+	m.queue[0] = c
 }
 
 // dropQueued removes entry i of the victim queue. m.mu is held.
@@ -493,6 +555,13 @@ func (m *Manager) deliver(events []SpillEvent) {
 			f(e)
 		}
 	}
+}
+
+// isClosed reports whether m was closed.
+func (m *Manager) isClosed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closed
 }
 
 // countRead records a read of n bytes, of which fromFile came from disk.

@@ -34,7 +34,11 @@ import (
 // as it grows, are kept up to a slack (1/32 of the budget) for all classes
 // together; past it, a slice given back is left to the garbage collector.
 // So the slices spool keeps, in use or free, come to at most the budget
-// and that slack.
+// and that slack. When the budget shrinks (Manager.SetMemoryBudget), the
+// free chunks beyond what the new budget leaves room for are dropped
+// (trim), and so are chunks given back while the buffers hold more than
+// the new budget (they pay that off): the chunks in use and free then
+// come to at most the new budget, and the heap follows it down.
 //
 // A slice taken from a free list may hold bytes of another buffer: the
 // buffer code never shows a byte it has not written or zeroed itself (see
@@ -43,8 +47,10 @@ import (
 type memory struct {
 	classes []int // ascending; the last is the chunk size
 	lists   []freeList
-	slack   int64        // the most the free lists of classes below a chunk hold together
+	slack   atomic.Int64 // the most the free lists of classes below a chunk hold together
 	held    atomic.Int64 // bytes those free lists hold
+	chunks  atomic.Int64 // bytes of the free list of chunks
+	budget  *budget      // if not nil, free chunks and memory in use fit its size
 
 	// poison, when non-zero, is written over every slice given back.
 	// Tests set it (export_test.go) to prove that no stale byte leaks into
@@ -94,7 +100,42 @@ func newMemory(cs int, slack int64) *memory {
 		c = next
 	}
 	classes = append(classes, cs)
-	return &memory{classes: classes, lists: make([]freeList, len(classes)), slack: slack}
+	a := &memory{classes: classes, lists: make([]freeList, len(classes))}
+	a.slack.Store(slack)
+	return a
+}
+
+// resize sets the slack for a budget of size bytes: 1/32 of it, at least a
+// chunk.
+func (a *memory) resize(size int64) {
+	a.slack.Store(max(int64(a.chunkSize()), size/32))
+}
+
+// trim drops free chunks beyond keep bytes, and slices of smaller classes
+// beyond the slack, for the garbage collector.
+func (a *memory) trim(keep int64) {
+	for i := range a.lists {
+		l := &a.lists[i]
+		size := int64(a.classes[i])
+		l.mu.Lock()
+		for len(l.items) > 0 {
+			if size == int64(a.chunkSize()) {
+				if a.chunks.Load() <= keep {
+					break
+				}
+				a.chunks.Add(-size)
+			} else {
+				if a.held.Load() <= a.slack.Load() {
+					break
+				}
+				a.held.Add(-size)
+			}
+			n := len(l.items) - 1
+			l.items[n] = nil
+			l.items = l.items[:n]
+		}
+		l.mu.Unlock()
+	}
 }
 
 // chunkSize returns the largest class: a full slot.
@@ -125,6 +166,8 @@ func (a *memory) get(size int) *[]byte {
 		l.mu.Unlock()
 		if size != a.chunkSize() {
 			a.held.Add(-int64(size))
+		} else {
+			a.chunks.Add(-int64(size))
 		}
 		return c
 	}
@@ -144,10 +187,15 @@ func (a *memory) put(c *[]byte) {
 	}
 	n := int64(len(b))
 	if len(b) != a.chunkSize() {
-		if a.held.Add(n) > a.slack {
+		if a.held.Add(n) > a.slack.Load() {
 			a.held.Add(-n)
 			return // for the garbage collector
 		}
+	} else if free := a.chunks.Add(n); a.budget != nil && (a.budget.owing() > 0 || free > a.budget.size.Load()) {
+		// The budget shrank: this chunk pays what the buffers owe it, or
+		// would be more than the budget, free.
+		a.chunks.Add(-n)
+		return
 	}
 	l := &a.lists[sort.SearchInts(a.classes, len(b))]
 	l.mu.Lock()
@@ -164,6 +212,8 @@ func (a *memory) drop() {
 		for _, c := range l.items {
 			if len(*c) != a.chunkSize() {
 				a.held.Add(-int64(len(*c)))
+			} else {
+				a.chunks.Add(-int64(len(*c)))
 			}
 		}
 		l.items = nil

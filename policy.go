@@ -3,12 +3,15 @@ package spool
 import "fmt"
 
 // Policy chooses which buffers roll over to disk when a write needs memory
-// that the budget lacks. The zero Policy is LargestFirst.
+// that the budget lacks (or Manager.SetMemoryBudget shrinks it). The zero
+// Policy is LargestFirst.
 //
-// Whatever the policy, a buffer that another goroutine is using at that
-// moment is skipped rather than waited for, and if rolling over every
-// eligible buffer does not free enough memory, the writing buffer itself
-// rolls over.
+// The buffer the policy picks gives up its chunks, lowest first, a chunk
+// at a time, until the write has what it lacks; if that takes all its
+// memory, the next buffer in the policy's order gives up its own. A
+// buffer that another goroutine is using at that moment is skipped rather
+// than waited for, and if every eligible buffer together does not free
+// enough memory, the writing buffer itself rolls over.
 type Policy int
 
 const (

@@ -94,7 +94,7 @@ const promoteMargin = 1.25
 // so budget held across that code would outlive Manager.Close.
 func (m *Manager) promote(s *store) {
 	s.mu.RLock()
-	ok := !s.closed && s.file != nil && s.mem.Load() == 0 && s.size > 0 && s.size <= m.memLimit
+	ok := !s.closed && s.file != nil && s.mem.Load() == 0 && s.size > 0 && s.size <= m.memLimit.Load()
 	size, version := s.size, s.version
 	s.mu.RUnlock()
 	if !ok {

@@ -204,7 +204,7 @@ func (b *store) adopt(c *[]byte) bool {
 	b.lock()
 	defer b.unlock()
 	off := b.off
-	if b.closed || b.file != nil || off != b.size || off%cs != 0 || off+cs > b.m.memLimit || off+cs < off {
+	if b.closed || b.file != nil || off != b.size || off%cs != 0 || off+cs > b.m.memLimit.Load() || off+cs < off {
 		return false
 	}
 	i := off / cs

@@ -10,7 +10,10 @@ import (
 // Manager, so under concurrent use they may not add up exactly; each field
 // on its own is exact at the moment it was read.
 type Stats struct {
-	// MemoryBudget is the budget the Manager enforces, in bytes.
+	// MemoryBudget is the budget the Manager enforces, in bytes: as set
+	// in Options or by the last Manager.SetMemoryBudget. MemoryInUse may
+	// be above it only while a shrink is paid off (SetMemoryBudget,
+	// ErrOverBudget), and then only falls.
 	MemoryBudget int64
 	// MemoryInUse is the budget memory in use, in bytes: the slices that
 	// hold the live buffers' data, counted by capacity, their read
@@ -65,7 +68,9 @@ type Stats struct {
 	Buffers int
 	// BuffersOnDisk is the number of live buffers with data on disk.
 	BuffersOnDisk int
-	// Spills is the number of completed rollovers, whatever their reason.
+	// Spills is the number of rollovers that moved data to disk and
+	// completed, whatever their reason, evictions included (one per buffer
+	// per eviction, however many of its chunks it moved).
 	Spills int64
 	// SpilledBytes is the number of bytes copied from memory to disk by
 	// rollovers.
@@ -74,9 +79,10 @@ type Stats struct {
 	// rollovers and by writes to buffers already on disk, as the kernel
 	// received them: a block rewritten to a new extent counts whole.
 	DiskWritten int64
-	// Evictions is the number of rollovers of a buffer made to free memory
-	// for a write to another buffer (SpillEvicted). It is included in
-	// Spills.
+	// Evictions is the number of evictions (SpillEvicted): a buffer's
+	// chunks moved to disk to free memory for a write to another buffer,
+	// or for Manager.SetMemoryBudget, counted once per buffer per write
+	// however many chunks moved. It is included in Spills.
 	Evictions int64
 	// Leaked is the number of buffers that were garbage-collected without
 	// Close; their memory and disk were released then.
@@ -140,7 +146,9 @@ const (
 	// buffers over did not free enough, so this buffer went to disk.
 	SpillBudget
 	// SpillEvicted: the policy chose this buffer to free memory for a
-	// write to another buffer.
+	// write to another buffer, or for Manager.SetMemoryBudget. Only as many
+	// of its chunks as were needed went to disk (SpillEvent.Moved); the
+	// rest stays in memory.
 	SpillEvicted
 	// SpillSparse: a write far past the end would have left a hole much
 	// larger than the data the buffer holds; holes cost nothing on disk.
@@ -174,7 +182,9 @@ type SpillEvent struct {
 	Reason SpillReason
 	// Size is the buffer's size in bytes at the time.
 	Size int64
-	// Moved is the number of bytes copied from memory to disk.
+	// Moved is the number of bytes copied from memory to disk: for an
+	// eviction, those of the chunks it took, which may be part of the
+	// buffer's memory.
 	Moved int64
 	// Err is nil if the rollover completed. Otherwise the rollover stopped
 	// at a disk error: the buffer's data is intact, part of it possibly

@@ -383,7 +383,7 @@ func (b *store) writeAt(p []byte, off int64) (int, error) {
 	b.version++
 	b.dropWindow()
 	if b.file == nil {
-		if end > b.m.memLimit {
+		if end > b.m.memLimit.Load() {
 			if err := b.rollover(b.growReason(end)); err != nil {
 				return 0, err
 			}
@@ -722,35 +722,23 @@ func (b *store) rollover(reason SpillReason) error {
 	if b.file != nil && b.mem.Load() == 0 {
 		return nil
 	}
-	b.dropWindow() // bytes move from memory to file: the file's change
 	start := time.Now()
 	defer func() { m.spillNanos.Add(int64(time.Since(start))) }()
-	created := false
-	if b.file == nil {
-		f, err := m.arena.newSpill(b.id, m.seal)
-		if err != nil {
-			return b.spillFailed(reason, 0, fmt.Errorf("spool: %w", err))
-		}
-		b.file, b.fileSize, created = f, 0, true
-		m.onDisk.Add(1)
+	created, err := b.openSpill()
+	if err != nil {
+		return b.spillFailed(reason, 0, err)
 	}
-	cs := m.cs
 	var moved int64
-	for i, c := range b.chunks {
-		if c == nil {
-			continue
-		}
-		start := int64(i) * cs
-		n := max(0, min(int64(len(*c)), b.size-start))
-		if err := b.writeSlot((*c)[:n], start); err != nil {
+	for i := range b.chunks {
+		n, err := b.moveSlot(int64(i))
+		if err != nil {
 			if created && moved == 0 {
 				// Nothing reached the disk: go back to being a memory
 				// buffer, as if the rollover had not started.
 				b.closeFile()
 			}
-			return b.spillFailed(reason, moved, fmt.Errorf("spool: rollover: %w", err))
+			return b.spillFailed(reason, moved, err)
 		}
-		b.freeChunk(int64(i))
 		moved += n
 	}
 	b.chunks = nil
@@ -761,6 +749,70 @@ func (b *store) rollover(reason SpillReason) error {
 	}
 	b.pending = append(b.pending, SpillEvent{Buffer: b.id, Reason: reason, Size: b.size, Moved: moved})
 	return nil
+}
+
+// openSpill gives the buffer a spill in the arena if it has none, and
+// reports whether it did.
+func (b *store) openSpill() (created bool, err error) {
+	b.dropWindow() // bytes move from memory to file: the file's change
+	if b.file != nil {
+		return false, nil
+	}
+	f, err := b.m.arena.newSpill(b.id, b.m.seal)
+	if err != nil {
+		return false, fmt.Errorf("spool: %w", err)
+	}
+	b.file, b.fileSize = f, 0
+	b.m.onDisk.Add(1)
+	return true, nil
+}
+
+// moveSlot writes slot i, if it is held in memory, to the spill and gives
+// its memory back, and returns the bytes it moved. On error the slot
+// stays in memory, intact.
+func (b *store) moveSlot(i int64) (int64, error) {
+	c := b.chunks[i]
+	if c == nil {
+		return 0, nil
+	}
+	start := i * b.m.cs
+	n := max(0, min(int64(len(*c)), b.size-start))
+	if err := b.writeSlot((*c)[:n], start); err != nil {
+		return 0, fmt.Errorf("spool: rollover: %w", err)
+	}
+	b.freeChunk(i)
+	return n, nil
+}
+
+// spillChunk moves the lowest slot the buffer holds in memory to disk, for
+// an eviction (Manager.evict), and returns the bytes it moved. A buffer
+// left with no slot in memory is rolled over. On error the slot stays in
+// memory, intact, and a spill created for it is closed again.
+func (b *store) spillChunk() (int64, error) {
+	start := time.Now()
+	defer func() { b.m.spillNanos.Add(int64(time.Since(start))) }()
+	created, err := b.openSpill()
+	if err != nil {
+		return 0, err
+	}
+	for i := range b.chunks {
+		if b.chunks[i] == nil {
+			continue
+		}
+		n, err := b.moveSlot(int64(i))
+		if err != nil {
+			if created {
+				b.closeFile()
+			}
+			return 0, err
+		}
+		if b.mem.Load() == 0 {
+			b.chunks = nil
+		}
+		return n, nil
+	}
+	b.chunks = nil
+	return 0, nil
 }
 
 func (b *store) spillFailed(reason SpillReason, moved int64, err error) error {

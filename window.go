@@ -136,7 +136,7 @@ func (m *Manager) listWindow(b *store, has bool) {
 // reports whether it did. It takes only the windows' own locks, with
 // TryLock: a window is taken back even while its buffer is being read
 // (the reads then go to the file), but not in the middle of a copy from it.
-func (m *Manager) reclaimWindows(need int64) bool {
+func (m *Manager) reclaimWindows(done func() bool) bool {
 	skipped := 0
 	for tries := m.nwindows.Load(); tries > 0; tries-- {
 		m.mu.Lock()
@@ -153,7 +153,7 @@ func (m *Manager) reclaimWindows(need int64) bool {
 		}
 		v.dropWindowLocked()
 		v.winMu.Unlock()
-		if m.budget.tryAcquire(need) {
+		if done() {
 			return true
 		}
 	}
