@@ -54,6 +54,19 @@
 // is on disk, so memory falls while it runs. No operation ever waits for
 // memory: the write that cannot get any goes to disk instead.
 //
+// # An elastic budget
+//
+// The budget can change while the Manager runs. Manager.SetMemoryBudget
+// grows it at once, or shrinks it: it moves buffers' chunks to disk, by
+// the policy, until the memory in use fits, and from then on the smaller
+// budget is as hard as the first; if the buffers holding the memory are
+// busy, it says so (ErrOverBudget) and the memory they give back pays off
+// the difference before anything else can take it. A budget can come from
+// the environment: MemoryLimit reads the container's memory limit (cgroup
+// v2 or v1) and GOMEMLIMIT, and Options.MemoryLimitFraction makes the
+// budget a fraction of it, re-read every Options.MemoryLimitRefresh if
+// set, so that the budget follows a container resized at run time.
+//
 // # Concurrency
 //
 // Every method of Manager and Buffer is safe for concurrent use. Each

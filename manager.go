@@ -50,6 +50,7 @@ type Manager struct {
 	freq     *frequency
 	adm      *admission
 	promoter *promoter
+	watcher  *limitWatcher // Options.MemoryLimitRefresh
 
 	disk         diskBudget
 	onDisk       atomic.Int64
@@ -141,6 +142,9 @@ func newManager(opts Options, fs fileSystem) (*Manager, error) {
 			}
 			m.promoter = newPromoter(m)
 		}
+	}
+	if o.MemoryLimitRefresh > 0 {
+		m.watchLimit()
 	}
 	return m, nil
 }
@@ -238,6 +242,7 @@ func (m *Manager) Close() error {
 	m.closed = true
 	bufs := append([]*store(nil), m.bufs...)
 	m.mu.Unlock()
+	m.watcher.stop()
 
 	var errs []error
 	for _, b := range bufs {

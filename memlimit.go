@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // A budget from the environment.
@@ -107,4 +110,84 @@ func fractionOf(limit int64, fraction float64) int64 {
 		return max(limit, 1)
 	}
 	return max(min(int64(f), limit), 1) // f < float64(limit) <= 2^63: no overflow
+}
+
+// limitBudget returns the budget Options.MemoryLimitFraction f asks for:
+// f of MemoryLimit, at least cs (a budget must hold a chunk), or fallback
+// if there is no limit. An error reading the limit is returned.
+func limitBudget(f float64, cs, fallback int64) (int64, error) {
+	n, err := MemoryLimitFraction(f)
+	switch {
+	case errors.Is(err, ErrNoMemoryLimit):
+		return fallback, nil
+	case err != nil:
+		return 0, err
+	}
+	return max(n, cs), nil
+}
+
+// limitWatcher applies Options.MemoryLimitFraction of the memory limit to
+// the budget every Options.MemoryLimitRefresh (Manager.watchLimit), on a
+// goroutine of its own that Manager.Close stops.
+type limitWatcher struct {
+	done    chan struct{} // closed by stop
+	once    sync.Once
+	wg      sync.WaitGroup
+	calling atomic.Bool // set while SetMemoryBudget runs, which may call OnSpill
+}
+
+// watchLimit starts the Manager's limit watcher.
+func (m *Manager) watchLimit() {
+	w := &limitWatcher{done: make(chan struct{})}
+	m.watcher = w
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		t := time.NewTicker(m.opts.MemoryLimitRefresh)
+		defer t.Stop()
+		for {
+			select {
+			case <-w.done:
+				return
+			case <-t.C:
+			}
+			m.refreshLimit(w)
+		}
+	}()
+}
+
+// refreshLimit reads the memory limit and applies it to the budget if it
+// changed.
+func (m *Manager) refreshLimit(w *limitWatcher) {
+	n, err := MemoryLimitFraction(m.opts.MemoryLimitFraction)
+	if err != nil {
+		if !errors.Is(err, ErrNoMemoryLimit) && m.opts.Logger != nil {
+			m.opts.Logger.Warn("spool: reading the memory limit", "error", err)
+		}
+		return // no limit now: keep the budget
+	}
+	n = max(n, m.cs)
+	if n == m.budget.size.Load() && m.budget.owing() == 0 {
+		return
+	}
+	w.calling.Store(true)
+	err = m.SetMemoryBudget(n)
+	w.calling.Store(false)
+	if err != nil && !errors.Is(err, ErrClosed) && m.opts.Logger != nil {
+		m.opts.Logger.Warn("spool: applying the memory limit", "budget", n, "error", err)
+	}
+}
+
+// stop stops the watcher, and waits for it unless it is running
+// SetMemoryBudget, whose OnSpill callbacks may be what called stop (by
+// Manager.Close); it then ends on its own, SetMemoryBudget failing with
+// ErrClosed.
+func (w *limitWatcher) stop() {
+	if w == nil {
+		return
+	}
+	w.once.Do(func() { close(w.done) })
+	if !w.calling.Load() {
+		w.wg.Wait()
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 )
 
 // Defaults for zero Options fields.
@@ -32,6 +33,24 @@ type Options struct {
 	// exceeded, even for a moment. 0 means DefaultMemoryBudget. It must
 	// not be negative and, if set, must be at least ChunkSize.
 	MemoryBudget int64
+
+	// MemoryLimitFraction, if not 0, sets the budget to that fraction
+	// (0 < f <= 1) of the memory limit the process runs under (see
+	// MemoryLimitFraction: the container's cgroup limit or GOMEMLIMIT), at
+	// least ChunkSize, in place of MemoryBudget, which must then be 0.
+	// Where there is no limit to find (outside a container, without
+	// GOMEMLIMIT), the budget is DefaultMemoryBudget.
+	MemoryLimitFraction float64
+
+	// MemoryLimitRefresh, if not 0, makes the Manager read the memory
+	// limit again at that interval (at least a second) and apply
+	// MemoryLimitFraction of it with SetMemoryBudget, as it changes, so
+	// that the budget follows a container resized at run time (a limit
+	// that disappears leaves the budget as it is). It requires
+	// MemoryLimitFraction. A SetMemoryBudget that fails (ErrOverBudget)
+	// is logged at Warn, and applied again at the next refresh.
+	// Manager.Close stops it.
+	MemoryLimitRefresh time.Duration
 
 	// BufferThreshold caps the size of a single buffer kept in memory, like
 	// the max_size of Python's SpooledTemporaryFile: a buffer whose size
@@ -144,6 +163,25 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MemoryBudget < 0 {
 		return bad("MemoryBudget", "%d is negative", o.MemoryBudget)
+	}
+	if f := o.MemoryLimitFraction; f != 0 {
+		if !(f > 0 && f <= 1) {
+			return bad("MemoryLimitFraction", "%v is not in (0, 1]", f)
+		}
+		if o.MemoryBudget != 0 {
+			return bad("MemoryLimitFraction", "and MemoryBudget are both set")
+		}
+		n, err := limitBudget(f, int64(o.ChunkSize), DefaultMemoryBudget)
+		if err != nil {
+			return Options{}, fmt.Errorf("%w: MemoryLimitFraction: %w", ErrInvalidOptions, err)
+		}
+		o.MemoryBudget = n
+	}
+	switch r := o.MemoryLimitRefresh; {
+	case r < 0 || (r > 0 && r < time.Second):
+		return bad("MemoryLimitRefresh", "%v is not 0 or at least a second", r)
+	case r > 0 && o.MemoryLimitFraction == 0:
+		return bad("MemoryLimitRefresh", "is set without MemoryLimitFraction")
 	}
 	if o.MemoryBudget == 0 {
 		o.MemoryBudget = DefaultMemoryBudget
