@@ -26,12 +26,13 @@ import (
 // files it holds open in the Manager's TempDir that have no name
 // (spillFilesIn, through /proc/self/fd; the bench cannot reach the
 // library's files otherwise), next to Stats().DiskLive (the bytes of data
-// in the arena's extents), DiskInUse (the bytes of the extents) and
-// SpillFiles (the segment files open). The target: after the churn, the
-// blocks allocated are at most churnTarget × DiskLive. Freed extents are
-// reused and the frames they empty punched out of the files (fallocate) or
-// cut off their ends, so a file's blocks should follow the data in it, not
-// the most it ever held.
+// in the arena's extents), DiskInUse (the disk space the spill files may
+// hold, counted in granules) and SpillFiles (the segment files open). The
+// target: after the churn, the blocks allocated are at most churnTarget ×
+// DiskLive. Freed space is reused first, and given back to the file system
+// (punched out with fallocate, or cut off the files' ends) once it passes
+// max(DiskLive/8, 1 MiB), so a file's blocks should follow the data in it,
+// not the most it ever held.
 
 // churnTarget is the most disk space, over the live spilled bytes, that
 // the spill files may hold after the churn.

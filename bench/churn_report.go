@@ -81,9 +81,10 @@ func printChurnReport(w io.Writer, run Run) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "spill files: Stats().SpillFiles, the segment files of the Manager's spill arena. files found: the files the child held open in the")
 	fmt.Fprintf(w, "Manager's TempDir (%s) with no name (/proc/self/fd links \"… (deleted)\"), fstat'ed: file sizes, the sum of st_size (holes\n", c.TempDir)
-	fmt.Fprintln(w, "included); allocated, the sum of st_blocks × 512, the disk space the file system holds for them. DiskInUse: bytes of the extents")
-	fmt.Fprintln(w, "allocated to spilled blocks; DiskLive: bytes of data in them. Freed extents are reused, and frames left empty punched out of")
-	fmt.Fprintln(w, "their files (fallocate) or cut off their ends, so allocated should follow DiskLive, not the most the files ever held.")
+	fmt.Fprintln(w, "included); allocated, the sum of st_blocks × 512, the disk space the file system holds for them. DiskInUse: the disk space")
+	fmt.Fprintln(w, "spool counts the files as holding (granules of 4 KiB the live extents overlap, and freed space not yet given back); DiskLive:")
+	fmt.Fprintln(w, "bytes of data in them. Freed space is reused first, and punched out of the files (fallocate) or cut off their ends once it")
+	fmt.Fprintln(w, "passes max(DiskLive/8, 1 MiB), so allocated should follow DiskLive, not the most the files ever held.")
 	fmt.Fprintf(w, "The churn (spills, closes, spills) took %.2f s in the child; total time %.1f s.\n", sp.WallSeconds, run.Seconds)
 }
 

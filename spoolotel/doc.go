@@ -35,21 +35,21 @@
 //     memory all buffers of the manager may hold together: Options.MemoryBudget.
 //   - spool.memory.usage (Int64ObservableUpDownCounter, By): Bytes of
 //     budget memory in use: buffer data, read windows and the stages of
-//     ReadFrom and WriteTo; never above spool.memory.limit.
+//     ReadFrom and WriteTo; never above spool.memory.limit, but while a
+//     shrink of the budget is paid off.
 //   - spool.memory.peak (Int64ObservableGauge, By): Highest
 //     spool.memory.usage since the manager was created.
 //   - spool.read_window.count (Int64ObservableUpDownCounter, {window}):
 //     Read windows held: checked copies of one spilled chunk each, for
 //     small reads of spilled data; counted in spool.memory.usage.
-//   - spool.disk.limit (Int64ObservableUpDownCounter, By): Limit on the
-//     bytes of the spill files' extents: Options.DiskBudget; not observed
-//     when there is no limit.
-//   - spool.disk.usage (Int64ObservableUpDownCounter, By): Bytes of the
-//     spill files' extents that hold spilled blocks; never above
-//     spool.disk.limit.
+//   - spool.disk.limit (Int64ObservableUpDownCounter, By): Limit on
+//     spool.disk.usage: the disk budget; not observed when there is no
+//     limit.
+//   - spool.disk.usage (Int64ObservableUpDownCounter, By): Disk space the
+//     spill files may hold: the granules of their live extents, and freed
+//     space not yet given back; never above spool.disk.limit.
 //   - spool.disk.live (Int64ObservableUpDownCounter, By): Bytes of buffer
-//     data in the spill files' extents: spool.disk.usage without the
-//     rounding up to extent sizes.
+//     data in the spill files.
 //   - spool.disk.written (Int64ObservableCounter, By): Bytes written to
 //     spill files, by rollovers and by writes to buffers on disk.
 //   - spool.spill_file.count (Int64ObservableUpDownCounter, {file}): Spill
@@ -70,9 +70,9 @@
 //     intact.
 //   - spool.spill.time (Float64ObservableCounter, s): Time spent rolling
 //     buffers over to disk.
-//   - spool.evictions (Int64ObservableCounter, {eviction}): Rollovers of a
-//     buffer made to free memory for another buffer's write; counted in
-//     spool.spills.
+//   - spool.evictions (Int64ObservableCounter, {eviction}): Evictions: a
+//     buffer's chunks moved to disk to free memory for another buffer's
+//     write or a smaller budget; counted in spool.spills.
 //   - spool.eviction.skipped (Int64ObservableCounter, {buffer}): Buffers
 //     chosen for a rollover but skipped because another goroutine was
 //     using them.

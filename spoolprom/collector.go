@@ -17,17 +17,19 @@
 //     manager may hold.
 //   - spool_memory_in_use_bytes (gauge): Bytes of budget memory in use: buffer
 //     data, read windows and the stages of ReadFrom and WriteTo; never above
-//     the budget.
+//     the budget, but while a shrink of the budget is paid off.
 //   - spool_memory_in_use_peak_bytes (gauge): Highest memory_in_use_bytes
 //     since the manager was created.
 //   - spool_read_windows (gauge): Read windows held: checked copies of
 //     spilled blocks (a chunk each) for small reads, counted in
 //     memory_in_use_bytes.
-//   - spool_disk_budget_bytes (gauge): Limit on the bytes of all spill files;
-//     0 means none.
-//   - spool_disk_in_use_bytes (gauge): Bytes of the spill files' extents that
-//     hold spilled blocks; never above the disk budget.
-//   - spool_disk_live_bytes (gauge): Bytes of buffer data in those extents.
+//   - spool_disk_budget_bytes (gauge): Limit on disk_in_use_bytes; 0 means
+//     none.
+//   - spool_disk_in_use_bytes (gauge): Disk space the spill files may hold:
+//     the granules of their live extents, and freed space not yet given
+//     back; never above the disk budget.
+//   - spool_disk_live_bytes (gauge): Bytes of buffer data in the spill
+//     files.
 //   - spool_spill_files (gauge): Spill files open: the segments of the
 //     manager's spill arena.
 //   - spool_buffers (gauge): Live buffers.
@@ -36,8 +38,8 @@
 //   - spool_spilled_bytes_total (counter): Bytes copied from memory to disk by
 //     rollovers.
 //   - spool_disk_written_bytes_total (counter): Bytes written to spill files.
-//   - spool_evictions_total (counter): Rollovers of a buffer made to free
-//     memory for another buffer's write.
+//   - spool_evictions_total (counter): Evictions: a buffer's chunks moved to
+//     disk to free memory for another buffer's write or a smaller budget.
 //   - spool_spill_errors_total (counter): Rollovers that failed, with a disk
 //     error or at the disk budget; the data stayed intact.
 //   - spool_leaked_buffers_total (counter): Buffers garbage-collected without
@@ -99,19 +101,19 @@ func NewCollector(m *spool.Manager, labels prometheus.Labels) *Collector {
 	f := func(v int64) float64 { return float64(v) }
 
 	one("memory_budget_bytes", "Bytes of memory all buffers of the manager may hold.", gauge, func(s spool.Stats) float64 { return f(s.MemoryBudget) })
-	one("memory_in_use_bytes", "Bytes of budget memory in use: buffer data, read windows and the stages of ReadFrom and WriteTo; never above the budget.", gauge, func(s spool.Stats) float64 { return f(s.MemoryInUse) })
+	one("memory_in_use_bytes", "Bytes of budget memory in use: buffer data, read windows and the stages of ReadFrom and WriteTo; never above the budget, but while a shrink of the budget is paid off.", gauge, func(s spool.Stats) float64 { return f(s.MemoryInUse) })
 	one("memory_in_use_peak_bytes", "Highest memory_in_use_bytes since the manager was created.", gauge, func(s spool.Stats) float64 { return f(s.PeakMemoryInUse) })
 	one("read_windows", "Read windows held: checked copies of spilled blocks (a chunk each) for small reads, counted in memory_in_use_bytes.", gauge, func(s spool.Stats) float64 { return float64(s.ReadWindows) })
-	one("disk_budget_bytes", "Limit on the bytes of all spill files; 0 means none.", gauge, func(s spool.Stats) float64 { return f(s.DiskBudget) })
-	one("disk_in_use_bytes", "Bytes of the spill files' extents that hold spilled blocks; never above the disk budget.", gauge, func(s spool.Stats) float64 { return f(s.DiskInUse) })
-	one("disk_live_bytes", "Bytes of buffer data in those extents.", gauge, func(s spool.Stats) float64 { return f(s.DiskLive) })
+	one("disk_budget_bytes", "Limit on disk_in_use_bytes; 0 means none.", gauge, func(s spool.Stats) float64 { return f(s.DiskBudget) })
+	one("disk_in_use_bytes", "Disk space the spill files may hold: the granules of their live extents, and freed space not yet given back; never above the disk budget.", gauge, func(s spool.Stats) float64 { return f(s.DiskInUse) })
+	one("disk_live_bytes", "Bytes of buffer data in the spill files.", gauge, func(s spool.Stats) float64 { return f(s.DiskLive) })
 	one("spill_files", "Spill files open: the segments of the manager's spill arena.", gauge, func(s spool.Stats) float64 { return float64(s.SpillFiles) })
 	one("buffers", "Live buffers.", gauge, func(s spool.Stats) float64 { return float64(s.Buffers) })
 	one("buffers_on_disk", "Live buffers with data on disk.", gauge, func(s spool.Stats) float64 { return float64(s.BuffersOnDisk) })
 	one("spills_total", "Completed rollovers of buffers to disk.", counter, func(s spool.Stats) float64 { return f(s.Spills) })
 	one("spilled_bytes_total", "Bytes copied from memory to disk by rollovers.", counter, func(s spool.Stats) float64 { return f(s.SpilledBytes) })
 	one("disk_written_bytes_total", "Bytes written to spill files.", counter, func(s spool.Stats) float64 { return f(s.DiskWritten) })
-	one("evictions_total", "Rollovers of a buffer made to free memory for another buffer's write.", counter, func(s spool.Stats) float64 { return f(s.Evictions) })
+	one("evictions_total", "Evictions: a buffer's chunks moved to disk to free memory for another buffer's write or a smaller budget.", counter, func(s spool.Stats) float64 { return f(s.Evictions) })
 	one("spill_errors_total", "Rollovers that failed, with a disk error or at the disk budget; the data stayed intact.", counter, func(s spool.Stats) float64 { return f(s.SpillErrors) })
 	one("leaked_buffers_total", "Buffers garbage-collected without Close.", counter, func(s spool.Stats) float64 { return f(s.Leaked) })
 	one("promotions_total", "Spilled buffers brought back into memory.", counter, func(s spool.Stats) float64 { return f(s.Promotions) })

@@ -19,9 +19,9 @@ func TestCollector(t *testing.T) {
 	a, _ := m.NewBuffer()
 	a.Write(make([]byte, 3*4096))
 	b, _ := m.NewBuffer()
-	b.Write(make([]byte, 2*4096)) // evicts a
+	b.Write(make([]byte, 2*4096)) // evicts a's first chunk: all b lacks
 	p := make([]byte, 100)
-	a.ReadAt(p, 0) // from disk, through a 4 KiB read window: 12288 bytes in use with b's
+	a.ReadAt(p, 0) // from disk, with no read window: the budget is full, 16384 bytes in use
 	b.ReadAt(p, 0) // from memory
 
 	c := spoolprom.NewCollector(m, prometheus.Labels{"manager": "test"})
@@ -29,13 +29,13 @@ func TestCollector(t *testing.T) {
 		t.Fatalf("lint: %v %v", problems, err)
 	}
 	want := `
-# HELP spool_memory_in_use_bytes Bytes of budget memory in use: buffer data, read windows and the stages of ReadFrom and WriteTo; never above the budget.
+# HELP spool_memory_in_use_bytes Bytes of budget memory in use: buffer data, read windows and the stages of ReadFrom and WriteTo; never above the budget, but while a shrink of the budget is paid off.
 # TYPE spool_memory_in_use_bytes gauge
-spool_memory_in_use_bytes{manager="test"} 12288
+spool_memory_in_use_bytes{manager="test"} 16384
 # HELP spool_buffers_on_disk Live buffers with data on disk.
 # TYPE spool_buffers_on_disk gauge
 spool_buffers_on_disk{manager="test"} 1
-# HELP spool_evictions_total Rollovers of a buffer made to free memory for another buffer's write.
+# HELP spool_evictions_total Evictions: a buffer's chunks moved to disk to free memory for another buffer's write or a smaller budget.
 # TYPE spool_evictions_total counter
 spool_evictions_total{manager="test"} 1
 # HELP spool_reads_total Reads that returned data, by where they were served from: memory (entirely) or disk.
