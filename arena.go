@@ -211,10 +211,11 @@ func (a *arena) close() error {
 	var errs []error
 	for _, s := range segs {
 		s.mu.Lock()
-		a.disk.release(s.charged)
+		charged := s.charged
 		s.addSlack(-s.slack)
 		s.charged = 0
 		s.mu.Unlock()
+		a.disk.release(charged)
 		if err := s.f.Close(); err != nil {
 			errs = append(errs, err)
 		}
@@ -227,11 +228,11 @@ func (a *arena) close() error {
 // for the granules it overlaps that are not charged yet. If the budget
 // refuses and the arena holds slack, it reclaims the slack (which gives
 // its charge back) and tries once more.
-func (a *arena) alloc(s *segment, c int) (extent, error) {
-	off, err := s.alloc(c)
+func (a *arena) alloc(s *segment, c int, credit *int64) (extent, error) {
+	off, err := s.alloc(c, credit)
 	if err != nil && a.slack.Load() > 0 && !a.noPunch.Load() {
 		a.reclaim()
-		off, err = s.alloc(c)
+		off, err = s.alloc(c, credit)
 	}
 	if err != nil {
 		return 0, err
@@ -269,12 +270,15 @@ func (a *arena) unpin(s *segment, e extent) {
 // settle recycles the frames of segment s that frees emptied (see
 // segment.settle), then reclaims the arena's slack if it has grown past
 // max(live/8, reclaimMin) beyond what punching could not give back last
-// time. The spill calls it after each operation that frees extents, once
+// time, or, while writers wait for disk budget, if there is any. The spill calls it after each operation that frees extents, once
 // for all of them.
 func (a *arena) settle(s *segment) {
 	a.disk.release(s.settle())
-	if a.slack.Load()-a.unpunched.Load() > max(a.live.Load()/8, reclaimMin) &&
-		!a.noPunch.Load() && a.reclaiming.CompareAndSwap(false, true) {
+	over := a.slack.Load()-a.unpunched.Load() > max(a.live.Load()/8, reclaimMin)
+	if a.disk.nwait.Load() > 0 {
+		over = a.slack.Load() > a.unpunched.Load() // writers wait for room: give back what is free
+	}
+	if over && !a.noPunch.Load() && a.reclaiming.CompareAndSwap(false, true) {
 		a.reclaim()
 		a.reclaiming.Store(false)
 	}
@@ -491,7 +495,7 @@ func (s *segment) addSlack(n int64) {
 // charged yet (those that are slack become occupied again, for nothing);
 // if the budget refuses, it takes nothing and returns the error, which
 // wraps ErrDiskBudget.
-func (s *segment) alloc(c int) (int64, error) {
+func (s *segment) alloc(c int, credit *int64) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := s.slots(c)
@@ -503,7 +507,7 @@ func (s *segment) alloc(c int) (int64, error) {
 		}
 		fs := &s.frames[i]
 		slot := fs.bits.lowestClear()
-		if err := s.charge(fs, c, slot); err != nil {
+		if err := s.charge(fs, c, slot, credit); err != nil {
 			return 0, err
 		}
 		fs.bits.set(slot)
@@ -519,7 +523,7 @@ func (s *segment) alloc(c int) (int64, error) {
 	if s.empty.Len() > 0 {
 		fs = &s.frames[s.empty.min()]
 	}
-	if err := s.charge(fs, c, 0); err != nil {
+	if err := s.charge(fs, c, 0, credit); err != nil {
 		return 0, err
 	}
 	var i int
@@ -541,7 +545,7 @@ func (s *segment) alloc(c int) (int64, error) {
 // class c of frame f overlaps and that are not charged yet, and marks them
 // charged; those charged but unoccupied stop being slack. If the budget
 // refuses, it changes nothing and returns the error. s.mu is held.
-func (s *segment) charge(f *frameState, c, slot int) error {
+func (s *segment) charge(f *frameState, c, slot int, credit *int64) error {
 	lo, hi := s.granules(c, slot)
 	var need, reused int64
 	for k := lo; k <= hi; k++ {
@@ -554,7 +558,7 @@ func (s *segment) charge(f *frameState, c, slot int) error {
 	}
 	g := s.a.gran
 	if need > 0 {
-		if err := s.a.disk.reserve(need * g); err != nil {
+		if err := s.a.disk.reserve(need*g, credit); err != nil {
 			return err
 		}
 		f.disk.setRange(lo, hi+1)

@@ -30,7 +30,7 @@ func TestArenaAllocation(t *testing.T) {
 	full := a.classOf(4096)
 	var exts []extent
 	for range 4 {
-		e, err := a.alloc(s, full)
+		e, err := a.alloc(s, full, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,7 +47,7 @@ func TestArenaAllocation(t *testing.T) {
 	}
 	a.free(exts[1])
 	a.settle(s)
-	if e, _ := a.alloc(s, full); e.offset() != 4096 {
+	if e, _ := a.alloc(s, full, nil); e.offset() != 4096 {
 		t.Errorf("after freeing the extent at 4096, the next is at %d", e.offset())
 	}
 	for _, e := range exts {
@@ -59,7 +59,7 @@ func TestArenaAllocation(t *testing.T) {
 	}
 	// Every frame is free: a small class starts at the lowest one.
 	small := a.classOf(1000)
-	if e, _ := a.alloc(s, small); e.offset() != 0 || a.classes[small] != 1024 {
+	if e, _ := a.alloc(s, small, nil); e.offset() != 0 || a.classes[small] != 1024 {
 		t.Errorf("a %d-byte extent at %d after all were freed, want 0", a.classes[small], e.offset())
 	}
 }
@@ -70,15 +70,15 @@ func TestArenaAllocation(t *testing.T) {
 func TestArenaTaintedExtentNotReused(t *testing.T) {
 	a, s := testArena(t, osFS{})
 	full := a.classOf(4096)
-	e0, _ := a.alloc(s, full)
-	e1, _ := a.alloc(s, full)
+	e0, _ := a.alloc(s, full, nil)
+	e1, _ := a.alloc(s, full, nil)
 	s.pin(e1.offset())
 	a.unpin(s, e1)
 	a.free(e1)
 	if got := a.disk.used(); got != 2*4096 {
 		t.Errorf("disk in use %d with a dead extent, want it counted: %d", got, 2*4096)
 	}
-	e2, _ := a.alloc(s, full)
+	e2, _ := a.alloc(s, full, nil)
 	if e2.offset() == e1.offset() {
 		t.Fatalf("the tainted extent at %d was reused while its frame was in use", e1.offset())
 	}
@@ -88,7 +88,7 @@ func TestArenaTaintedExtentNotReused(t *testing.T) {
 	if got := a.disk.used(); got != 0 {
 		t.Errorf("disk in use %d once the frame was recycled", got)
 	}
-	if e3, _ := a.alloc(s, full); e3.offset() != 0 {
+	if e3, _ := a.alloc(s, full, nil); e3.offset() != 0 {
 		t.Errorf("the recycled frame's first extent is at %d", e3.offset())
 	}
 	if a.noZeroCopy.Load() {
@@ -102,10 +102,10 @@ func TestArenaTaintedFrameLost(t *testing.T) {
 	f := &Faults{FailAt: -1, Err: errors.New("injected")}
 	a, s := testArena(t, faultyFS{f})
 	full := a.classOf(4096)
-	e0, _ := a.alloc(s, full)
-	e1, _ := a.alloc(s, full)
-	_, _ = a.alloc(s, full)
-	e3, _ := a.alloc(s, full) // the second frame: the first is not the last
+	e0, _ := a.alloc(s, full, nil)
+	e1, _ := a.alloc(s, full, nil)
+	_, _ = a.alloc(s, full, nil)
+	e3, _ := a.alloc(s, full, nil) // the second frame: the first is not the last
 	s.pin(e1.offset())
 	a.unpin(s, e1)
 	a.free(e1)
@@ -117,7 +117,7 @@ func TestArenaTaintedFrameLost(t *testing.T) {
 		t.Error("zero-copy sends go on although a tainted frame could not be punched")
 	}
 	for range 3 {
-		if e, _ := a.alloc(s, full); e.offset() < 12288 {
+		if e, _ := a.alloc(s, full, nil); e.offset() < 12288 {
 			t.Fatalf("an extent at %d, in the lost frame", e.offset())
 		}
 	}
@@ -128,7 +128,9 @@ func TestArenaTaintedFrameLost(t *testing.T) {
 // limit bytes (0: none) and one segment in t.TempDir(), and the segment.
 func testArenaCS(t *testing.T, fs fileSystem, cs, limit int64) (*arena, *segment) {
 	t.Helper()
-	a := newArena(t.TempDir(), DefaultPattern, fs, &diskBudget{limit: limit}, cs, 1)
+	disk := new(diskBudget)
+	disk.limit.Store(limit)
+	a := newArena(t.TempDir(), DefaultPattern, fs, disk, cs, 1)
 	s, err := a.pick()
 	if err != nil {
 		t.Fatal(err)
@@ -279,7 +281,7 @@ func needPunch(t *testing.T, s *segment) {
 
 func mustAlloc(t *testing.T, a *arena, s *segment, c int) extent {
 	t.Helper()
-	e, err := a.alloc(s, c)
+	e, err := a.alloc(s, c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +487,7 @@ func TestArenaNoPunch(t *testing.T) {
 	a.free(e[0])
 	a.settle(s)
 	wantDisk(t, a, 3<<16, 1<<16)
-	if _, err := a.alloc(s, a.classOf(1<<10)); !errors.Is(err, ErrDiskBudget) {
+	if _, err := a.alloc(s, a.classOf(1<<10), nil); !errors.Is(err, ErrDiskBudget) {
 		t.Fatalf("alloc past the budget = %v, want ErrDiskBudget", err)
 	}
 	if !a.noPunch.Load() {
@@ -556,7 +558,7 @@ func TestArenaGranulesRandom(t *testing.T) {
 				switch k := r.IntN(100); {
 				case k < grow:
 					c := r.IntN(len(a.classes))
-					e, err := a.alloc(s, c)
+					e, err := a.alloc(s, c, nil)
 					if err != nil {
 						if !errors.Is(err, ErrDiskBudget) {
 							t.Fatalf("step %d: alloc: %v", step, err)

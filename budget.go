@@ -1,12 +1,15 @@
 package spool
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/semaphore"
 )
@@ -173,33 +176,224 @@ func (b *budget) used() int64 { return b.inUse.Load() }
 // granule out of its file or cuts it off the end, not when the extents
 // over it are freed: until then the file may still hold it. Holes take no
 // extent, and what a write that fails took is punched out at once.
+//
+// The limit can change (Manager.SetDiskBudget). Buffers made by
+// Manager.NewBufferContext wait for room instead of failing (wait): they
+// queue, and each is granted the room it asked for as a credit of its
+// own, which its next allocations spend before they charge anything
+// (reserve). Waiters whose buffers already hold data on disk are served
+// first, then the others, each in the order they came: a buffer part way
+// through its data finishes (and, closed, gives its space back) before
+// new ones start taking space. While anyone waits, nobody else takes
+// room: reserve fails as if the budget were spent, so that a waiter is
+// not starved by a stream of allocations that do not wait (as with
+// semaphore.Weighted). Close wakes the waiters with ErrClosed.
+//
+// Waiters that hold disk while they wait for more could wait for each
+// other for ever: when every buffer holding data on disk is waiting
+// (holders counts them, spill.addLive) and the next waiter's room is not
+// there, nothing but a waiter could free any; the last holder to come is
+// then refused (ErrDiskBudget, as if it did not wait), so that its owner
+// can give its space up, and the others go on waiting.
 type diskBudget struct {
-	limit int64 // 0: no limit
+	limit atomic.Int64 // 0: no limit
 	inUse atomic.Int64
+
+	mu      sync.Mutex    // guards waiters and closed; a leaf (lock.go)
+	waiters []*diskWaiter // in the order they came
+	nwait   atomic.Int32  // len(waiters), read without mu
+	closed  bool
+	holders atomic.Int64 // spills holding data (spill.addLive)
+
+	waitNanos atomic.Int64 // total time spent waiting, for Stats
 }
 
-// reserve takes n bytes, or returns an error wrapping ErrDiskBudget if
-// they would take the bytes in use past the limit.
-func (d *diskBudget) reserve(n int64) error {
+// A diskWaiter is a writer waiting for n bytes of disk budget.
+type diskWaiter struct {
+	n       int64
+	holds   *atomic.Bool  // its buffer holds data on disk (store.holdsDisk)
+	ready   chan struct{} // closed when granted, refused, or the budget closes
+	granted bool          // guarded by diskBudget.mu
+	refused bool          // guarded by diskBudget.mu: a deadlock was broken
+}
+
+// reserve takes n bytes: first from *credit (if credit is not nil), room
+// a wait granted the caller, then from the budget. It returns an error
+// wrapping ErrDiskBudget, and takes nothing, if they would take the bytes
+// in use past the limit or if writers are waiting for room.
+func (d *diskBudget) reserve(n int64, credit *int64) error {
 	if n <= 0 {
 		return nil
 	}
+	var fromCredit int64
+	if credit != nil {
+		fromCredit = min(*credit, n)
+	}
+	if rest := n - fromCredit; rest > 0 {
+		if w := d.nwait.Load(); w > 0 {
+			return fmt.Errorf("%w: %d writers are waiting for room", ErrDiskBudget, w)
+		}
+		if !d.take(rest) {
+			return fmt.Errorf("%w: %d bytes in use of %d, %d more needed", ErrDiskBudget, d.inUse.Load(), d.limit.Load(), rest)
+		}
+	}
+	if fromCredit > 0 {
+		*credit -= fromCredit
+	}
+	return nil
+}
+
+// take adds n bytes to those in use if they fit the limit, and reports
+// whether it did.
+func (d *diskBudget) take(n int64) bool {
 	for {
-		cur := d.inUse.Load()
-		if d.limit > 0 && cur+n > d.limit {
-			return fmt.Errorf("%w: %d bytes in use of %d, %d more needed", ErrDiskBudget, cur, d.limit, n)
+		cur, lim := d.inUse.Load(), d.limit.Load()
+		if lim > 0 && cur+n > lim {
+			return false
 		}
 		if d.inUse.CompareAndSwap(cur, cur+n) {
-			return nil
+			return true
 		}
 	}
 }
 
-// release gives back n bytes taken by reserve.
+// release gives back n bytes taken by reserve or granted by wait, and
+// grants waiters what now fits.
 func (d *diskBudget) release(n int64) {
 	if n > 0 {
 		d.inUse.Add(-n)
+		if d.nwait.Load() > 0 {
+			d.mu.Lock()
+			d.serve()
+			d.mu.Unlock()
+		}
 	}
+}
+
+// wait waits, while ctx allows, until n bytes of the budget can be
+// granted to the caller, in its turn, and takes them: the caller spends
+// them through reserve's credit and gives back what it does not spend
+// with release. holds is the caller's store.holdsDisk. It returns an
+// error wrapping ErrDiskBudget if n is more than the limit (no wait could
+// end) or if it was refused to end a deadlock, ErrClosed if the Manager
+// is closed meanwhile, and ctx's error if ctx ends first.
+func (d *diskBudget) wait(ctx context.Context, n int64, holds *atomic.Bool) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return ErrClosed
+	}
+	if lim := d.limit.Load(); lim > 0 && n > lim {
+		d.mu.Unlock()
+		return fmt.Errorf("%w: %d bytes wanted, more than the disk budget of %d", ErrDiskBudget, n, lim)
+	}
+	if len(d.waiters) == 0 && d.take(n) {
+		d.mu.Unlock()
+		return nil
+	}
+	w := &diskWaiter{n: n, holds: holds, ready: make(chan struct{})}
+	d.waiters = append(d.waiters, w)
+	d.nwait.Add(1)
+	d.serve() // room may have come meanwhile; or the waiters may be deadlocked now
+	d.mu.Unlock()
+	start := time.Now()
+	select {
+	case <-w.ready:
+	case <-ctx.Done():
+	}
+	d.waitNanos.Add(int64(time.Since(start)))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case w.granted:
+		return nil // granted even if ctx ended meanwhile: the caller spends it
+	case w.refused:
+		return fmt.Errorf("%w: every buffer holding disk is waiting for more", ErrDiskBudget)
+	case d.closed:
+		return ErrClosed
+	}
+	// ctx ended: leave the queue, and let those behind pass if this
+	// waiter was what held them up.
+	if i := slices.Index(d.waiters, w); i >= 0 {
+		d.waiters = slices.Delete(d.waiters, i, i+1)
+		d.nwait.Add(-1)
+	}
+	d.serve()
+	return ctx.Err()
+}
+
+// serve grants the waiters, in their turn, as long as what they asked for
+// fits; when it does not, and every holder of disk is waiting, it refuses
+// the last holder to come. d.mu is held.
+func (d *diskBudget) serve() {
+	for len(d.waiters) > 0 {
+		i := d.next()
+		w := d.waiters[i]
+		if !d.take(w.n) {
+			d.breakDeadlock()
+			return
+		}
+		w.granted = true
+		d.drop(i)
+	}
+}
+
+// next returns the index of the waiter to serve next: the first whose
+// buffer holds data on disk, or else the first. d.mu is held, and there
+// is a waiter.
+func (d *diskBudget) next() int {
+	for i, w := range d.waiters {
+		if w.holds.Load() {
+			return i
+		}
+	}
+	return 0
+}
+
+// breakDeadlock refuses the last waiter holding disk to come if every
+// holder of disk is waiting. d.mu is held.
+func (d *diskBudget) breakDeadlock() {
+	waiting, last := int64(0), -1
+	for i, w := range d.waiters {
+		if w.holds.Load() {
+			waiting++
+			last = i
+		}
+	}
+	if last < 0 || waiting < d.holders.Load() {
+		return // a holder that does not wait may yet give space back
+	}
+	d.waiters[last].refused = true
+	d.drop(last)
+}
+
+// drop removes waiter i from the queue and wakes it. d.mu is held.
+func (d *diskBudget) drop(i int) {
+	close(d.waiters[i].ready)
+	d.waiters = slices.Delete(d.waiters, i, i+1)
+	d.nwait.Add(-1)
+}
+
+// setLimit changes the limit to n (0: none) and grants waiters what now
+// fits. Bytes already in use above a lower limit stay; no more are taken
+// until they fall below it.
+func (d *diskBudget) setLimit(n int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.limit.Store(n)
+	d.serve()
+}
+
+// close wakes every waiter with ErrClosed; later waits fail at once.
+func (d *diskBudget) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	for _, w := range d.waiters {
+		close(w.ready)
+	}
+	d.waiters = nil
+	d.nwait.Store(0)
 }
 
 // used reports the bytes in use.
@@ -298,4 +492,34 @@ func (m *Manager) setMemLimit(size int64) {
 		limit = t
 	}
 	m.memLimit.Store(limit)
+}
+
+// SetDiskBudget changes the disk budget (Options.DiskBudget) to n bytes;
+// 0 means no limit. It must not be negative (ErrInvalidOptions).
+//
+// Growing takes effect at once, and buffers waiting for room
+// (NewBufferContext) get it, in the order they came. Shrinking below
+// DiskInUse first gives back to the file system the freed space the
+// spill files still hold; spilled data stays where it is, but no more
+// disk is taken until DiskInUse falls below n, as buffers are closed,
+// truncated or promoted: writes that need disk meanwhile fail with
+// ErrDiskBudget, or wait (NewBufferContext), and rollovers fail, leaving
+// the data in memory. SetDiskBudget may be called concurrently with any
+// other method.
+func (m *Manager) SetDiskBudget(n int64) error {
+	if !m.valid() {
+		return ErrInvalid
+	}
+	defer runtime.KeepAlive(m)
+	if n < 0 {
+		return fmt.Errorf("%w: SetDiskBudget: %d is negative", ErrInvalidOptions, n)
+	}
+	if m.isClosed() {
+		return ErrClosed
+	}
+	m.disk.setLimit(n)
+	if n > 0 && m.disk.used() > n {
+		m.arena.reclaim()
+	}
+	return nil
 }

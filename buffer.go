@@ -103,7 +103,7 @@ func (b *Buffer) Write(p []byte) (int, error) {
 		return 0, ErrInvalid
 	}
 	defer runtime.KeepAlive(b)
-	return b.s.Write(p)
+	return b.s.writeWait(p)
 }
 
 // WriteString is like Write, without copying s to a byte slice.
@@ -112,7 +112,7 @@ func (b *Buffer) WriteString(s string) (int, error) {
 		return 0, ErrInvalid
 	}
 	defer runtime.KeepAlive(b)
-	return b.s.WriteString(s)
+	return b.s.writeStringWait(s)
 }
 
 // WriteByte writes one byte at the offset and advances it.
@@ -121,7 +121,7 @@ func (b *Buffer) WriteByte(c byte) error {
 		return ErrInvalid
 	}
 	defer runtime.KeepAlive(b)
-	return b.s.WriteByte(c)
+	return b.s.writeByteWait(c)
 }
 
 // WriteAt writes p at offset off, leaving the offset unchanged. Writing
@@ -131,7 +131,7 @@ func (b *Buffer) WriteAt(p []byte, off int64) (int, error) {
 		return 0, ErrInvalid
 	}
 	defer runtime.KeepAlive(b)
-	return b.s.WriteAt(p, off)
+	return b.s.writeAtWait(p, off)
 }
 
 // Read reads up to len(p) bytes from the offset and advances it. At the
@@ -267,7 +267,7 @@ func (b *Buffer) Rollover() error {
 		return ErrInvalid
 	}
 	defer runtime.KeepAlive(b)
-	return b.s.Rollover()
+	return b.s.rolloverWait()
 }
 
 // ReadFrom reads from r until io.EOF and writes what it read at the offset,

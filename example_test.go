@@ -3,6 +3,7 @@ package spool_test
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"log"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/spoolkit/spool"
 )
@@ -575,4 +577,64 @@ func ExampleManager_SetMemoryBudget() {
 	// Output:
 	// budget: 1048576 in use within it: true on disk: true
 	// budget: 8388608 new buffer on disk: false
+}
+
+// ExampleManager_NewBufferContext makes an upload wait for disk budget
+// held by another, instead of failing with ErrDiskBudget, until that one
+// is closed; the wait ends with the request's context at the latest.
+func ExampleManager_NewBufferContext() {
+	m, err := spool.NewManager(spool.Options{MemoryBudget: 64 << 10, ChunkSize: 16 << 10, DiskBudget: 128 << 10})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+
+	earlier, _ := m.NewBuffer()
+	earlier.Write(make([]byte, 128<<10))
+	earlier.Rollover() // the whole disk budget
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	upload, err := m.NewBufferContext(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	upload.Rollover() // on disk: every write needs disk budget
+	done := make(chan error)
+	go func() {
+		_, err := upload.Write(make([]byte, 96<<10))
+		done <- err
+	}()
+	for m.Stats().DiskWaiters == 0 {
+		time.Sleep(time.Millisecond) // until the upload waits
+	}
+	fmt.Println("waiting:", m.Stats().DiskWaiters)
+	earlier.Close() // its space goes to the waiting upload
+	fmt.Println("upload:", <-done, upload.Size())
+	// Output:
+	// waiting: 1
+	// upload: <nil> 98304
+}
+
+// ExampleManager_SetDiskBudget raises the disk budget at run time: a
+// write refused at the old budget fits the new one.
+func ExampleManager_SetDiskBudget() {
+	m, err := spool.NewManager(spool.Options{MemoryBudget: 64 << 10, ChunkSize: 16 << 10, DiskBudget: 64 << 10})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	b, _ := m.NewBuffer()
+	b.Rollover()
+	_, err = b.Write(make([]byte, 96<<10))
+	fmt.Println(errors.Is(err, spool.ErrDiskBudget), b.Size())
+
+	if err := m.SetDiskBudget(1 << 20); err != nil {
+		log.Fatal(err)
+	}
+	_, err = b.Write(make([]byte, 32<<10))
+	fmt.Println(err, b.Size(), m.Stats().DiskBudget)
+	// Output:
+	// true 65536
+	// <nil> 98304 1048576
 }

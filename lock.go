@@ -2,7 +2,7 @@ package spool
 
 // Lock protocol
 //
-// spool has six kinds of lock-like state. This comment is the single
+// spool has eight kinds of lock-like state. This comment is the single
 // place that says how they nest; every function that takes a lock follows
 // it, and stress_test.go checks it with a watchdog that dumps all goroutine
 // stacks if any operation stops making progress.
@@ -35,7 +35,11 @@ package spool
 //
 //  4. The memory budget (budget.go) is a semaphore used only through
 //     TryAcquire and Release, which never block. No code ever waits for
-//     memory.
+//     memory. budget.resize (sync.Mutex) serializes SetMemoryBudget calls:
+//     it is held with no other spool lock held, around TryAcquire and
+//     Release and the rollovers of a shrink, which TryLock their victims
+//     as a write short of memory does; the spill events of those
+//     rollovers are delivered after it is released.
 //
 //  5. segment.mu (sync.Mutex), one per segment file of the spill arena
 //     (arena.go), guards that segment's frames: which extents are taken,
@@ -59,7 +63,21 @@ package spool
 //     no punch touches a granule that an extent overlaps (live, read by a
 //     send, or dead).
 //
-//  6. admission.mu (sync.RWMutex), one per LeastFrequentlyUsed Manager,
+//  6. diskBudget.mu (sync.Mutex) guards the queue of writers waiting for
+//     disk budget (buffers made by NewBufferContext). It is a leaf: taken
+//     by a release of disk budget (never while holding a segment.mu;
+//     perhaps while holding a store.mu), by SetDiskBudget and Close, and
+//     by a writer that starts or stops waiting; while holding it code only
+//     reads and updates atomics and closes channels. Charging the disk
+//     budget (under a segment.mu) never takes it: a compare-and-swap, and
+//     a read of the number of waiters. A writer waits for disk budget
+//     holding no spool lock at all: its write gives up the buffer's lock,
+//     waits, and takes it again to go on. Writers that hold disk and wait
+//     for more could wait for each other: diskBudget refuses one when
+//     every holder of disk waits (budget.go), so waiting cannot deadlock
+//     either.
+//
+//  7. admission.mu (sync.RWMutex), one per LeastFrequentlyUsed Manager,
 //     is held for reading around each call into ristretto's cache and for
 //     writing by admission.close, so that Manager.Close never closes the
 //     cache under a call in progress (a spill event delivered after Close,

@@ -124,7 +124,6 @@ func newManager(opts Options, fs fileSystem) (*Manager, error) {
 		opts:   o,
 		budget: bud,
 		mem:    mem,
-		disk:   diskBudget{limit: o.DiskBudget},
 		cs:     cs,
 	}
 	files := o.MaxSpillFiles
@@ -132,6 +131,7 @@ func newManager(opts Options, fs fileSystem) (*Manager, error) {
 		files = defaultSpillFiles()
 	}
 	m.setMemLimit(o.MemoryBudget)
+	m.disk.limit.Store(o.DiskBudget)
 	m.arena = newArena(o.TempDir, o.Pattern, fs, &m.disk, cs, files)
 	m.spares.New = newSpare
 	if o.Policy == LeastFrequentlyUsed {
@@ -197,7 +197,7 @@ func (m *Manager) Stats() Stats {
 		MemoryInUse:     m.budget.used(),
 		PeakMemoryInUse: m.budget.peak.Load(),
 		ReadWindows:     int(m.nwindows.Load()),
-		DiskBudget:      m.opts.DiskBudget,
+		DiskBudget:      m.disk.limit.Load(),
 		DiskInUse:       m.disk.used(),
 		Buffers:         n,
 		BuffersOnDisk:   int(m.onDisk.Load()),
@@ -208,6 +208,8 @@ func (m *Manager) Stats() Stats {
 		DiskWritten:     m.arena.written.Load(),
 		Evictions:       m.evictions.Load(),
 		SpillErrors:     m.spillErrors.Load(),
+		DiskWaiters:     int(m.disk.nwait.Load()),
+		DiskWaitTime:    time.Duration(m.disk.waitNanos.Load()),
 		Leaked:          m.leaked.Load(),
 
 		Promotions:          m.promotions.Load(),
@@ -242,6 +244,7 @@ func (m *Manager) Close() error {
 	m.closed = true
 	bufs := append([]*store(nil), m.bufs...)
 	m.mu.Unlock()
+	m.disk.close() // writers waiting for disk budget give up
 	m.watcher.stop()
 
 	var errs []error

@@ -2,6 +2,7 @@ package spool
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/minio/crc64nvme"
 )
@@ -36,6 +37,36 @@ type spill struct {
 	id   uint64   // the buffer's ID, bound into sealed blocks
 	seal *sealer  // nil: checksums only
 	meta blockTable
+	// credit, if not nil, is the disk budget a wait granted the buffer
+	// (store.credit), spent before the budget is charged.
+	credit *int64
+	// live is the bytes of data the spill holds; holds, if not nil, is
+	// set while it holds any (store.holdsDisk).
+	live  int64
+	holds *atomic.Bool
+}
+
+// addLive adds d to the bytes of data the spill holds, and the arena's,
+// and counts the spill among the holders of disk (diskBudget.holders)
+// while it holds any: waiters for disk budget check for a deadlock by
+// that count.
+func (sp *spill) addLive(d int64) {
+	if d == 0 {
+		return
+	}
+	was := sp.live > 0
+	sp.live += d
+	sp.a.live.Add(d)
+	if now := sp.live > 0; now != was {
+		if now {
+			sp.a.disk.holders.Add(1)
+		} else {
+			sp.a.disk.holders.Add(-1)
+		}
+		if sp.holds != nil {
+			sp.holds.Store(now)
+		}
+	}
 }
 
 func (a *arena) newSpill(id uint64, seal *sealer) (*spill, error) {
@@ -137,7 +168,7 @@ func (sp *spill) appendBlock(i int64, m blockMeta, seg []byte) error {
 	m.sum = crc64nvme.Update(m.sum, seg)
 	m.n += uint32(len(seg))
 	m.valid = m.n
-	sp.a.live.Add(int64(len(seg)))
+	sp.addLive(int64(len(seg)))
 	sp.meta.set(i, m)
 	return nil
 }
@@ -147,7 +178,7 @@ func (sp *spill) appendBlock(i int64, m blockMeta, seg []byte) error {
 // sealed, freeing the old one once the new one is written.
 func (sp *spill) writeBlock(i int64, m blockMeta, p []byte, room int) error {
 	a := sp.a
-	ext, err := a.alloc(sp.seg, a.classOf(int64(room)))
+	ext, err := a.alloc(sp.seg, a.classOf(int64(room)), sp.credit)
 	if err != nil {
 		return err
 	}
@@ -170,7 +201,7 @@ func (sp *spill) writeBlock(i int64, m blockMeta, p []byte, room int) error {
 		a.free(m.ext)
 		a.settle(sp.seg)
 	}
-	a.live.Add(int64(len(p)) - int64(m.n))
+	sp.addLive(int64(len(p)) - int64(m.n))
 	sp.meta.set(i, next)
 	return nil
 }
@@ -256,7 +287,7 @@ func (sp *spill) Truncate(size int64) error {
 // release frees extent e, which held n bytes of a block the spill no
 // longer holds.
 func (sp *spill) release(e extent, n uint32) {
-	sp.a.live.Add(-int64(n))
+	sp.addLive(-int64(n))
 	sp.a.free(e)
 }
 

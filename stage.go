@@ -172,7 +172,7 @@ func (b *store) ReadFrom(r io.Reader) (n int64, err error) {
 				n += int64(k)
 				st.renew()
 			} else {
-				nw, werr := b.Write(p[:k])
+				nw, werr := b.writeWait(p[:k])
 				n += int64(nw)
 				if werr != nil {
 					return n, werr

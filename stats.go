@@ -31,8 +31,9 @@ type Stats struct {
 	// rolls any buffer over (passing over only a window being copied from
 	// at that instant). MemoryInUse includes their ReadWindows × ChunkSize.
 	ReadWindows int
-	// DiskBudget is Options.DiskBudget: the limit on DiskInUse, or 0 for
-	// none.
+	// DiskBudget is the limit on DiskInUse, or 0 for none: as set in
+	// Options or by the last Manager.SetDiskBudget. DiskInUse is above it
+	// only after a SetDiskBudget below it, until buffers give space back.
 	DiskBudget int64
 	// DiskInUse is the disk space, in bytes, that the spill files may hold:
 	// what DiskBudget limits. It is counted in granules of a spill file,
@@ -54,7 +55,8 @@ type Stats struct {
 	// file system cannot punch holes, freed granules stay counted until
 	// they are reused or cut off. Holes (left by Truncate or by a write
 	// past the end) take nothing; what a failed write took is given back
-	// at once. It never exceeds a DiskBudget.
+	// at once. It never exceeds DiskBudget, but after a SetDiskBudget
+	// below it.
 	DiskInUse int64
 	// DiskLive is the number of bytes of buffer data in those extents:
 	// what DiskInUse would be without the rounding up to extent classes
@@ -125,9 +127,14 @@ type Stats struct {
 	SpillTime    time.Duration
 	EvictionWait time.Duration
 	// SpillErrors is the number of rollovers that failed: with a disk
-	// error, or at Options.DiskBudget or Options.MaxSpillFiles. The data of
-	// such a buffer is intact and it stays usable.
+	// error, or at the disk budget. The data of such a buffer is intact
+	// and it stays usable.
 	SpillErrors int64
+	// DiskWaiters is the number of writes waiting for disk budget now
+	// (buffers made by Manager.NewBufferContext), and DiskWaitTime the
+	// total time writes have waited for it.
+	DiskWaiters  int
+	DiskWaitTime time.Duration
 }
 
 // SpillReason says why a buffer rolled over to disk.

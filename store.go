@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -23,18 +24,23 @@ type store struct {
 	m  *Manager
 	id uint64
 
-	lastUse   atomic.Uint64 // Manager clock at the last access
-	freq      atomic.Uint64 // access count for LeastFrequentlyUsed (frequency.go)
-	lastWrite atomic.Bool   // the last access was a write
-	offered   atomic.Bool   // queued for promotion
-	mem       atomic.Int64  // bytes of memory held in chunks; changed only by addMem, under mu; read anywhere
-	idx       int           // index in m.bufs; guarded by m.mu
-	holdIdx   int           // 1 + index in m.holding, 0 if not there; guarded by m.mu
+	lastUse   atomic.Uint64   // Manager clock at the last access
+	freq      atomic.Uint64   // access count for LeastFrequentlyUsed (frequency.go)
+	lastWrite atomic.Bool     // the last access was a write
+	offered   atomic.Bool     // queued for promotion
+	mem       atomic.Int64    // bytes of memory held in chunks; changed only by addMem, under mu; read anywhere
+	idx       int             // index in m.bufs; guarded by m.mu
+	holdIdx   int             // 1 + index in m.holding, 0 if not there; guarded by m.mu
+	ctx       context.Context // NewBufferContext: writes wait for disk budget while it allows; set once
+	holdsDisk atomic.Bool     // its spill holds data (spill.addLive)
 
 	// mu protects the following fields. See lock.go for the lock order.
 	mu     sync.RWMutex
 	closed bool
 	size   int64 // logical size in bytes
+	// credit is disk budget a wait granted the buffer (wait.go), spent by
+	// its spill's allocations before they charge the budget.
+	credit int64
 	off    int64 // offset shared by Read, Write and Seek
 	// lastRead says what the operation that last held mu for writing
 	// read, for UnreadByte and UnreadRune: the size of the rune if it was
@@ -346,6 +352,8 @@ func (b *store) Close() error {
 	b.freeChunks(0)
 	b.chunks = nil
 	b.closeFile()
+	b.m.disk.release(b.credit)
+	b.credit = 0
 	b.size, b.off = 0, 0
 	// Unregister before unlocking, so that whoever sees closed (a
 	// concurrent Manager.Close) knows the buffer is gone from the list.
@@ -762,6 +770,7 @@ func (b *store) openSpill() (created bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("spool: %w", err)
 	}
+	f.credit, f.holds = &b.credit, &b.holdsDisk
 	b.file, b.fileSize = f, 0
 	b.m.onDisk.Add(1)
 	return true, nil

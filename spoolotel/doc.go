@@ -78,6 +78,10 @@
 //     using them.
 //   - spool.eviction.wait_time (Float64ObservableCounter, s): Time writers
 //     waited while other buffers were rolled over to make room for them.
+//   - spool.disk.waiters (Int64ObservableUpDownCounter, {write}): Writes
+//     waiting for disk budget now (buffers made by NewBufferContext).
+//   - spool.disk.wait_time (Float64ObservableCounter, s): Time writes
+//     waited for disk budget.
 //   - spool.promotions (Int64ObservableCounter, {promotion}): Spilled
 //     buffers brought back into memory.
 //   - spool.promotion.bytes (Int64ObservableCounter, By): Bytes of spilled

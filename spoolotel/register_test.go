@@ -109,6 +109,8 @@ func want(s spool.Stats) map[string]map[string]float64 {
 		"spool.evictions":            f(s.Evictions),
 		"spool.eviction.skipped":     f(s.SkippedBusy),
 		"spool.eviction.wait_time":   {"": s.EvictionWait.Seconds()},
+		"spool.disk.waiters":         f(int64(s.DiskWaiters)),
+		"spool.disk.wait_time":       {"": s.DiskWaitTime.Seconds()},
 		"spool.promotions":           f(s.Promotions),
 		"spool.promotion.bytes":      f(s.PromotedBytes),
 		"spool.promotion.refused":    {"reason=admission": float64(s.PromotionsRejected), "reason=no_room": float64(s.PromotionsNoRoom)},

@@ -64,6 +64,10 @@
 //     disk.
 //   - spool_eviction_wait_seconds_total (counter): Time writers waited while
 //     other buffers were rolled over to make room for them.
+//   - spool_disk_waiters (gauge): Writes waiting for disk budget now (buffers
+//     made by NewBufferContext).
+//   - spool_disk_wait_seconds_total (counter): Time writes waited for disk
+//     budget.
 package spoolprom
 
 import (
@@ -137,6 +141,8 @@ func NewCollector(m *spool.Manager, labels prometheus.Labels) *Collector {
 	one("zero_copy_bytes_total", "Bytes of spill files the kernel sent for WriteTo without copies (sendfile), after checking them; also counted in read_bytes_total.", counter, func(s spool.Stats) float64 { return f(s.ZeroCopyBytes) })
 	one("spill_seconds_total", "Time spent rolling buffers over to disk.", counter, func(s spool.Stats) float64 { return s.SpillTime.Seconds() })
 	one("eviction_wait_seconds_total", "Time writers waited while other buffers were rolled over to make room for them.", counter, func(s spool.Stats) float64 { return s.EvictionWait.Seconds() })
+	one("disk_waiters", "Writes waiting for disk budget now (buffers made by NewBufferContext).", gauge, func(s spool.Stats) float64 { return float64(s.DiskWaiters) })
+	one("disk_wait_seconds_total", "Time writes waited for disk budget.", counter, func(s spool.Stats) float64 { return s.DiskWaitTime.Seconds() })
 	return c
 }
 

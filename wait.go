@@ -1,0 +1,144 @@
+package spool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Waiting for disk budget.
+//
+// By default a write that needs disk budget (Options.DiskBudget) that is
+// not there fails at once with ErrDiskBudget, having written what fitted.
+// A Buffer made by NewBufferContext waits instead: its write, short of
+// room, waits outside the buffer's lock, in line with the other waiting
+// writers of the Manager (diskBudget.wait), until room for one block is
+// freed, by a Close, a Truncate, a promotion or a larger SetDiskBudget;
+// the room is granted to the buffer as a credit its next allocations
+// spend, and the write goes on where it stopped. It waits as many times
+// as it needs blocks, each time in line again, so waiters are served
+// block by block, first come first served, and no large write starves
+// behind small ones. While anyone waits, nobody else takes room (reserve
+// fails as if the budget were spent), so waiting buffers are not
+// overtaken by writers that do not wait; those fail, or roll themselves
+// over, as they would at a spent budget.
+
+// NewBufferContext returns a new, empty Buffer, like NewBuffer, whose
+// writes (Write, WriteString, WriteByte, WriteAt, ReadFrom, and Rollover)
+// wait for disk budget when Options.DiskBudget is spent, while ctx
+// allows, instead of failing with ErrDiskBudget at once: an upload can
+// wait for others to finish rather than be refused. Writers wait in line,
+// first come first served, block by block. When ctx ends, the write
+// returns what it wrote and an error wrapping both ErrDiskBudget and
+// ctx.Err(); when the Manager is closed, one wrapping ErrClosed. Reads,
+// and writes that need no disk, never wait. ctx must not be nil.
+//
+// The context is the buffer's for its life, as a request's context is for
+// its body: use NewBuffer, or a context that is never done, for buffers
+// that outlive the request.
+func (m *Manager) NewBufferContext(ctx context.Context) (*Buffer, error) {
+	if ctx == nil {
+		return nil, fmt.Errorf("%w: NewBufferContext with a nil Context", ErrInvalid)
+	}
+	b, err := m.NewBuffer()
+	if err != nil {
+		return nil, err
+	}
+	b.s.ctx = ctx
+	return b, nil
+}
+
+// waitDisk is called after an operation failed with err, having written
+// some or none of what it was given: if err wraps ErrDiskBudget and the
+// buffer waits for room (NewBufferContext), it waits for room for a block
+// and grants it to the buffer, and returns nil: the caller tries the rest
+// again. Otherwise it returns the error the operation returns.
+func (b *store) waitDisk(err error) error {
+	if b.ctx == nil || !errors.Is(err, ErrDiskBudget) {
+		return err
+	}
+	// A block's extent overlaps at most a chunk's worth of granules and
+	// one more.
+	need := b.m.cs + b.m.arena.gran
+	if b.m.arena.slack.Load() > b.m.arena.unpunched.Load() {
+		b.m.arena.reclaim() // freed space the files still hold: give it back first
+	}
+	if werr := b.m.disk.wait(b.ctx, need, &b.holdsDisk); werr != nil {
+		if errors.Is(werr, ErrClosed) {
+			return fmt.Errorf("%w (waiting for disk budget: %w)", ErrClosed, err)
+		}
+		return fmt.Errorf("%w: waiting for room: %w", err, werr)
+	}
+	b.mu.Lock()
+	b.credit += need
+	b.mu.Unlock()
+	return nil
+}
+
+// dropCredit gives back the room a wait granted and the operation did not
+// spend.
+func (b *store) dropCredit() {
+	b.mu.Lock()
+	c := b.credit
+	b.credit = 0
+	b.mu.Unlock()
+	b.m.disk.release(c)
+}
+
+// retry calls op, which writes the bytes from done on and returns how many
+// it wrote, until it has written n bytes in all or fails with an error
+// waitDisk does not wait out.
+func (b *store) retry(n int, op func(done int) (int, error)) (int, error) {
+	done, err := op(0)
+	if err == nil || b.ctx == nil {
+		return done, err
+	}
+	waited := false
+	for err != nil && done < n {
+		if err = b.waitDisk(err); err != nil {
+			break
+		}
+		waited = true
+		var k int
+		k, err = op(done)
+		done += k
+	}
+	if waited {
+		b.dropCredit()
+	}
+	return done, err
+}
+
+// The writes of a Buffer, through retry.
+
+func (b *store) writeWait(p []byte) (int, error) {
+	return b.retry(len(p), func(done int) (int, error) { return b.Write(p[done:]) })
+}
+
+func (b *store) writeStringWait(s string) (int, error) {
+	return b.retry(len(s), func(done int) (int, error) { return b.WriteString(s[done:]) })
+}
+
+func (b *store) writeAtWait(p []byte, off int64) (int, error) {
+	return b.retry(len(p), func(done int) (int, error) { return b.WriteAt(p[done:], off+int64(done)) })
+}
+
+func (b *store) writeByteWait(c byte) error {
+	_, err := b.retry(1, func(int) (int, error) {
+		if err := b.WriteByte(c); err != nil {
+			return 0, err
+		}
+		return 1, nil
+	})
+	return err
+}
+
+func (b *store) rolloverWait() error {
+	_, err := b.retry(1, func(int) (int, error) {
+		if err := b.Rollover(); err != nil {
+			return 0, err
+		}
+		return 1, nil
+	})
+	return err
+}

@@ -1,0 +1,323 @@
+package spool_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spoolkit/spool"
+)
+
+// waitManager returns a Manager of 4 KiB chunks with a memory budget of 4
+// chunks and a disk budget of disk chunks.
+func waitManager(t *testing.T, disk int64) *spool.Manager {
+	t.Helper()
+	m, err := spool.NewManager(spool.Options{ChunkSize: blk, MemoryBudget: 4 * blk, DiskBudget: disk * blk, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// untilWaiting waits until at least n writes wait for disk budget.
+func untilWaiting(t *testing.T, m *spool.Manager, n int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for m.Stats().DiskWaiters < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes waiting for disk budget after a minute, want %d", m.Stats().DiskWaiters, n)
+		}
+		runtime.Gosched()
+	}
+}
+
+// spilledFull fills the disk budget of m with one buffer, rolled over.
+func spilledFull(t *testing.T, m *spool.Manager, chunks int) *spool.Buffer {
+	t.Helper()
+	b, _ := m.NewBuffer()
+	b.Write(randBytes(77, chunks*blk))
+	if err := b.Rollover(); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestWaitForDisk: a buffer made by NewBufferContext whose write needs
+// disk budget that is spent waits, and completes, intact, once a Close
+// frees room; a buffer made by NewBuffer fails at once, as always.
+func TestWaitForDisk(t *testing.T) {
+	m := waitManager(t, 8)
+	hog := spilledFull(t, m, 8)
+	plain, _ := m.NewBuffer()
+	plain.Rollover()
+	if n, err := plain.Write(make([]byte, blk)); !errors.Is(err, spool.ErrDiskBudget) || n != 0 {
+		t.Fatalf("a plain buffer's write at a spent disk budget = %d, %v; want 0, ErrDiskBudget", n, err)
+	}
+	w, err := m.NewBufferContext(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Rollover() // on disk: every write needs disk budget
+	data := randBytes(5, 6*blk+100)
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result)
+	go func() {
+		n, err := w.Write(data)
+		done <- result{n, err}
+	}()
+	untilWaiting(t, m, 1)
+	hog.Close()
+	r := <-done
+	if r.err != nil || r.n != len(data) {
+		t.Fatalf("waiting Write = %d, %v; want %d, nil", r.n, r.err, len(data))
+	}
+	wantContent(t, w, data)
+	st := m.Stats()
+	if st.DiskWaiters != 0 || st.DiskWaitTime <= 0 || st.DiskInUse > st.DiskBudget {
+		t.Errorf("after the wait: %+v", st)
+	}
+}
+
+// TestWaitForDiskContext: a wait ends with the context, the write
+// returning what it wrote and an error that is both ErrDiskBudget and the
+// context's; with a deadline, DeadlineExceeded. Manager.Close wakes
+// waiters with ErrClosed. The room a wait reserved and did not spend goes
+// back.
+func TestWaitForDiskContext(t *testing.T) {
+	for _, how := range []string{"cancel", "deadline", "close"} {
+		t.Run(how, func(t *testing.T) {
+			m := waitManager(t, 8)
+			hog := spilledFull(t, m, 6)
+			defer runtime.KeepAlive(hog) // a Buffer dropped without Close is closed by the garbage collector
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			want := error(context.Canceled)
+			if how == "deadline" {
+				ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+				defer cancel()
+				want = context.DeadlineExceeded
+			}
+			w, _ := m.NewBufferContext(ctx)
+			w.Rollover()
+			data := randBytes(6, 5*blk)
+			done := make(chan error)
+			var n int
+			go func() {
+				var err error
+				n, err = w.WriteAt(data, 0)
+				done <- err
+			}()
+			if how != "deadline" {
+				untilWaiting(t, m, 1)
+			}
+			switch how {
+			case "cancel":
+				cancel()
+			case "close":
+				m.Close()
+				want = spool.ErrClosed
+			}
+			err := <-done
+			if !errors.Is(err, want) || (how != "close" && !errors.Is(err, spool.ErrDiskBudget)) {
+				t.Fatalf("WriteAt = %d, %v; want an error wrapping %v", n, err, want)
+			}
+			if n != 2*blk {
+				t.Errorf("WriteAt wrote %d bytes before waiting, want the 2 chunks that fitted", n)
+			}
+			if how == "close" {
+				return
+			}
+			if st := m.Stats(); st.DiskWaiters != 0 || st.DiskInUse != 8*blk {
+				t.Errorf("after the wait ended: %+v", st)
+			}
+			wantContent(t, w, data[:n])
+		})
+	}
+}
+
+// TestWaitForDiskFair: many waiting writers of mixed sizes, a few chunks
+// of disk freed at a time: every write completes, intact (no starvation,
+// no deadlock: the watchdog dumps the stacks if one hangs), the disk
+// budget is never exceeded, and writers that do not wait are not let in
+// ahead of them. Writers that hold disk and wait for more can deadlock
+// (each holds what the others need); the last to come is then refused,
+// and, as a client whose upload failed does, starts over.
+func TestWaitForDiskFair(t *testing.T) {
+	m := waitManager(t, 16)
+	defer watchdog(t, 2*time.Minute)()
+	var hogs []*spool.Buffer
+	for range 8 {
+		hogs = append(hogs, spilledFull(t, m, 2))
+	}
+	writers := sized(6, 12, 40)
+	var wg sync.WaitGroup
+	var refusals atomic.Int64
+	errs := make(chan error, writers)
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			data := randBytes(uint64(100+i), (1+i%5)*blk+i)
+			for {
+				w, _ := m.NewBufferContext(context.Background())
+				w.Rollover()
+				n, err := w.Write(data)
+				if errors.Is(err, spool.ErrDiskBudget) {
+					refusals.Add(1)
+					w.Close() // give its space up, and start over
+					continue
+				}
+				if err != nil || n != len(data) {
+					errs <- err
+					w.Close()
+					return
+				}
+				got := make([]byte, len(data))
+				if _, err := w.ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+					errs <- errors.New("a waiting writer's data did not read back")
+				}
+				w.Close()
+				return
+			}
+		}()
+	}
+	untilWaiting(t, m, 1)
+	// A writer that does not wait is refused while others wait.
+	plain, _ := m.NewBuffer()
+	plain.Rollover()
+	if _, err := plain.Write(make([]byte, blk)); !errors.Is(err, spool.ErrDiskBudget) {
+		t.Errorf("a plain write while others wait = %v, want ErrDiskBudget", err)
+	}
+	plain.Close()
+	for _, h := range hogs {
+		h.Close()
+		if st := m.Stats(); st.DiskInUse > st.DiskBudget {
+			t.Errorf("DiskInUse %d over the budget %d", st.DiskInUse, st.DiskBudget)
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if st := m.Stats(); st.DiskWaiters != 0 || st.DiskInUse != 0 {
+		t.Errorf("after every writer: %+v", st)
+	}
+	t.Logf("%d writers, %d refusals to end a deadlock", writers, refusals.Load())
+}
+
+// TestSetDiskBudget: growing lets waiters in at once; shrinking below the
+// disk in use refuses new spills until usage falls below it.
+func TestSetDiskBudget(t *testing.T) {
+	m := waitManager(t, 8)
+	a := spilledFull(t, m, 8)
+	w, _ := m.NewBufferContext(context.Background())
+	w.Rollover()
+	done := make(chan error)
+	go func() {
+		_, err := w.Write(randBytes(7, 3*blk))
+		done <- err
+	}()
+	untilWaiting(t, m, 1)
+	if err := m.SetDiskBudget(16 * blk); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("a waiting write after the budget grew: %v", err)
+	}
+	if st := m.Stats(); st.DiskBudget != 16*blk || st.DiskInUse != 11*blk {
+		t.Fatalf("after growing: %+v", st)
+	}
+	// Shrink below what is in use: nothing more goes to disk...
+	if err := m.SetDiskBudget(4 * blk); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := m.NewBuffer()
+	b.Write(make([]byte, blk))
+	if err := b.Rollover(); !errors.Is(err, spool.ErrDiskBudget) {
+		t.Errorf("a rollover over the shrunk budget = %v, want ErrDiskBudget", err)
+	}
+	// ... until usage falls below the new budget.
+	a.Close()
+	w.Close()
+	if err := b.Rollover(); err != nil {
+		t.Errorf("a rollover once usage fell: %v", err)
+	}
+	if err := m.SetDiskBudget(0); err != nil { // no limit
+		t.Fatal(err)
+	}
+	c, _ := m.NewBuffer()
+	c.Write(make([]byte, 64*blk))
+	if err := c.Rollover(); err != nil {
+		t.Errorf("a rollover with no disk budget: %v", err)
+	}
+	if err := m.SetDiskBudget(-1); !errors.Is(err, spool.ErrInvalidOptions) {
+		t.Errorf("SetDiskBudget(-1) = %v", err)
+	}
+}
+
+// TestNewBufferContextMisuse: a nil Context, a nil or closed Manager.
+func TestNewBufferContextMisuse(t *testing.T) {
+	m := waitManager(t, 8)
+	//lint:ignore SA1012 a nil Context is the misuse tested
+	if b, err := m.NewBufferContext(nil); b != nil || !errors.Is(err, spool.ErrInvalid) {
+		t.Errorf("NewBufferContext(nil) = %v, %v", b, err)
+	}
+	var nilM *spool.Manager
+	if _, err := nilM.NewBufferContext(context.Background()); !errors.Is(err, spool.ErrInvalid) {
+		t.Errorf("nil Manager: %v", err)
+	}
+	m.Close()
+	if _, err := m.NewBufferContext(context.Background()); !errors.Is(err, spool.ErrClosed) {
+		t.Errorf("closed Manager: %v", err)
+	}
+	if err := m.SetDiskBudget(1 << 20); !errors.Is(err, spool.ErrClosed) {
+		t.Errorf("SetDiskBudget on a closed Manager: %v", err)
+	}
+}
+
+// TestWaitForDiskDeadlock: two waiting buffers that each hold part of the
+// disk budget and wait for more would wait for each other for ever: the
+// last to come is refused (ErrDiskBudget), and once its owner closes it,
+// the other completes.
+func TestWaitForDiskDeadlock(t *testing.T) {
+	defer watchdog(t, 2*time.Minute)()
+	m := waitManager(t, 8)
+	a, _ := m.NewBufferContext(context.Background())
+	b, _ := m.NewBufferContext(context.Background())
+	a.Rollover()
+	b.Rollover()
+	da, db := randBytes(1, 6*blk), randBytes(2, 6*blk)
+	// 3 chunks each: the budget is full.
+	a.Write(da[:3*blk])
+	b.Write(db[:3*blk])
+	a.Write(da[3*blk : 4*blk])
+	b.Write(db[3*blk : 4*blk])
+	if st := m.Stats(); st.DiskInUse != 8*blk {
+		t.Fatalf("setup: %+v", st)
+	}
+	errA := make(chan error)
+	go func() {
+		_, err := a.Write(da[4*blk:])
+		errA <- err
+	}()
+	untilWaiting(t, m, 1)
+	_, errB := b.Write(db[4*blk:]) // the last holder to wait: refused
+	if !errors.Is(errB, spool.ErrDiskBudget) {
+		t.Fatalf("the second holder's write = %v, want ErrDiskBudget (refused to end the deadlock)", errB)
+	}
+	b.Close()
+	if err := <-errA; err != nil {
+		t.Fatalf("the first holder's write after the second closed: %v", err)
+	}
+	wantContent(t, a, da)
+}
