@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
@@ -30,8 +31,9 @@ import (
 // rolls buffers over, and a per-buffer threshold of 100,000 bytes, so that
 // the per-buffer spools move some uploads to files (not at a piece
 // boundary). The other scenarios are tiny too: blobs has 1,000 blobs (about
-// 3.7 MiB) under a 512 KiB budget, and slow 100 uploads of 8–32 KiB under
-// a 256 KiB budget.
+// 3.7 MiB) under a 512 KiB budget, slow 100 uploads of 8–32 KiB under
+// a 256 KiB budget, and shrink takes the uploads' budget from 1 MiB to
+// 256 KiB half-way.
 func tinyConfig() Config {
 	cfg := defaultConfig()
 	cfg.Clients = 8
@@ -57,6 +59,8 @@ func tinyConfig() Config {
 	cfg.SlowMaxSize = 32 << 10
 	cfg.SlowPause = time.Millisecond
 	cfg.SlowBudget = 256 << 10
+	cfg.ShrinkBudget = 1 << 20
+	cfg.ShrinkTo = 256 << 10
 	return cfg
 }
 
@@ -383,7 +387,8 @@ func TestChecksumCatchesCorruption(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, _ := runUploadsOn(&corruptStore{Store: store, mode: mode}, w, cfg.Clients, cfg.Piece)
+		st := new(uploadStats)
+		runUploadsOn(&corruptStore{Store: store, mode: mode}, w, cfg.Clients, cfg.Piece, st)
 		store.Close()
 		if got := st.checksumErrors.Load(); got != int64(len(w.Uploads)) {
 			t.Errorf("%s: %d checksum errors, want %d (one per upload)", mode, got, len(w.Uploads))
@@ -537,6 +542,28 @@ func TestFlagsRoundTrip(t *testing.T) {
 	child.Impls, cfg.Impls, child.Child, child.SlowClient, child.SlowClientUploads = nil, nil, "", "", 0
 	if !reflect.DeepEqual(child, cfg) {
 		t.Errorf("child sees %+v, parent has %+v", child, cfg)
+	}
+	// And those of shrink.
+	cfg, err = parseFlags([]string{"-scenario", "shrink", "-shrink-budget", "32MiB", "-shrink-to", "8MiB", "-shrink-at", "0.25", "-shrink-free-os"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ShrinkBudget != 32<<20 || cfg.ShrinkTo != 8<<20 || cfg.ShrinkAt != 0.25 || !cfg.ShrinkFreeOS {
+		t.Fatalf("parsed %+v", cfg)
+	}
+	child, err = parseFlags(cfg.childArgs(Job{Impl: "spool"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child.Impls, cfg.Impls, child.Child = nil, nil, ""
+	if !reflect.DeepEqual(child, cfg) {
+		t.Errorf("child sees %+v, parent has %+v", child, cfg)
+	}
+	for _, bad := range [][]string{{"-shrink-budget", "1KiB"}, {"-shrink-to", "1KiB"}, {"-shrink-at", "0"}, {"-shrink-at", "1.5"}, {"-shrink-at", "NaN"},
+		{"-scenario", "shrink", "-impl", "bytes"}} {
+		if _, err := parseFlags(bad, io.Discard); err == nil {
+			t.Errorf("parseFlags(%q) succeeded", bad)
+		}
 	}
 	for _, bad := range [][]string{{"-blobs-count", "0"}, {"-blobs-min-size", "0"}, {"-blobs-budget", "1KiB"}, {"-blobs-reads", "0"}, {"-blobs-zipf", "-1"},
 		{"-slow-uploads", "0"}, {"-slow-http-uploads", "-1"}, {"-slow-min-size", "2KiB", "-slow-max-size", "1KiB"}, {"-slow-read", "0"}, {"-slow-pause", "-1s"},
@@ -1052,8 +1079,9 @@ func TestParentMainCache(t *testing.T) {
 		runs = append(runs, run)
 	}
 	// micro and slow have neither spool nor lfu: they are skipped.
-	if len(runs) != 5 || runs[0].Scenario != "uploads" || runs[1].Scenario != "cache" || runs[2].Scenario != "scale" || runs[3].Scenario != "blobs" ||
-		runs[4].Scenario != "churn" || len(runs[4].Results) != 1 || runs[4].Results[0].Churn == nil {
+	if len(runs) != 6 || runs[0].Scenario != "uploads" || runs[1].Scenario != "cache" || runs[2].Scenario != "scale" || runs[3].Scenario != "blobs" ||
+		runs[4].Scenario != "shrink" || len(runs[4].Results) != 1 || runs[4].Results[0].Shrink == nil ||
+		runs[5].Scenario != "churn" || len(runs[5].Results) != 1 || runs[5].Results[0].Churn == nil {
 		t.Fatalf("%d runs: %+v", len(runs), runs)
 	}
 	for _, sc := range []string{"micro", "slow"} {
@@ -1388,7 +1416,7 @@ func TestRSSSampler(t *testing.T) {
 	if !ok || got <= 0 || got > want+16<<20 || got < want-16<<20 {
 		t.Errorf("readVmRSS = %d, %v; /proc/self/status says %d", got, ok, want)
 	}
-	s := startRSSSampler(want, time.Millisecond)
+	s := startRSSSampler(want, time.Millisecond, time.Now())
 	time.Sleep(10 * time.Millisecond)
 	big := make([]byte, 128<<20) // some of it may be memory the heap already holds
 	for i := 0; i < len(big); i += 4096 {
@@ -1833,5 +1861,352 @@ func TestScaleBlobsTargets(t *testing.T) {
 	printBlobsReport(&out, run)
 	if want := "- n/a  spilled buffers under an fd limit: spill files open <= 4 × GOMAXPROCS + 4: no limit set"; !strings.Contains(out.String(), want) {
 		t.Errorf("no %q in the report:\n%s", want, out.String())
+	}
+}
+
+// The uploads report prints each implementation's write latency and the
+// target of spool's p99.9 against a temporary file's, and, with mutex
+// profiles, the lock contention they show.
+func TestReportLatency(t *testing.T) {
+	lat := func(p50, p99, p999, max float64) Latency {
+		return Latency{Count: 49478, P50: p50, P99: p99, P999: p999, Max: max}
+	}
+	run := Run{Scenario: "uploads", Config: tinyConfig(), NumCPU: 2, Results: []Result{
+		{Impl: "tempfile", Label: "os.CreateTemp", Bytes: 1e9, WantBytes: 1e9, WallSeconds: 1, WriteLatency: lat(0.009, 0.019, 0.1, 9.77), LockWaitSeconds: 0.0006,
+			ChildSeconds: 1.2, OtherCPUSeconds: 0.12},
+		{Impl: "spool", Label: "spool", Bytes: 1e9, WantBytes: 1e9, WallSeconds: 1, WriteLatency: lat(0.009, 0.062, 0.15, 15.3), LockWaitSeconds: 0.77,
+			ChildSeconds: 1.2, OtherCPUSeconds: -1},
+	}}
+	var b bytes.Buffer
+	printReport(&b, run)
+	for _, want := range []string{"| implementation | writes |  p50 |   p99 |  p99.9 |     max | p99.9 ÷ os.CreateTemp | blocked on locks | others' CPU |",
+		"| os.CreateTemp  | 49,478 | 9 µs | 19 µs | 100 µs | 9.77 ms |                 1.00x |           600 µs |          5% |",
+		"| spool          | 49,478 | 9 µs | 62 µs | 150 µs | 15.3 ms |                 1.50x |         770.0 ms |         n/a |",
+		"- PASS spool's p99.9 write latency <= 2x a temp file per upload's: 1.50x (150 µs vs os.CreateTemp 100 µs)"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in the report:\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "Lock contention") {
+		t.Errorf("a mutex table without profiles:\n%s", b.String())
+	}
+
+	run.Results[1].WriteLatency.P999 = 0.2
+	run.Results[0].Mutex = &MutexProfile{RuntimeDelay: 262e3}
+	run.Results[1].Mutex = &MutexProfile{Contentions: 236, Delay: 638e6, StoreContentions: 14, StoreDelay: 277e3, RuntimeDelay: 157e3, Sites: []MutexSite{
+		{Func: spoolPkg + "(*memory).put", Lock: "sync.Mutex", Contentions: 63, Delay: 547.7e6},
+		{Func: spoolPkg + "(*Manager).evict", Lock: "store.mu", Contentions: 14, Delay: 277e3}}}
+	b.Reset()
+	printReport(&b, run)
+	for _, want := range []string{"- PASS spool's p99.9 write latency <= 2x a temp file per upload's: 2.00x (200 µs vs os.CreateTemp 100 µs)",
+		"| os.CreateTemp  |           0 |                 0 µs |                     – |     – |                    262 µs |                                       – |",
+		"| spool          |         236 |             638.0 ms |                277 µs |  0.0% |                    157 µs | spool.(*memory).put (sync.Mutex), 85.8% |",
+		"  spool's locks were most waited for when released by: spool.(*memory).put (sync.Mutex) 547.7 ms in 63; spool.(*Manager).evict (store.mu) 277 µs in 14"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in the report:\n%s", want, b.String())
+		}
+	}
+	run.Results[1].WriteLatency.P999 = 0.25
+	run.Results[0].Mutex, run.Results[0].MutexError = nil, "open x.mutex.pprof: no such file or directory"
+	b.Reset()
+	printReport(&b, run)
+	for _, want := range []string{"- MISS spool's p99.9 write latency <= 2x a temp file per upload's: 2.50x (250 µs vs os.CreateTemp 100 µs)",
+		"NOTE: no mutex profile for os.CreateTemp: open x.mutex.pprof: no such file or directory"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in the report:\n%s", want, b.String())
+		}
+	}
+	run.Results = run.Results[1:]
+	b.Reset()
+	printReport(&b, run)
+	if want := "- n/a  spool's p99.9 write latency <= 2x a temp file per upload's: not run"; !strings.Contains(b.String(), want) {
+		t.Errorf("no %q in the report:\n%s", want, b.String())
+	}
+
+	for ms, want := range map[float64]string{0.009: "9 µs", 0.9994: "999 µs", 1.234: "1.23 ms", 12.34: "12.3 ms", 1520: "1.52 s", math.NaN(): "–"} {
+		if got := latCell(ms); got != want {
+			t.Errorf("latCell(%g) = %q, want %q", ms, got, want)
+		}
+	}
+	if got := summarize([]time.Duration{3, 1, 2, 4}); got.Count != 4 || got.P50 != 2e-6 || got.Max != 4e-6 {
+		t.Errorf("summarize = %+v", got)
+	}
+}
+
+// mutexSite tells the unlock sites of sync locks from runtime-internal
+// locks, and spool's store lock from its other locks.
+func TestMutexSite(t *testing.T) {
+	for _, c := range []struct {
+		stack      []string
+		fn, lock   string
+		syncLocked bool
+	}{
+		{[]string{"sync.(*Mutex).Unlock", "sync.(*RWMutex).Unlock", spoolPkg + "(*Manager).evict", spoolPkg + "(*Manager).freeMemory"}, spoolPkg + "(*Manager).evict", "store.mu", true},
+		{[]string{"sync.(*RWMutex).Unlock", spoolPkg + "(*store).unlock", spoolPkg + "(*Buffer).Write", "main.upload"}, spoolPkg + "(*store).unlock", "store.mu", true},
+		{[]string{"sync.(*RWMutex).RUnlock", spoolPkg + "(*Manager).makeRoom"}, spoolPkg + "(*Manager).makeRoom", "store.mu", true},
+		{[]string{"sync.(*Mutex).Unlock", spoolPkg + "(*memory).put", spoolPkg + "(*store).ensureSlot"}, spoolPkg + "(*memory).put", "sync.Mutex", true},
+		{[]string{"sync.(*RWMutex).RUnlock", spoolPkg + "(*admission).forget"}, spoolPkg + "(*admission).forget", "sync.RWMutex", true},
+		{[]string{"sync.(*Mutex).Unlock", "golang.org/x/sync/semaphore.(*Weighted).TryAcquire", spoolPkg + "(*budget).tryAcquire"}, "golang.org/x/sync/semaphore.(*Weighted).TryAcquire", "sync.Mutex", true},
+		{[]string{"internal/sync.(*Mutex).Unlock", "runtime.deferreturn", "main.f"}, "main.f", "sync.Mutex", true},
+		{[]string{"sync.(*Mutex).Unlock"}, "?", "sync.Mutex", true},
+		{[]string{"sync.(*Mutex).Unlock", "main.hold.deferwrap1", "main.hold"}, "main.hold", "sync.Mutex", true},
+		{[]string{"runtime.unlock", "runtime.chansend", "main.f", "sync.(*WaitGroup).Go.func1"}, "", "", false},
+		{[]string{"runtime.unlockWithRank", "runtime.unlock", "runtime.schedule", "runtime.mcall"}, "", "", false},
+		{nil, "", "", false},
+	} {
+		s, ok := mutexSite(c.stack)
+		if ok != c.syncLocked || s.Func != c.fn || s.Lock != c.lock {
+			t.Errorf("mutexSite(%q) = %+v, %v; want %s (%s), %v", c.stack, s, ok, c.fn, c.lock, c.syncLocked)
+		}
+	}
+}
+
+// holdMutex takes mu, waits d and releases it: others wait for it.
+//
+//go:noinline
+func holdMutex(mu *sync.Mutex, d time.Duration) {
+	mu.Lock()
+	defer mu.Unlock()
+	time.Sleep(d)
+}
+
+// readMutexProfile reads a mutex profile runtime/pprof wrote: the
+// contention of goroutines waiting for a mutex is charged to the function
+// that released it.
+func TestReadMutexProfile(t *testing.T) {
+	prev := runtime.SetMutexProfileFraction(1)
+	defer runtime.SetMutexProfileFraction(prev)
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	for range 4 {
+		wg.Go(func() {
+			for range 5 {
+				holdMutex(&mu, time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	dir := t.TempDir()
+	if err := writeProfile(dir, "m.mutex.pprof", "mutex"); err != nil {
+		t.Fatal(err)
+	}
+	mp, err := readMutexProfile(filepath.Join(dir, "m.mutex.pprof"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var site *MutexSite
+	for i := range mp.Sites {
+		if mp.Sites[i].Func == "github.com/spoolkit/spool/bench.holdMutex" {
+			site = &mp.Sites[i]
+		}
+	}
+	// 4 goroutines take turns 20 times for 1 ms each: some of them wait,
+	// most of the time.
+	if site == nil || site.Lock != "sync.Mutex" || site.Contentions < 3 || site.Delay < int64(3*time.Millisecond) || mp.Delay < site.Delay || mp.Contentions < site.Contentions {
+		t.Errorf("profile of goroutines taking turns at a mutex: %+v", mp)
+	}
+	if _, err := readMutexProfile(filepath.Join(dir, "none")); err == nil {
+		t.Error("read a profile that does not exist")
+	}
+}
+
+// The shrink scenario runs in process: every upload reads back right,
+// SetMemoryBudget is called once half the bytes are written, and from its
+// return MemoryInUse keeps to the new budget, or after ErrOverBudget only
+// falls until it does.
+func TestShrink(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.TempDir = t.TempDir()
+	res, err := runShrink(cfg, Job{Impl: spoolImpl, Label: "spool"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := res.problem(); p != "" {
+		t.Fatal(p)
+	}
+	s := res.Shrink
+	w := newWorkload(cfg.Seed, cfg.Total, cfg.MinSize, cfg.MaxSize)
+	if s == nil || s.At != shrinkPoint(cfg.ShrinkAt, w.Total) || s.Written < s.At || s.After > len(w.Uploads) || s.Budget != cfg.ShrinkBudget || s.To != cfg.ShrinkTo {
+		t.Fatalf("shrink %+v", s)
+	}
+	if !(s.Called <= s.Returned && s.Returned <= s.End) || s.Samples <= 0 || s.MaxAt < s.Returned || len(s.Timeline) == 0 {
+		t.Errorf("times: called %g, returned %g, end %g, max at %g; %d samples, %d in the timeline", s.Called, s.Returned, s.End, s.MaxAt, s.Samples, len(s.Timeline))
+	}
+	if !slices.IsSortedFunc(s.Timeline, func(a, b InUseSample) int { return cmp.Compare(a.Seconds, b.Seconds) }) {
+		t.Error("timeline out of order")
+	}
+	switch {
+	case s.Err == "":
+		if !s.Held() || s.InUseAfter > s.To {
+			t.Errorf("SetMemoryBudget returned nil, then MemoryInUse went up to %d > %d", s.MaxInUse, s.To)
+		}
+	case !s.OverBudget || !s.HeldOnceFit():
+		t.Errorf("SetMemoryBudget: %s (ErrOverBudget: %v); %d rises, within budget from %g, at most %d then", s.Err, s.OverBudget, s.Rises, s.FitAt, s.MaxAfterFit)
+	}
+	if s.Final.MemoryBudget != cfg.ShrinkTo || s.Final.PeakMemoryInUse > cfg.ShrinkBudget || s.Final.MemoryInUse != 0 {
+		t.Errorf("final stats %+v", s.Final)
+	}
+	if s.PeakBefore <= s.To {
+		t.Errorf("the tiny workload never filled more than the new budget: peak %d before the shrink", s.PeakBefore)
+	}
+	if _, err := runShrink(cfg, Job{Impl: "bytes"}); err == nil {
+		t.Error("shrink ran bytes.Buffer")
+	}
+	for at, want := range map[float64]int64{0.5: 50, 1: 100, 1e-9: 1, 0.333: 34} {
+		if got := shrinkPoint(at, 100); got != want {
+			t.Errorf("shrinkPoint(%g, 100) = %d, want %d", at, got, want)
+		}
+	}
+}
+
+// fakeShrink returns a shrink run with made-up results: SetMemoryBudget
+// returned nil after 7.38 ms and MemoryInUse stayed within the budget.
+func fakeShrink() Run {
+	cfg := defaultConfig()
+	cfg.Scenario = "shrink"
+	s := &ShrinkResult{Budget: 64 << 20, To: 16 << 20, At: 3 << 28, Written: 3<<28 + 5, After: 290, Uploads: 367, Called: 0.38, Returned: 0.38738, End: 0.86,
+		InUseBefore: 49 << 20, InUseAfter: 16 << 20, PeakBefore: 64 << 20, Samples: 33253, MaxInUse: 16 << 20, MaxAt: 0.39, FitAt: 0.38738,
+		MaxAfterFit: 16 << 20, Call: ShrinkCall{Evictions: 24, SpilledBytes: 13 << 20, BuffersOnDisk: 77, Buffers: 77}}
+	for k := range 87 {
+		v := int64(64 << 20)
+		if t := float64(k) * 0.01; t >= s.Returned {
+			v = int64(16<<20) - int64(k)<<17
+		}
+		s.Timeline = append(s.Timeline, InUseSample{Seconds: float64(k) * 0.01, InUse: v})
+	}
+	r := Result{Scenario: "shrink", Impl: spoolImpl, Label: "spool", Clients: 200, Uploads: 367, WantUploads: 367, Bytes: 1614601982, WantBytes: 1614601982,
+		WallSeconds: 0.86, Shrink: s, WriteLatency: Latency{Count: 49478, P50: 0.009, P99: 0.055, P999: 0.363, Max: 7.01}}
+	for k := range 44 {
+		t := float64(k) * 0.02
+		rss := int64(79 << 20)
+		if t > 0.5 {
+			rss = 44 << 20
+		}
+		r.RSS = append(r.RSS, RSSSample{Seconds: t, Bytes: rss, HeapObjects: rss - 5<<20})
+	}
+	return Run{Scenario: "shrink", Config: cfg, Results: []Result{r}}
+}
+
+// The shrink report: the phases, what SetMemoryBudget returned, and the
+// targets, PASS or MISS; the plot draws.
+func TestShrinkReport(t *testing.T) {
+	run := fakeShrink()
+	var b bytes.Buffer
+	printShrinkReport(&b, run)
+	for _, want := range []string{"SetMemoryBudget(16 MiB) shrinks once the clients have written 50.0% of the bytes (-shrink-at 0.5)",
+		"| before the shrink              | 0.00 s | 0.38 s |    768.00 MiB |          290 | 2.12 | 79.0 MiB |    1.23x |       79.0 MiB |             74.0 MiB |         64.0 MiB | 64 MiB |",
+		"| after SetMemoryBudget returned | 0.39 s | 0.86 s |    771.80 MiB |           77 | 1.71 | 79.0 MiB |    4.94x |       44.0 MiB |             74.0 MiB |         16.0 MiB | 16 MiB |",
+		"SetMemoryBudget(16 MiB) returned nil after 7.38 ms, at 0.38 s: MemoryInUse 49.0 MiB just before the call (peak so far 64.0 MiB), 16.0 MiB at its return.",
+		"Over the call, 24 buffers gave up chunks (13 MiB moved to disk) and 0 were skipped as busy; 77 of 77 buffers on disk after it.",
+		"read Stats().MemoryInUse 33,253 times in a tight loop (runtime.Gosched between reads): at most 16.0 MiB, at 0.39 s.\n",
+		"Spool at the end: 0 spills", "| spool          | 49,478 | 9 µs | 55 µs | 363 µs | 7.01 ms |             0 µs |         n/a |",
+		"- PASS MemoryInUse <= 16 MiB from the moment SetMemoryBudget returns: at most 16.0 MiB in 33,253 reads over 0.47 s",
+		"- PASS every upload read back intact: 367 of 367 uploads (1.50 GiB) read back with the checksum they were written with"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in the report:\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "after the error") || strings.Contains(b.String(), "MISS") {
+		t.Errorf("unexpected report:\n%s", b.String())
+	}
+	checkShrinkPlot := func() {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), "shrink-memory.png")
+		if err := plotShrink(path, run); err != nil {
+			t.Fatal(err)
+		}
+		checkImage(t, path)
+	}
+	checkShrinkPlot()
+
+	// ErrOverBudget: MemoryInUse above the budget for 10 ms after the
+	// return, falling; then an upload read back wrong.
+	s := run.Results[0].Shrink
+	s.Err, s.OverBudget = "spool: memory in use over the budget: 28966912 bytes in use", true
+	s.InUseAfter, s.MaxInUse, s.MaxAt, s.FitAt, s.MaxAfterFit = 27<<20, 27<<20, 0.38738, 0.39738, 16<<20-1
+	s.FreeOS, s.FreeOSSeconds = true, 0.1353
+	run.Results[0].Uploads, run.Results[0].ChecksumErrors = 366, 1
+	b.Reset()
+	printShrinkReport(&b, run)
+	for _, want := range []string{"| before the shrink (FAILED) ", `returned ErrOverBudget ("spool: memory in use over the budget: 28966912 bytes in use") after 7.38 ms`,
+		"Then debug.FreeOSMemory (-shrink-free-os), in a goroutine of its own, took 135.3 ms.",
+		"at most 27.0 MiB, at 0.39 s; within 16 MiB from 0.40 s on (10.0 ms after the return), at most 16.0 MiB from then.",
+		"- MISS MemoryInUse <= 16 MiB from the moment SetMemoryBudget returns: at most 27.0 MiB in 33,253 reads over 0.47 s",
+		"- PASS after the error, MemoryInUse only falls until it is within 16 MiB, and stays within it: 0 reads above it larger than the one before; within it from 0.40 s on, at most 16.0 MiB from then",
+		"- MISS every upload read back intact: 366 of 367 uploads (1.50 GiB) read back with the checksum they were written with; 1 read back wrong"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in the report:\n%s", want, b.String())
+		}
+	}
+	checkShrinkPlot()
+	s.Rises = 2
+	b.Reset()
+	printShrinkReport(&b, run)
+	if want := "- MISS after the error, MemoryInUse only falls until it is within 16 MiB, and stays within it: 2 reads above it larger than the one before;"; !strings.Contains(b.String(), want) {
+		t.Errorf("no %q in the report:\n%s", want, b.String())
+	}
+
+	run.Results = nil
+	b.Reset()
+	printShrinkReport(&b, run)
+	if want := "- n/a  MemoryInUse <= 16 MiB from the moment SetMemoryBudget returns: not run"; !strings.Contains(b.String(), want) {
+		t.Errorf("no %q in the report:\n%s", want, b.String())
+	}
+	if err := plotShrink(filepath.Join(t.TempDir(), "none.png"), run); err == nil {
+		t.Error("plotted a shrink run without results")
+	}
+}
+
+// The parent runs shrink in a child process, prints its report with the
+// lock contention of its mutex profile (-profile) and draws its plot; the
+// uploads report shows each implementation's write latency and lock
+// contention.
+func TestParentMainShrink(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.TempDir = t.TempDir()
+	cfg.Scenario = "shrink"
+	cfg.Plot = filepath.Join(t.TempDir(), "memory.png")
+	cfg.Profile = t.TempDir()
+	var out, errs bytes.Buffer
+	if code := parentMain(cfg, &out, &errs); code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errs.String())
+	}
+	for _, want := range []string{"scenario shrink: 48 uploads", "into one Manager with a 1 MiB budget that SetMemoryBudget(256 KiB) shrinks", "| before the shrink ",
+		"| after SetMemoryBudget returned ", "SetMemoryBudget(256 KiB) returned ", "Lock contention", "Targets:",
+		"MemoryInUse <= 256 KiB from the moment SetMemoryBudget returns: at most ", "- PASS every upload read back intact: 48 of 48 uploads"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in the report:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "NOTE") || errs.Len() != 0 {
+		t.Errorf("unexpected report:\n%s\nstderr:\n%s", out.String(), errs.String())
+	}
+	for _, kind := range []string{"cpu", "heap", "mutex"} {
+		if _, err := os.Stat(filepath.Join(cfg.Profile, "shrink-spool."+kind+".pprof")); err != nil {
+			t.Error(err)
+		}
+	}
+	if readProcIO() != nil {
+		checkImage(t, plotPath(cfg.Plot, "shrink"))
+	}
+
+	cfg.Scenario, cfg.Plot = "uploads", ""
+	cfg.Impls = []string{"tempfile", "spool"}
+	out.Reset()
+	errs.Reset()
+	if code := parentMain(cfg, &out, &errs); code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errs.String())
+	}
+	for _, want := range []string{"| implementation | writes |", "| p99.9 ÷ os.CreateTemp |", "Lock contention", "| on spool's store lock |", "| os.CreateTemp  |           0 |",
+		"spool's p99.9 write latency <= 2x a temp file per upload's: "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in the report:\n%s", want, out.String())
+		}
+	}
+	// The only target not measured: no per-buffer spool ran.
+	if strings.Count(out.String(), "n/a") != 1 || strings.Contains(out.String(), "NOTE") {
+		t.Errorf("something not measured:\n%s", out.String())
 	}
 }

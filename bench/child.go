@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,6 +50,13 @@ type Result struct {
 	WallSeconds    float64 `json:"wall_seconds"`     // the workload, in the child
 	CPUUserSeconds float64 `json:"cpu_user_seconds"` // whole child, from rusage
 	CPUSysSeconds  float64 `json:"cpu_sys_seconds"`
+	// ChildSeconds is the wall time of the child process, as the parent
+	// saw it, and OtherCPUSeconds the CPU time the machine spent on
+	// anything but the child meanwhile (/proc/stat less the child's
+	// rusage; -1 where unavailable): on a shared machine, the work of
+	// others that competed with the child for the CPUs.
+	ChildSeconds    float64 `json:"child_seconds"`
+	OtherCPUSeconds float64 `json:"other_cpu_seconds"`
 
 	// Memory, from /proc/self/status (0 where unavailable). The child
 	// resets VmHWM to VmRSS before the workload if the kernel lets it
@@ -77,6 +85,16 @@ type Result struct {
 
 	// Latency of the Write calls of the uploads (each of one piece).
 	WriteLatency Latency `json:"write_latency"`
+	// LockWaitSeconds is the time the child's goroutines spent blocked on
+	// sync.Mutex, sync.RWMutex and runtime-internal locks over the
+	// workload (runtime/metrics /sync/mutex/wait/total:seconds, an
+	// estimate the runtime keeps without profiling); -1 where unavailable.
+	LockWaitSeconds float64 `json:"lock_wait_seconds"`
+	// Mutex is what the child's mutex profile says (-profile only; the
+	// parent reads it, see mutexprof.go), or MutexError why it could not
+	// be read.
+	Mutex      *MutexProfile `json:"mutex,omitempty"`
+	MutexError string        `json:"mutex_error,omitempty"`
 
 	Store StoreStats `json:"store"`
 
@@ -90,6 +108,8 @@ type Result struct {
 	Blobs *BlobsResult `json:"blobs,omitempty"`
 	Slow  *SlowResult  `json:"slow,omitempty"`
 	Churn *ChurnResult `json:"churn,omitempty"`
+	// Shrink holds those of the shrink scenario.
+	Shrink *ShrinkResult `json:"shrink,omitempty"`
 
 	// RSS over the workload, for scenarios that sample it: VmRSS minus
 	// BaselineRSS every rssInterval, from a ticker goroutine in the child.
@@ -117,6 +137,15 @@ func (r Result) GBps() float64 {
 
 // CPUSeconds is user plus system CPU time of the child.
 func (r Result) CPUSeconds() float64 { return r.CPUUserSeconds + r.CPUSysSeconds }
+
+// OtherShare is the share of the machine's CPU time that went to other
+// work than the child while it ran, or NaN where unknown.
+func (r Result) OtherShare(cpus int) float64 {
+	if r.OtherCPUSeconds < 0 || r.ChildSeconds <= 0 || cpus <= 0 {
+		return math.NaN()
+	}
+	return r.OtherCPUSeconds / (r.ChildSeconds * float64(cpus))
+}
 
 // problem describes what is wrong with r, or returns "" if nothing is.
 func (r Result) problem() string {
@@ -156,7 +185,11 @@ func runChild(cfg Config, job Job) (Result, []byte, error) {
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
+	busyBefore, okBefore := machineBusy()
+	start := time.Now()
 	runErr := cmd.Run()
+	elapsed := time.Since(start)
+	busyAfter, okAfter := machineBusy()
 	var res Result
 	if len(bytes.TrimSpace(stdout.Bytes())) > 0 {
 		if err := json.Unmarshal(stdout.Bytes(), &res); err != nil && runErr == nil {
@@ -165,9 +198,15 @@ func runChild(cfg Config, job Job) (Result, []byte, error) {
 	} else if runErr == nil {
 		runErr = errors.New("child printed no result")
 	}
+	res.ChildSeconds, res.OtherCPUSeconds = elapsed.Seconds(), -1
 	if ps := cmd.ProcessState; ps != nil {
 		res.CPUUserSeconds = ps.UserTime().Seconds()
 		res.CPUSysSeconds = ps.SystemTime().Seconds()
+		if okBefore && okAfter {
+			// /proc/stat counts in ticks of 10 ms: a short child may
+			// seem to have used more than the machine did.
+			res.OtherCPUSeconds = max(0, busyAfter-busyBefore-res.CPUSeconds())
+		}
 	}
 	if runErr != nil {
 		return res, stderr.Bytes(), fmt.Errorf("child %s: %w", job.Impl, runErr)
@@ -189,17 +228,20 @@ func childMain(cfg Config, stdout, stderr io.Writer) int {
 	hwmReset := resetHWM()
 	base := readProcStatus()
 	ioBefore := readProcIO()
+	workloadStart = time.Now()
 	var sampler *rssSampler
 	if sc.sample {
-		sampler = startRSSSampler(base["VmRSS"], rssInterval)
+		sampler = startRSSSampler(base["VmRSS"], rssInterval, workloadStart)
 	}
 	stopProfile, err := startProfile(cfg.Profile, jobFile(cfg.Scenario, job))
 	if err != nil {
 		fmt.Fprintf(stderr, "bench: child %s: profile: %v\n", cfg.Child, err)
 		return 2
 	}
+	waitBefore := lockWait()
 
 	res, err := sc.run(cfg, job)
+	waitAfter := lockWait()
 	ioAfter := readProcIO() // before the profile is written out
 	samples := sampler.stop()
 	if perr := stopProfile(); perr != nil && err == nil {
@@ -210,6 +252,10 @@ func childMain(cfg Config, stdout, stderr io.Writer) int {
 		return 2
 	}
 	res.RSS = samples
+	res.LockWaitSeconds = -1
+	if waitBefore >= 0 && waitAfter >= 0 {
+		res.LockWaitSeconds = waitAfter - waitBefore
+	}
 
 	peak := readProcStatus()
 	var ms runtime.MemStats
@@ -247,6 +293,31 @@ func childMain(cfg Config, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// machineBusy returns the CPU time the machine has spent on anything but
+// idling since boot, in seconds, from the first line of /proc/stat (user,
+// nice, system, irq, softirq and steal, in USER_HZ ticks, 100 a second on
+// Linux), and whether it could read it.
+func machineBusy() (float64, bool) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, false
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, false
+	}
+	var busy int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		n, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		busy += n
+	}
+	return float64(busy) / 100, true
 }
 
 // resetHWM resets this process's VmHWM to its current VmRSS (Linux 4.0+),
@@ -308,6 +379,22 @@ func readProcIO() map[string]int64 {
 	return m
 }
 
+// lockWait returns the runtime's estimate of the time goroutines have
+// spent blocked on locks (sync and runtime-internal), in seconds, or -1.
+func lockWait() float64 {
+	s := []metrics.Sample{{Name: "/sync/mutex/wait/total:seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64 {
+		return -1
+	}
+	return s[0].Value.Float64()
+}
+
+// workloadStart is when childMain started the workload (the RSS samples'
+// time zero), for scenarios that record times of their own on the same
+// clock (shrink); zero when a scenario runs outside a child.
+var workloadStart time.Time
+
 // rssInterval is how often a sampling child reads its RSS.
 const rssInterval = 20 * time.Millisecond
 
@@ -340,14 +427,15 @@ type rssSampler struct {
 	done    chan struct{}
 }
 
-// startRSSSampler samples now and then every interval until stop, or does
-// nothing where /proc/self/status cannot be read (stop returns nil).
-func startRSSSampler(base int64, interval time.Duration) *rssSampler {
+// startRSSSampler samples now and then every interval until stop, with
+// times since start, or does nothing where /proc/self/status cannot be
+// read (stop returns nil).
+func startRSSSampler(base int64, interval time.Duration, start time.Time) *rssSampler {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		return nil
 	}
-	s := &rssSampler{base: base, start: time.Now(), quit: make(chan struct{}), done: make(chan struct{})}
+	s := &rssSampler{base: base, start: start, quit: make(chan struct{}), done: make(chan struct{})}
 	buf := make([]byte, 4096)
 	ms := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
 	value := func(v metrics.Value) int64 {
@@ -425,9 +513,11 @@ func readVmRSS(f *os.File, buf []byte) (int64, bool) {
 }
 
 // Profiles (-profile DIR). Each child writes DIR/NAME.cpu.pprof over its
-// workload and DIR/NAME.heap.pprof at its end (allocations over the whole
-// workload: go tool pprof -sample_index=alloc_space), where NAME is
-// jobFile. A scenario with a moment of peak memory also writes
+// workload, DIR/NAME.heap.pprof at its end (allocations over the whole
+// workload: go tool pprof -sample_index=alloc_space) and
+// DIR/NAME.mutex.pprof, every lock contention over the workload (see
+// mutexprof.go; go tool pprof shows the delay), where NAME is jobFile. A
+// scenario with a moment of peak memory also writes
 // DIR/NAME.peak.heap.pprof there (atPeak): the scale scenario when every
 // buffer is full (live heap: -sample_index=inuse_space).
 
@@ -460,16 +550,8 @@ func startProfile(dir, name string) (func() error, error) {
 		return func() error { return nil }, nil
 	}
 	writeHeap := func(file string) error {
-		f, err := os.Create(filepath.Join(dir, file))
-		if err != nil {
-			return err
-		}
 		runtime.GC() // the heap profile shows the heap as of the last GC
-		err = pprof.Lookup("heap").WriteTo(f, 0)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		return err
+		return writeProfile(dir, file, "heap")
 	}
 	cpu, err := os.Create(filepath.Join(dir, name+".cpu.pprof"))
 	if err != nil {
@@ -481,10 +563,15 @@ func startProfile(dir, name string) (func() error, error) {
 	}
 	var peakErr error
 	atPeak = func() { peakErr = writeHeap(name + ".peak.heap.pprof") }
+	prevRate := runtime.SetMutexProfileFraction(mutexProfileRate)
 	return func() error {
 		pprof.StopCPUProfile()
 		atPeak = func() {}
 		err := cpu.Close()
+		if merr := writeProfile(dir, name+".mutex.pprof", "mutex"); err == nil {
+			err = merr
+		}
+		runtime.SetMutexProfileFraction(prevRate)
 		if herr := writeHeap(name + ".heap.pprof"); err == nil {
 			err = herr
 		}
@@ -493,4 +580,18 @@ func startProfile(dir, name string) (func() error, error) {
 		}
 		return err
 	}, nil
+}
+
+// writeProfile writes the runtime/pprof profile of that name to
+// dir/file.
+func writeProfile(dir, file, name string) error {
+	f, err := os.Create(filepath.Join(dir, file))
+	if err != nil {
+		return err
+	}
+	err = pprof.Lookup(name).WriteTo(f, 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -15,6 +15,7 @@
 //	go run ./bench -scenario blobs   # 100,000 small blobs: memory efficiency, next to a map of []byte
 //	go run ./bench -scenario slow    # 10,000 slow uploads in flight: RSS above a discarding harness
 //	go run ./bench -scenario churn   # spilled buffers come and go: disk blocks held vs live spilled bytes
+//	go run ./bench -scenario shrink  # the uploads, with the budget shrunk 64 -> 16 MiB half-way (SetMemoryBudget)
 //	go run ./bench -scenario all -plot bench/results/memory.png
 //
 // Scenarios (-scenario, default uploads; all runs every one):
@@ -45,12 +46,22 @@
 //     closed, 9,000 new ones spilled: the blocks the file system holds for
 //     spool's spill files (fstat through /proc/self/fd) next to
 //     Stats().DiskLive, after each step.
+//   - shrink: the uploads workload against spool alone, with a 64 MiB
+//     budget (-shrink-budget) that Manager.SetMemoryBudget shrinks to
+//     16 MiB (-shrink-to) once the clients have written half the bytes
+//     (-shrink-at): what it returned and how long it took, MemoryInUse
+//     read in a tight loop from its return to the end (the target: never
+//     above the new budget), every upload read back intact, and the RSS
+//     before and after (-shrink-free-os: with debug.FreeOSMemory after
+//     the shrink).
 //
 // Each job runs in a child process of its own (the bench binary
 // re-executed with the hidden flag -child NAME), so that its peak RSS is its
 // own. The child prints one JSON Result on stdout; the parent adds the
-// child's CPU time and prints a table per scenario that reads well in a
-// terminal and pastes into Markdown, with the targets marked PASS or MISS.
+// child's CPU time, and the CPU time other processes took meanwhile
+// (/proc/stat: on a shared machine they move every tail latency), and
+// prints a table per scenario that reads well in a terminal and pastes
+// into Markdown, with the targets marked PASS or MISS.
 // On a terminal the parent keeps a progress line on stderr. bench exits
 // non-zero if any upload read back wrong, any operation failed or any
 // child failed (a missed target is not a failure).
@@ -60,22 +71,26 @@
 // uploads (each child samples its VmRSS every 20 ms), DIR/scale-NAME.png:
 // the scale curves, four panels, DIR/blobs-NAME.png: memory held and RSS
 // over the run and the hit ratio over the reads, and DIR/slow-NAME.png:
-// the RSS over time of each slow variant next to its harness. -profile DIR
-// writes each child's CPU and heap profiles for go tool pprof; the scale
-// report reads spool's CPU profiles back (pprof.go).
+// the RSS over time of each slow variant next to its harness, and
+// DIR/shrink-NAME.png: RSS and MemoryInUse over the shrink run, the
+// moment of the shrink marked. -profile DIR writes each child's CPU, heap
+// and mutex profiles for go tool pprof; the scale report reads spool's
+// CPU profiles back (pprof.go), and the uploads and shrink reports the
+// lock contention in the mutex profiles (mutexprof.go).
 //
 // Files: main.go (flags, orchestration), workload.go (the uploads
 // scenario), impl.go (the implementations), child.go (the child-process
 // protocol, the /proc measurements, RSS sampling, profiles), report.go
-// (the uploads table), progress.go (the progress line), micro.go and
+// (the uploads tables), progress.go (the progress line), micro.go and
 // scale.go (those scenarios and their tables), plot.go (-plot), cache.go
 // (the cache scenario and its offline ceilings), cache_report.go (its
 // tables), blobs.go and blobs_report.go (the blobs scenario), slow.go and
 // slow_report.go (the slow scenario and its HTTP client process),
-// churn.go and churn_report.go (the churn scenario), pprof.go (reading CPU
-// profiles), procfd_*.go (the process's spill files and descriptors, from
-// /proc/self/fd), fdlimit_*.go (raising or lowering the limit on open
-// files).
+// churn.go and churn_report.go (the churn scenario), shrink.go and
+// shrink_report.go (the shrink scenario), pprof.go (reading profiles),
+// mutexprof.go (lock contention from mutex profiles), procfd_*.go (the
+// process's spill files and descriptors, from /proc/self/fd),
+// fdlimit_*.go (raising or lowering the limit on open files).
 package main
 
 import (
@@ -136,6 +151,13 @@ type Config struct {
 	ChurnNew     int   `json:"churn_new"`     // buffers spilled after the closes
 	ChurnSize    int64 `json:"churn_size"`    // bytes of each buffer
 
+	// The shrink scenario (shrink.go): the uploads workload against one
+	// Manager whose budget SetMemoryBudget shrinks part-way.
+	ShrinkBudget int64   `json:"shrink_budget"`  // the budget it starts with
+	ShrinkTo     int64   `json:"shrink_to"`      // the budget SetMemoryBudget sets
+	ShrinkAt     float64 `json:"shrink_at"`      // fraction of the bytes written when it is called
+	ShrinkFreeOS bool    `json:"shrink_free_os"` // call debug.FreeOSMemory once it returns
+
 	// The slow scenario (slow.go).
 	SlowUploads     int           `json:"slow_uploads"`      // concurrent uploads of the io.Copy variants
 	SlowHTTPUploads int           `json:"slow_http_uploads"` // of the HTTP variants; 0: as SlowUploads, within the fd limit
@@ -158,7 +180,7 @@ type Config struct {
 	ScaleBudgets []int64 `json:"scale_budgets"` // budgets of the budget sweep, at -scale-load buffers
 	ScaleLoad    int     `json:"scale_load"`    // concurrent buffers of the budget sweep
 
-	Profile string `json:"-"` // directory for each child's CPU and heap profiles; "" = none
+	Profile string `json:"-"` // directory for each child's CPU, heap and mutex profiles; "" = none
 
 	JSON  bool   `json:"-"` // print JSON instead of a table (parent only)
 	Plot  string `json:"-"` // write plots to files named after this one (parent only); see plotPath
@@ -214,6 +236,10 @@ func defaultConfig() Config {
 		ChurnClose:   9_000,
 		ChurnNew:     9_000,
 		ChurnSize:    64 << 10,
+
+		ShrinkBudget: 64 << 20,
+		ShrinkTo:     16 << 20,
+		ShrinkAt:     0.5,
 
 		SlowUploads: 10_000,
 		SlowMinSize: 64 << 10,
@@ -357,6 +383,17 @@ var scenarios = []scenario{
 		plot:     plotSlow,
 	},
 	{
+		name:     "shrink",
+		desc:     "the uploads workload against spool with a 64 MiB budget, shrunk to 16 MiB by SetMemoryBudget half-way: MemoryInUse sampled from its return on, RSS before and after",
+		impls:    shrinkVariants,
+		jobs:     shrinkJobs,
+		run:      runShrink,
+		progress: shrinkProgress,
+		report:   printShrinkReport,
+		sample:   true,
+		plot:     plotShrink,
+	},
+	{
 		name:     "churn",
 		desc:     "10,000 spilled buffers of 64 KiB, 9,000 closed, 9,000 new spilled: the disk blocks spool's spill files hold (fstat) next to the live spilled bytes",
 		impls:    churnVariantList(),
@@ -476,6 +513,10 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&cfg.ChurnClose, "churn-close", cfg.ChurnClose, "churn: `number` of those closed, chosen at random (-seed)")
 	fs.IntVar(&cfg.ChurnNew, "churn-new", cfg.ChurnNew, "churn: `number` of new buffers written and rolled over after the closes")
 	fs.Var((*byteSize)(&cfg.ChurnSize), "churn-size", "churn: `size` of each buffer")
+	fs.Var((*byteSize)(&cfg.ShrinkBudget), "shrink-budget", "shrink: memory budget `size` the Manager starts with")
+	fs.Var((*byteSize)(&cfg.ShrinkTo), "shrink-to", "shrink: memory budget `size` Manager.SetMemoryBudget sets part-way")
+	fs.Float64Var(&cfg.ShrinkAt, "shrink-at", cfg.ShrinkAt, "shrink: `fraction` of the workload's bytes the clients have written when SetMemoryBudget is called")
+	fs.BoolVar(&cfg.ShrinkFreeOS, "shrink-free-os", cfg.ShrinkFreeOS, "shrink: call debug.FreeOSMemory once SetMemoryBudget returns, so that the Go heap gives back at once\n    \tthe memory spool let go (otherwise the runtime keeps it until its next GC, and its scavenger returns it gradually)")
 	fs.IntVar(&cfg.SlowUploads, "slow-uploads", cfg.SlowUploads, "slow: `number` of concurrent uploads of the io.Copy variants")
 	fs.IntVar(&cfg.SlowHTTPUploads, "slow-http-uploads", cfg.SlowHTTPUploads, "slow: `number` of concurrent uploads of the HTTP variants (0: as -slow-uploads, fewer if the server process's fd limit requires it)")
 	fs.Var((*byteSize)(&cfg.SlowMinSize), "slow-min-size", "slow: smallest upload `size`")
@@ -495,8 +536,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.Var((*sizeList)(&cfg.ScaleBudgets), "scale-budgets", "scale: comma-separated budget `sizes` of the budget sweep")
 	fs.IntVar(&cfg.ScaleLoad, "scale-load", cfg.ScaleLoad, "scale: `number` of buffers held at once in the budget sweep")
 	fs.BoolVar(&cfg.JSON, "json", cfg.JSON, "print results as JSON instead of a table (and no progress line)")
-	fs.StringVar(&cfg.Plot, "plot", cfg.Plot, "draw plots into image `file`s (.png or .svg) named after this one: -plot DIR/NAME.png writes DIR/uploads-NAME.png\n    \t(RSS over time of each implementation), DIR/scale-NAME.png (the scale curves), DIR/blobs-NAME.png (memory and hit ratio)\n    \tand DIR/slow-NAME.png (RSS over time next to the harness), for the scenarios that run")
-	fs.StringVar(&cfg.Profile, "profile", cfg.Profile, "write a CPU profile and heap profiles of each child into `dir`ectory, for go tool pprof (see child.go)")
+	fs.StringVar(&cfg.Plot, "plot", cfg.Plot, "draw plots into image `file`s (.png or .svg) named after this one: -plot DIR/NAME.png writes DIR/uploads-NAME.png\n    \t(RSS over time of each implementation), DIR/scale-NAME.png (the scale curves), DIR/blobs-NAME.png (memory and hit ratio),\n    \tDIR/slow-NAME.png (RSS over time next to the harness) and DIR/shrink-NAME.png (RSS and MemoryInUse around the shrink), for the scenarios that run")
+	fs.StringVar(&cfg.Profile, "profile", cfg.Profile, "write a CPU profile, heap profiles and a mutex profile of each child into `dir`ectory, for go tool pprof (see child.go);\n    \tthe uploads and shrink reports show the lock contention the mutex profiles record")
 	fs.StringVar(&cfg.Child, "child", "", "internal: run one implementation in this process and print its result as JSON")
 	fs.Float64Var(&cfg.ChildZipf, "child-zipf", 0, "internal: the Zipf exponent of a cache child")
 	fs.BoolVar(&cfg.ChildScan, "child-scan", false, "internal: a cache child runs the scan test")
@@ -698,6 +739,9 @@ func (cfg Config) validate() error {
 	if err := cfg.validateChurn(); err != nil {
 		return err
 	}
+	if err := cfg.validateShrink(); err != nil {
+		return err
+	}
 	if cfg.Plot != "" {
 		if _, err := plotFormat(cfg.Plot); err != nil {
 			return err
@@ -745,6 +789,10 @@ func (cfg Config) childArgs(job Job) []string {
 		"-churn-close", fmt.Sprint(cfg.ChurnClose),
 		"-churn-new", fmt.Sprint(cfg.ChurnNew),
 		"-churn-size", fmt.Sprint(cfg.ChurnSize),
+		"-shrink-budget", fmt.Sprint(cfg.ShrinkBudget),
+		"-shrink-to", fmt.Sprint(cfg.ShrinkTo),
+		"-shrink-at", strconv.FormatFloat(cfg.ShrinkAt, 'g', -1, 64),
+		"-shrink-free-os=" + strconv.FormatBool(cfg.ShrinkFreeOS),
 		"-slow-uploads", fmt.Sprint(cfg.SlowUploads),
 		"-slow-http-uploads", fmt.Sprint(cfg.SlowHTTPUploads),
 		"-slow-min-size", fmt.Sprint(cfg.SlowMinSize),
@@ -833,7 +881,7 @@ func parentMain(cfg Config, stdout, stderr io.Writer) int {
 			plots = plots || sc.plot != nil
 		}
 		if !plots {
-			fmt.Fprintf(stderr, "bench: -plot: scenario %s has nothing to plot (uploads, scale, blobs and slow do)\n", cfg.Scenario)
+			fmt.Fprintf(stderr, "bench: -plot: scenario %s has nothing to plot (uploads, scale, blobs, slow and shrink do)\n", cfg.Scenario)
 		}
 	}
 	prog := newProgress(stderr, !cfg.JSON && isTerminal(stderr))
@@ -899,8 +947,11 @@ func runScenario(sc scenario, cfg Config, names []string, stdout, stderr io.Writ
 		}
 		prog.set(fmt.Sprintf("%s %d/%d %s", sc.name, i+1, len(jobs), jobTitle(job)), note)
 		res, childStderr, err := runChild(cfg, job)
-		if sc.finish != nil && res.Impl != "" {
-			sc.finish(cfg, job, &res)
+		if res.Impl != "" {
+			finishProfile(cfg, job, &res)
+			if sc.finish != nil {
+				sc.finish(cfg, job, &res)
+			}
 		}
 		var failure string
 		switch {

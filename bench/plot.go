@@ -22,8 +22,10 @@ import (
 // DIR/uploads-NAME.EXT (RSS of each implementation over time),
 // DIR/scale-NAME.EXT (the scale curves, four panels), DIR/blobs-NAME.EXT
 // (memory held and RSS over the run, and the hit ratio over the reads, of
-// spool and the map) and DIR/slow-NAME.EXT (RSS over time of each slow
-// variant next to its discarding harness). EXT is png or svg.
+// spool and the map), DIR/slow-NAME.EXT (RSS over time of each slow
+// variant next to its discarding harness) and DIR/shrink-NAME.EXT (RSS,
+// Go heap and MemoryInUse over the shrink run, the shrink marked). EXT is
+// png or svg.
 
 // plotFormats are the file types -plot accepts.
 var plotFormats = []string{"png", "svg"}
@@ -564,4 +566,83 @@ func plotSlow(path string, run Run) error {
 		grid[i] = []*plot.Plot{p}
 	}
 	return savePlots(path, grid, 12*vg.Inch, vg.Length(len(panels))*5*vg.Inch)
+}
+
+// plotShrink draws the shrink run: the RSS above baseline, the Go heap's
+// objects and spool's MemoryInUse over time, the budget before and after
+// the shrink, and the moment SetMemoryBudget was called.
+func plotShrink(path string, run Run) error {
+	r := findResult(run.Results, spoolImpl)
+	if r == nil || r.Shrink == nil {
+		return fmt.Errorf("no shrink result to plot")
+	}
+	s := r.Shrink
+	p := newPlot(fmt.Sprintf("shrink: memory over time (%d clients, %s in %d uploads; budget %s, SetMemoryBudget(%s) once %s are written)",
+		r.Clients, formatSize(r.WantBytes), r.WantUploads, formatSize(s.Budget), formatSize(s.To), formatSize(s.At)),
+		"time since the workload started (s)", "MiB")
+	toMiB := func(n int64) float64 { return float64(n) / (1 << 20) }
+	hi, tmax := toMiB(s.Budget)*1.25, s.End
+	var rss, heap plotter.XYs
+	for _, x := range r.RSS {
+		rss = append(rss, plotter.XY{X: x.Seconds, Y: toMiB(x.Bytes)})
+		if x.HeapObjects > 0 {
+			heap = append(heap, plotter.XY{X: x.Seconds, Y: toMiB(x.HeapObjects)})
+		}
+		hi, tmax = max(hi, toMiB(x.Bytes)), max(tmax, x.Seconds)
+	}
+	var inUse plotter.XYs
+	for _, x := range s.Timeline {
+		inUse = append(inUse, plotter.XY{X: x.Seconds, Y: toMiB(x.InUse)})
+		tmax = max(tmax, x.Seconds)
+	}
+	if len(rss) == 0 && len(inUse) == 0 {
+		return fmt.Errorf("nothing to plot")
+	}
+	blue := implStyle(spoolImpl)
+	if len(rss) > 0 {
+		p2 := shrinkPhases(*r, s)
+		name := fmt.Sprintf("RSS above baseline (peak %s before the shrink, %s at the last upload)", mibCell(p2.before), mibCell(p2.end))
+		if err := addLine(p, rss, blue, name, false); err != nil {
+			return err
+		}
+	}
+	if len(heap) > 0 {
+		st := draw.LineStyle{Color: color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}, Width: vg.Points(1.5), Dashes: []vg.Length{vg.Points(1.5), vg.Points(2.5)}}
+		if err := addLine(p, heap, st, "Go heap objects (live and not yet collected)", false); err != nil {
+			return err
+		}
+	}
+	if len(inUse) > 0 {
+		st := draw.LineStyle{Color: color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, Width: vg.Points(1.5)}
+		name := fmt.Sprintf("spool MemoryInUse (at most %s after SetMemoryBudget returned)", mibCell(s.MaxInUse))
+		if err := addLine(p, inUse, st, name, false); err != nil {
+			return err
+		}
+	}
+	budget := plotter.XYs{{X: 0, Y: toMiB(s.Budget)}, {X: s.Called, Y: toMiB(s.Budget)}, {X: s.Called, Y: toMiB(s.To)}, {X: tmax, Y: toMiB(s.To)}}
+	if err := addLine(p, budget, refStyle(vg.Points(6), vg.Points(3)), fmt.Sprintf("budget: %s, then %s", formatSize(s.Budget), formatSize(s.To)), false); err != nil {
+		return err
+	}
+	ret := "nil"
+	if s.Err != "" {
+		ret = "an error"
+		if s.OverBudget {
+			ret = "ErrOverBudget"
+		}
+	}
+	mark := draw.LineStyle{Color: color.Black, Width: vg.Points(1.5), Dashes: []vg.Length{vg.Points(2), vg.Points(2)}}
+	name := fmt.Sprintf("SetMemoryBudget(%s) called at %.2f s, returned %s after %s", formatSize(s.To), s.Called, ret, latCell(float64(s.Duration().Nanoseconds())/1e6))
+	if s.FreeOS {
+		name += fmt.Sprintf("; then debug.FreeOSMemory, %s", latCell(s.FreeOSSeconds*1e3))
+	}
+	if err := addLine(p, plotter.XYs{{X: s.Called, Y: 0}, {X: s.Called, Y: hi * 1.3}}, mark, name, false); err != nil {
+		return err
+	}
+	p.X.Min, p.X.Max = 0, tmax*1.02
+	p.X.Tick.Marker = linearTicks(0, tmax, 10)
+	p.Y.Min, p.Y.Max = 0, hi*1.3
+	p.Y.Tick.Marker = linearTicks(0, hi*1.3, 8)
+	p.Legend.Left = false
+	p.Legend.XOffs = vg.Points(-8)
+	return savePlots(path, [][]*plot.Plot{{p}}, 12*vg.Inch, 6*vg.Inch)
 }

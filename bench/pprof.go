@@ -11,9 +11,10 @@ import (
 	"strings"
 )
 
-// Reading the CPU profiles the children write (-profile), to attribute
-// their CPU time to what spool does: the scale scenario reports the share
-// spent creating and closing spill files. A profile is a gzipped
+// Reading the profiles the children write (-profile): the CPU profiles, to
+// attribute their CPU time to what spool does (the scale scenario reports
+// the share spent creating and closing spill files), and the mutex
+// profiles, to measure lock contention (mutexprof.go). A profile is a gzipped
 // profile.proto message (github.com/google/pprof/proto/profile.proto), of
 // which this reads only the samples, their values and stacks, and the
 // names of the functions in those stacks, with the standard library: the
@@ -61,30 +62,39 @@ func spillFileStack(stack []string) bool {
 
 // readCPUShare reads the CPU profile at path and measures it with match.
 func readCPUShare(path string, match func(stack []string) bool) (ProfileShare, error) {
-	f, err := os.Open(path)
+	p, err := readProfile(path)
 	if err != nil {
 		return ProfileShare{}, err
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		return ProfileShare{}, fmt.Errorf("%s: %w", path, err)
-	}
-	data, err := io.ReadAll(zr)
-	if err != nil {
-		return ProfileShare{}, fmt.Errorf("%s: %w", path, err)
-	}
-	p, err := parseProfile(data)
-	if err != nil {
-		return ProfileShare{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return p.share(match), nil
 }
 
+// readProfile reads and decodes the gzipped profile at path.
+func readProfile(path string) (*profile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	data, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	p, err := parseProfile(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
 // profile is what parseProfile keeps of a profile.proto message.
 type profile struct {
-	valueIndex int                 // of the CPU time in each sample's values
-	countIndex int                 // of the number of samples taken, or -1
+	valueIndex int                 // of the CPU time (or delay) in each sample's values
+	countIndex int                 // of the number of samples taken (or contentions), or -1
 	samples    []profileSample     //
 	locations  map[uint64][]uint64 // location ID: function IDs, innermost (inlined) first
 	functions  map[uint64]int64    // function ID: index of its name in strings
@@ -97,15 +107,15 @@ type profileSample struct {
 	values    []int64
 }
 
-// share sums the CPU time of p's samples, as ProfileShare says.
-func (p *profile) share(match func([]string) bool) ProfileShare {
-	var s ProfileShare
+// each calls f with the stack of each sample of p (function names,
+// innermost first; f must not keep it), its value (CPU time, or delay)
+// and its count (samples taken, or contentions).
+func (p *profile) each(f func(stack []string, value, count int64)) {
 	var stack []string
 	for _, smp := range p.samples {
 		if p.valueIndex >= len(smp.values) {
 			continue
 		}
-		v := smp.values[p.valueIndex]
 		stack = stack[:0]
 		for _, loc := range smp.locations {
 			for _, fn := range p.locations[loc] {
@@ -114,11 +124,19 @@ func (p *profile) share(match func([]string) bool) ProfileShare {
 				}
 			}
 		}
+		count := int64(1)
 		if p.countIndex >= 0 && p.countIndex < len(smp.values) {
-			s.Samples += smp.values[p.countIndex]
-		} else {
-			s.Samples++
+			count = smp.values[p.countIndex]
 		}
+		f(stack, smp.values[p.valueIndex], count)
+	}
+}
+
+// share sums the CPU time of p's samples, as ProfileShare says.
+func (p *profile) share(match func([]string) bool) ProfileShare {
+	var s ProfileShare
+	p.each(func(stack []string, v, count int64) {
+		s.Samples += count
 		s.Total += v
 		for _, f := range stack {
 			if strings.HasPrefix(f, spoolPkg) {
@@ -129,14 +147,16 @@ func (p *profile) share(match func([]string) bool) ProfileShare {
 		if match(stack) {
 			s.Match += v
 		}
-	}
+	})
 	return s
 }
 
 // parseProfile decodes the fields of a profile.proto message that
 // profile keeps. The CPU time is the value of type "cpu" (nanoseconds,
-// as runtime/pprof writes it), or else the last value; the count of
-// samples taken that of type "samples".
+// as runtime/pprof writes it), or in a mutex profile the delay ("delay",
+// nanoseconds), or else the last value; the count of samples taken that
+// of type "samples", or in a mutex profile the contentions
+// ("contentions").
 func parseProfile(data []byte) (*profile, error) {
 	p := &profile{locations: make(map[uint64][]uint64), functions: make(map[uint64]int64)}
 	err := eachField(data, func(num int, wire int, v uint64, b []byte) error {
@@ -214,9 +234,9 @@ func parseProfile(data []byte) (*profile, error) {
 			continue
 		}
 		switch p.strings[t] {
-		case "cpu":
+		case "cpu", "delay":
 			p.valueIndex = i
-		case "samples":
+		case "samples", "contentions":
 			p.countIndex = i
 		}
 	}

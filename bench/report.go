@@ -59,8 +59,12 @@ func printReport(w io.Writer, run Run) {
 		})
 	}
 	t.print(w)
-
 	fmt.Fprintln(w)
+	printLatency(w, run.Results, run.NumCPU)
+	if printMutex(w, run.Results) {
+		fmt.Fprintln(w)
+	}
+
 	fmt.Fprintln(w, "Targets:")
 	sp := findResult(run.Results, spoolImpl)
 	pb := bestPeer(run.Results, func(im Impl) bool { return im.PerBuffer })
@@ -80,6 +84,7 @@ func printReport(w io.Writer, run Run) {
 		r := float64(sp.PeakRSSAboveBaseline) / float64(cfg.Budget)
 		printTarget(w, r <= 1.25, true, fmt.Sprintf("spool's peak RSS above baseline <= 1.25x budget: %s (%s over a %s budget)", targetRatio(r, 1.25), rssCell(*sp), formatSize(cfg.Budget)))
 	}
+	printLatencyTarget(w, sp, findResult(run.Results, latencyPeer))
 	var others []string
 	for _, r := range run.Results {
 		if r.Impl != spoolImpl && r.PeakHWM > 0 {
@@ -100,7 +105,8 @@ func printReport(w io.Writer, run Run) {
 	fmt.Fprintln(w, ".")
 	fmt.Fprintln(w, "CPU: user+sys of the child. peak RSS: VmHWM after the workload minus VmRSS before it; ÷ budget: that over the spool budget.")
 	fmt.Fprintln(w, "disk written: bytes written to files (spool: Stats().DiskWritten, rollovers plus writes straight to spill files). spills: uploads")
-	fmt.Fprintf(w, "that went on to a file after starting in memory (spool: rollovers, Stats().Spills). multipart-style: a bytes.Buffer up to %s,\n", formatSize(cfg.Threshold))
+	fmt.Fprintln(w, "that went on to a file after starting in memory (spool: Stats().Spills, one per rollover and one per buffer per eviction, which may")
+	fmt.Fprintf(w, "move only some of a buffer's chunks, so a buffer may count more than once). multipart-style: a bytes.Buffer up to %s,\n", formatSize(cfg.Threshold))
 	fmt.Fprintln(w, "then the upload moves to an os.CreateTemp file of its own, as mime/multipart's ReadForm does; djherbis/buffer: its memory-then-file")
 	fmt.Fprintf(w, "buffer, NewMulti(New(%s), NewPartition(NewFilePool(...))), which keeps the first %s in memory and the rest in a file.\n", formatSize(cfg.Threshold), formatSize(cfg.Threshold))
 	fmt.Fprintln(w, "checksum errors: wrong read-backs plus failed operations.")
@@ -111,6 +117,146 @@ func printReport(w io.Writer, run Run) {
 		}
 	}
 	fmt.Fprintf(w, "Total time %.1f s.\n", run.Seconds)
+}
+
+// latencyPeer is the implementation spool's write latency is held to: a
+// temporary file per upload, which has no memory to manage.
+const latencyPeer = "tempfile"
+
+// latencyTarget is the most spool's p99.9 write latency may be, in
+// multiples of latencyPeer's in the same run.
+const latencyTarget = 2.0
+
+// printLatency prints the write latency of each result that has it: the
+// percentiles of the time each Write of one piece took, as its client
+// timed it, next to the time the child's goroutines spent blocked on locks
+// and the share of the machine's CPU other processes took meanwhile
+// (cpus: the machine's), which moves the tail of every implementation on a
+// shared machine.
+func printLatency(w io.Writer, rs []Result, cpus int) {
+	peer := findResult(rs, latencyPeer)
+	if peer != nil && (peer.WriteLatency.Count == 0 || peer.WriteLatency.P999 <= 0) {
+		peer = nil
+	}
+	t := table{header: []string{"implementation", "writes", "p50", "p99", "p99.9", "max"}}
+	if peer != nil {
+		t.header = append(t.header, "p99.9 ÷ "+peer.Label)
+	}
+	t.header = append(t.header, "blocked on locks", "others' CPU")
+	for _, r := range rs {
+		l := r.WriteLatency
+		if l.Count == 0 {
+			continue
+		}
+		row := []string{r.Label, commas(int64(l.Count)), latCell(l.P50), latCell(l.P99), latCell(l.P999), latCell(l.Max)}
+		if peer != nil {
+			row = append(row, fmt.Sprintf("%.2fx", l.P999/peer.WriteLatency.P999))
+		}
+		wait := "n/a"
+		if r.LockWaitSeconds >= 0 {
+			wait = latCell(r.LockWaitSeconds * 1e3)
+		}
+		others := "n/a"
+		if f := r.OtherShare(cpus); !math.IsNaN(f) {
+			others = fmt.Sprintf("%.0f%%", 100*f)
+		}
+		t.rows = append(t.rows, append(row, wait, others))
+	}
+	if len(t.rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "Write latency: each Write of one piece, timed by its client (time.Now before and after), over all the writes of the run.")
+	fmt.Fprintln(w, "blocked on locks: the time the child's goroutines spent blocked on sync and runtime-internal locks (runtime/metrics). others' CPU: the share")
+	fmt.Fprintln(w, "of the machine's CPU time that went to other processes while the child ran (/proc/stat): above a few percent, every tail here is theirs too.")
+	t.print(w)
+	fmt.Fprintln(w)
+}
+
+// printLatencyTarget prints the target line of spool's p99.9 write latency
+// against that of peer (either may be nil: not run).
+func printLatencyTarget(w io.Writer, sp, peer *Result) {
+	text := fmt.Sprintf("spool's p99.9 write latency <= %gx a temp file per upload's", latencyTarget)
+	switch {
+	case sp == nil || peer == nil:
+		printTarget(w, false, false, text+": not run")
+	case sp.WriteLatency.Count == 0 || peer.WriteLatency.Count == 0 || peer.WriteLatency.P999 <= 0:
+		printTarget(w, false, false, text+": no latencies recorded")
+	default:
+		r := sp.WriteLatency.P999 / peer.WriteLatency.P999
+		printTarget(w, r <= latencyTarget, true, fmt.Sprintf("%s: %s (%s vs %s %s)", text, targetRatio(r, latencyTarget),
+			latCell(sp.WriteLatency.P999), peer.Label, latCell(peer.WriteLatency.P999)))
+	}
+}
+
+// printMutex prints, for the results that have a mutex profile
+// (-profile), the lock contention it shows, and reports whether it
+// printed anything.
+func printMutex(w io.Writer, rs []Result) bool {
+	t := table{header: []string{"implementation", "contentions", "waited on sync locks", "on spool's store lock", "share", "on runtime-internal locks", "most waited for: released by"}}
+	var errs []string
+	for _, r := range rs {
+		if r.MutexError != "" {
+			errs = append(errs, fmt.Sprintf("%s: %s", r.Label, r.MutexError))
+		}
+		mp := r.Mutex
+		if mp == nil {
+			continue
+		}
+		store, share := "–", "–"
+		if r.Impl == spoolImpl {
+			store = latCell(float64(mp.StoreDelay) / 1e6)
+			share = pctCell(mp.StoreShare())
+		}
+		top := "–"
+		if len(mp.Sites) > 0 {
+			s := mp.Sites[0]
+			top = fmt.Sprintf("%s (%s), %s", shortFunc(s.Func), s.Lock, pctCell(ratio(s.Delay, mp.Delay)))
+		}
+		t.rows = append(t.rows, []string{r.Label, commas(mp.Contentions), latCell(float64(mp.Delay) / 1e6), store, share,
+			latCell(float64(mp.RuntimeDelay) / 1e6), top})
+	}
+	if len(t.rows) == 0 && len(errs) == 0 {
+		return false
+	}
+	if len(t.rows) > 0 {
+		fmt.Fprintf(w, "Lock contention, from each child's mutex profile (every contention recorded): the time goroutines waited for a lock another held,\n")
+		fmt.Fprintf(w, "charged to where it was released. spool's store lock: a Buffer's sync.RWMutex (store.mu), which an eviction holds while it moves the victim's chunks.\n")
+		t.print(w)
+		if sp := findResult(rs, spoolImpl); sp != nil && sp.Mutex != nil && len(sp.Mutex.Sites) > 0 {
+			var sites []string
+			for _, s := range sp.Mutex.Sites {
+				sites = append(sites, fmt.Sprintf("%s (%s) %s in %s", shortFunc(s.Func), s.Lock, latCell(float64(s.Delay)/1e6), commas(s.Contentions)))
+			}
+			fmt.Fprintf(w, "  spool's locks were most waited for when released by: %s\n", strings.Join(sites, "; "))
+		}
+	}
+	for _, e := range errs {
+		fmt.Fprintf(w, "NOTE: no mutex profile for %s\n", e)
+	}
+	return true
+}
+
+// shortFunc shortens a function name of the spool module for a table:
+// "github.com/spoolkit/spool.(*Manager).evict" becomes
+// "spool.(*Manager).evict".
+func shortFunc(f string) string {
+	return strings.Replace(f, "github.com/spoolkit/", "", 1)
+}
+
+// latCell formats a duration given in milliseconds: "850 µs", "1.25 ms",
+// "12.3 ms", "1.52 s".
+func latCell(ms float64) string {
+	switch {
+	case math.IsNaN(ms):
+		return "–"
+	case ms < 1:
+		return fmt.Sprintf("%.0f µs", ms*1e3)
+	case ms < 10:
+		return fmt.Sprintf("%.2f ms", ms)
+	case ms < 1000:
+		return fmt.Sprintf("%.1f ms", ms)
+	}
+	return fmt.Sprintf("%.2f s", ms/1e3)
 }
 
 // printTarget prints one target line: PASS, MISS, or n/a if it could not

@@ -104,6 +104,10 @@ type uploadStats struct {
 
 	mu        sync.Mutex
 	latencies []time.Duration // of every Write, merged from the clients
+
+	// onWrite, if not nil, is called by the clients after each Write
+	// with the bytes it wrote. It is set before runUploadsOn.
+	onWrite func(n int)
 }
 
 // Latency summarizes durations, in milliseconds.
@@ -132,11 +136,10 @@ func (s *uploadStats) fail(format string, args ...any) {
 	s.firstErr.CompareAndSwap(nil, &msg)
 }
 
-// runUploadsOn runs workload w against store with clients goroutines and
-// returns its counters and wall time.
-func runUploadsOn(store Store, w Workload, clients, piece int) (*uploadStats, time.Duration) {
+// runUploadsOn runs workload w against store with clients goroutines,
+// counting into st, and returns its wall time.
+func runUploadsOn(store Store, w Workload, clients, piece int, st *uploadStats) time.Duration {
 	var (
-		st   uploadStats
 		next atomic.Int64
 		wg   sync.WaitGroup
 	)
@@ -156,12 +159,12 @@ func runUploadsOn(store Store, w Workload, clients, piece int) (*uploadStats, ti
 				if i >= int64(len(w.Uploads)) {
 					return
 				}
-				lat = upload(store, w.Uploads[i], int(i), buf, h, &st, lat)
+				lat = upload(store, w.Uploads[i], int(i), buf, h, st, lat)
 			}
 		})
 	}
 	wg.Wait()
-	return &st, time.Since(start)
+	return time.Since(start)
 }
 
 // upload receives one upload into a new Sink of store, reads it back into
@@ -186,6 +189,9 @@ func upload(store Store, u Upload, idx int, buf []byte, h hash32, st *uploadStat
 		t0 := time.Now()
 		n, err := sink.Write(p)
 		lat = append(lat, time.Since(t0))
+		if st.onWrite != nil {
+			st.onWrite(n)
+		}
 		off += int64(n)
 		if err != nil {
 			st.fail("upload %d: write at %d: %v", idx, off, err)
@@ -226,7 +232,8 @@ func runUploads(cfg Config, job Job) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("open %s: %w", impl.Name, err)
 	}
-	st, wall := runUploadsOn(store, w, cfg.Clients, cfg.Piece)
+	st := new(uploadStats)
+	wall := runUploadsOn(store, w, cfg.Clients, cfg.Piece, st)
 	ss := store.Stats() // after every operation has returned
 	if err := store.Close(); err != nil {
 		st.fail("close %s: %v", impl.Name, err)
