@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -427,8 +428,11 @@ func raise(v *atomic.Int64, n int64) {
 // before anything else can take it, so MemoryInUse only falls until it is
 // at most n. Call it again to roll more over.
 //
-// Shrinking also trims the free lists of memory kept for reuse, so that
-// the heap can shrink too. The promoter (LeastFrequentlyUsed) and read
+// Shrinking also trims the free lists of memory kept for reuse, and a
+// shrink of 1 MiB or more ends with debug.FreeOSMemory (a garbage
+// collection, then the heap's free pages returned to the system), so that
+// the process's resident memory follows the budget down: SetMemoryBudget
+// may then take as long as a garbage collection of the whole heap. The promoter (LeastFrequentlyUsed) and read
 // windows keep to the new budget like any buffer. SetMemoryBudget may be
 // called concurrently with any other method; calls are serialized.
 func (m *Manager) SetMemoryBudget(n int64) error {
@@ -456,18 +460,32 @@ func (m *Manager) SetMemoryBudget(n int64) error {
 		b.shrink(n)
 	}
 	m.mem.resize(n)
-	ok := b.owing() == 0
+	// Every byte a rollover frees pays what is owed. A search passes over
+	// the buffers written to since it began (their place in the policy's
+	// order changed), and buffers being written hold most of the memory
+	// under load: search again as long as searches make progress.
 	var events []SpillEvent
-	if !ok {
-		// Every byte a rollover frees pays what is owed.
-		done := func() bool { return b.owing() == 0 }
-		events, ok = m.freeMemory(done, nil, math.Inf(1), true)
+	done := func() bool { return b.owing() == 0 }
+	for owed := b.owing(); owed > 0; {
+		ev, _ := m.freeMemory(done, nil, math.Inf(1), true)
+		events = append(events, ev...)
+		now := b.owing()
+		if now >= owed {
+			break // no progress: the rest is busy, or the disk refuses
+		}
+		owed = now
 	}
 	m.mem.trim(n - b.used())
 	owed := b.owing()
 	b.resize.Unlock()
 	m.deliver(events)
-	if !ok && owed > 0 {
+	if old-n >= freeOSMin {
+		// Give the memory back to the system now: the garbage collector
+		// would otherwise keep it in the heap until the heap grows again,
+		// and a budget shrinks because the process must shrink.
+		debug.FreeOSMemory()
+	}
+	if owed > 0 {
 		var err error
 		for _, e := range events {
 			if e.Err != nil {
@@ -479,6 +497,10 @@ func (m *Manager) SetMemoryBudget(n int64) error {
 	}
 	return nil
 }
+
+// freeOSMin is the least shrink of the memory budget after which
+// SetMemoryBudget returns memory to the system at once.
+const freeOSMin = 1 << 20
 
 // setMemLimit sets the largest end of a write that keeps a buffer in
 // memory for a budget of size bytes: whole chunks and the largest class

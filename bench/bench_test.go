@@ -544,11 +544,11 @@ func TestFlagsRoundTrip(t *testing.T) {
 		t.Errorf("child sees %+v, parent has %+v", child, cfg)
 	}
 	// And those of shrink.
-	cfg, err = parseFlags([]string{"-scenario", "shrink", "-shrink-budget", "32MiB", "-shrink-to", "8MiB", "-shrink-at", "0.25", "-shrink-free-os"}, io.Discard)
+	cfg, err = parseFlags([]string{"-scenario", "shrink", "-shrink-budget", "32MiB", "-shrink-to", "8MiB", "-shrink-at", "0.25"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.ShrinkBudget != 32<<20 || cfg.ShrinkTo != 8<<20 || cfg.ShrinkAt != 0.25 || !cfg.ShrinkFreeOS {
+	if cfg.ShrinkBudget != 32<<20 || cfg.ShrinkTo != 8<<20 || cfg.ShrinkAt != 0.25 {
 		t.Fatalf("parsed %+v", cfg)
 	}
 	child, err = parseFlags(cfg.childArgs(Job{Impl: "spool"}), io.Discard)
@@ -2126,12 +2126,10 @@ func TestShrinkReport(t *testing.T) {
 	s := run.Results[0].Shrink
 	s.Err, s.OverBudget = "spool: memory in use over the budget: 28966912 bytes in use", true
 	s.InUseAfter, s.MaxInUse, s.MaxAt, s.FitAt, s.MaxAfterFit = 27<<20, 27<<20, 0.38738, 0.39738, 16<<20-1
-	s.FreeOS, s.FreeOSSeconds = true, 0.1353
 	run.Results[0].Uploads, run.Results[0].ChecksumErrors = 366, 1
 	b.Reset()
 	printShrinkReport(&b, run)
 	for _, want := range []string{"| before the shrink (FAILED) ", `returned ErrOverBudget ("spool: memory in use over the budget: 28966912 bytes in use") after 7.38 ms`,
-		"Then debug.FreeOSMemory (-shrink-free-os), in a goroutine of its own, took 135.3 ms.",
 		"at most 27.0 MiB, at 0.39 s; within 16 MiB from 0.40 s on (10.0 ms after the return), at most 16.0 MiB from then.",
 		"- MISS MemoryInUse <= 16 MiB from the moment SetMemoryBudget returns: at most 27.0 MiB in 33,253 reads over 0.47 s",
 		"- PASS after the error, MemoryInUse only falls until it is within 16 MiB, and stays within it: 0 reads above it larger than the one before; within it from 0.40 s on, at most 16.0 MiB from then",

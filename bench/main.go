@@ -52,8 +52,8 @@
 //     (-shrink-at): what it returned and how long it took, MemoryInUse
 //     read in a tight loop from its return to the end (the target: never
 //     above the new budget), every upload read back intact, and the RSS
-//     before and after (-shrink-free-os: with debug.FreeOSMemory after
-//     the shrink).
+//     before and after (SetMemoryBudget returns the memory to the system
+//     itself, with debug.FreeOSMemory).
 //
 // Each job runs in a child process of its own (the bench binary
 // re-executed with the hidden flag -child NAME), so that its peak RSS is its
@@ -153,10 +153,9 @@ type Config struct {
 
 	// The shrink scenario (shrink.go): the uploads workload against one
 	// Manager whose budget SetMemoryBudget shrinks part-way.
-	ShrinkBudget int64   `json:"shrink_budget"`  // the budget it starts with
-	ShrinkTo     int64   `json:"shrink_to"`      // the budget SetMemoryBudget sets
-	ShrinkAt     float64 `json:"shrink_at"`      // fraction of the bytes written when it is called
-	ShrinkFreeOS bool    `json:"shrink_free_os"` // call debug.FreeOSMemory once it returns
+	ShrinkBudget int64   `json:"shrink_budget"` // the budget it starts with
+	ShrinkTo     int64   `json:"shrink_to"`     // the budget SetMemoryBudget sets
+	ShrinkAt     float64 `json:"shrink_at"`     // fraction of the bytes written when it is called
 
 	// The slow scenario (slow.go).
 	SlowUploads     int           `json:"slow_uploads"`      // concurrent uploads of the io.Copy variants
@@ -516,7 +515,6 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.Var((*byteSize)(&cfg.ShrinkBudget), "shrink-budget", "shrink: memory budget `size` the Manager starts with")
 	fs.Var((*byteSize)(&cfg.ShrinkTo), "shrink-to", "shrink: memory budget `size` Manager.SetMemoryBudget sets part-way")
 	fs.Float64Var(&cfg.ShrinkAt, "shrink-at", cfg.ShrinkAt, "shrink: `fraction` of the workload's bytes the clients have written when SetMemoryBudget is called")
-	fs.BoolVar(&cfg.ShrinkFreeOS, "shrink-free-os", cfg.ShrinkFreeOS, "shrink: call debug.FreeOSMemory once SetMemoryBudget returns, so that the Go heap gives back at once\n    \tthe memory spool let go (otherwise the runtime keeps it until its next GC, and its scavenger returns it gradually)")
 	fs.IntVar(&cfg.SlowUploads, "slow-uploads", cfg.SlowUploads, "slow: `number` of concurrent uploads of the io.Copy variants")
 	fs.IntVar(&cfg.SlowHTTPUploads, "slow-http-uploads", cfg.SlowHTTPUploads, "slow: `number` of concurrent uploads of the HTTP variants (0: as -slow-uploads, fewer if the server process's fd limit requires it)")
 	fs.Var((*byteSize)(&cfg.SlowMinSize), "slow-min-size", "slow: smallest upload `size`")
@@ -792,7 +790,6 @@ func (cfg Config) childArgs(job Job) []string {
 		"-shrink-budget", fmt.Sprint(cfg.ShrinkBudget),
 		"-shrink-to", fmt.Sprint(cfg.ShrinkTo),
 		"-shrink-at", strconv.FormatFloat(cfg.ShrinkAt, 'g', -1, 64),
-		"-shrink-free-os=" + strconv.FormatBool(cfg.ShrinkFreeOS),
 		"-slow-uploads", fmt.Sprint(cfg.SlowUploads),
 		"-slow-http-uploads", fmt.Sprint(cfg.SlowHTTPUploads),
 		"-slow-min-size", fmt.Sprint(cfg.SlowMinSize),

@@ -632,9 +632,6 @@ func plotShrink(path string, run Run) error {
 	}
 	mark := draw.LineStyle{Color: color.Black, Width: vg.Points(1.5), Dashes: []vg.Length{vg.Points(2), vg.Points(2)}}
 	name := fmt.Sprintf("SetMemoryBudget(%s) called at %.2f s, returned %s after %s", formatSize(s.To), s.Called, ret, latCell(float64(s.Duration().Nanoseconds())/1e6))
-	if s.FreeOS {
-		name += fmt.Sprintf("; then debug.FreeOSMemory, %s", latCell(s.FreeOSSeconds*1e3))
-	}
 	if err := addLine(p, plotter.XYs{{X: s.Called, Y: 0}, {X: s.Called, Y: hi * 1.3}}, mark, name, false); err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -89,11 +88,6 @@ type ShrinkResult struct {
 	// Call is what the Manager's counters moved by over the call (its
 	// evictions and those of the clients' writes meanwhile).
 	Call ShrinkCall `json:"call"`
-	// FreeOS says whether debug.FreeOSMemory was called once
-	// SetMemoryBudget returned (-shrink-free-os), and FreeOSSeconds how
-	// long it took.
-	FreeOS        bool    `json:"free_os"`
-	FreeOSSeconds float64 `json:"free_os_seconds,omitempty"`
 
 	// The tight loop, from the return to the end: the reads of
 	// MemoryInUse it made, the largest value it read and when; when it
@@ -218,14 +212,6 @@ func runShrink(cfg Config, job Job) (Result, error) {
 		a := m.Stats()
 		sr.Call = ShrinkCall{Evictions: a.Evictions - before.Evictions, SpilledBytes: a.SpilledBytes - before.SpilledBytes,
 			SkippedBusy: a.SkippedBusy - before.SkippedBusy, BuffersOnDisk: a.BuffersOnDisk, Buffers: a.Buffers}
-		if cfg.ShrinkFreeOS {
-			// In a goroutine of its own: the loop below starts at once.
-			wg.Go(func() {
-				t := time.Now()
-				debug.FreeOSMemory()
-				sr.FreeOS, sr.FreeOSSeconds = true, time.Since(t).Seconds()
-			})
-		}
 		next, prev := sr.Returned, int64(0)
 		for first := true; ; first = false {
 			v := m.Stats().MemoryInUse

@@ -101,9 +101,6 @@ func printShrinkReport(w io.Writer, run Run) {
 		formatSize(s.To), ret, latCell(float64(s.Duration().Nanoseconds())/1e6), s.Called, mibCell(s.InUseBefore), mibCell(s.PeakBefore), mibCell(s.InUseAfter))
 	fmt.Fprintf(w, "Over the call, %s buffers gave up chunks (%s moved to disk) and %s were skipped as busy; %s of %s buffers on disk after it.\n",
 		commas(s.Call.Evictions), formatSize(s.Call.SpilledBytes), commas(s.Call.SkippedBusy), commas(int64(s.Call.BuffersOnDisk)), commas(int64(s.Call.Buffers)))
-	if s.FreeOS {
-		fmt.Fprintf(w, "Then debug.FreeOSMemory (-shrink-free-os), in a goroutine of its own, took %s.\n", latCell(s.FreeOSSeconds*1e3))
-	}
 	fmt.Fprintf(w, "From its return to the last upload (%.2f s), a goroutine read Stats().MemoryInUse %s times in a tight loop (runtime.Gosched between reads): at most %s, at %.2f s",
 		s.End-s.Returned, commas(s.Samples), mibCell(s.MaxInUse), s.MaxAt)
 	switch {
@@ -155,8 +152,8 @@ func printShrinkReport(w io.Writer, run Run) {
 	printTarget(w, r.problem() == "", true, "every upload read back intact: "+detail)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "peak RSS: the largest of the child's VmRSS samples (every 20 ms) above its baseline in each phase; ÷ budget: that over the budget of the phase;")
-	fmt.Fprintln(w, "RSS at its end: the last sample of the phase. The memory spool lets go is garbage until the Go runtime's next GC, and returns to the OS only")
-	fmt.Fprintln(w, "then, through its scavenger: the RSS falls long after MemoryInUse unless the program collects (-shrink-free-os calls debug.FreeOSMemory).")
+	fmt.Fprintln(w, "RSS at its end: the last sample of the phase. SetMemoryBudget returns the memory spool lets go to the system before it returns")
+	fmt.Fprintln(w, "(debug.FreeOSMemory, for a shrink of 1 MiB or more), which is most of the time the call takes.")
 	if r.FirstError != "" {
 		fmt.Fprintf(w, "first error: %s\n", r.FirstError)
 	}
