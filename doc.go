@@ -8,13 +8,14 @@
 // Buffers. A Buffer keeps its bytes in slots of Options.ChunkSize bytes;
 // a slot holds a whole chunk, or for a buffer's small or last piece a
 // slice of a size class (256 bytes, then steps of at most 1.25×, up to the
-// chunk size), each class recycled through a sync.Pool of its own. Every
+// chunk size), each class recycled through a free list of its own. Every
 // slice a buffer holds counts against the budget by its capacity, so a
 // buffer of n bytes written without holes is charged at most
 // max(256, 1.25·n) bytes, whatever the chunk size, and large buffers still
 // move whole chunks. The sum over all buffers of a Manager never exceeds
 // the budget, not even for a moment: it is enforced by a weighted
-// semaphore that is only ever tried, never waited on.
+// semaphore that is only ever tried, never waited on. (The budget can be
+// resized: see An elastic budget, below.)
 //
 // Memory in flight counts too. ReadFrom and WriteTo move data through a
 // stage taken from the budget (a ReadFrom reading a whole chunk at the
@@ -138,8 +139,10 @@
 // core here (AVX-512), faster than the copies that move the data.
 //
 // Options.DiskBudget limits Stats.DiskInUse; past it (freed space given
-// back first), writes and rollovers fail with ErrDiskBudget (a write's count says what
-// it wrote before the limit, as for any short write). Disk errors (a full
+// back first), writes and rollovers fail with ErrDiskBudget (a write's
+// count says what it wrote before the limit, as for any short write), or,
+// for a buffer made by Manager.NewBufferContext, wait in line for room
+// while the buffer's context allows. Disk errors (a full
 // disk, an I/O error) are returned wrapped, so errors.Is(err,
 // syscall.ENOSPC) works; a buffer has no sticky error and recovers when
 // the disk does. Data written before an error stays intact and readable
