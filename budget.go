@@ -271,6 +271,16 @@ func (d *diskBudget) release(n int64) {
 	}
 }
 
+// recheck serves the waiters, if there are any, after the holders of disk
+// changed: a deadlock that was not there when they came may be there now.
+func (d *diskBudget) recheck() {
+	if d.nwait.Load() > 0 {
+		d.mu.Lock()
+		d.serve()
+		d.mu.Unlock()
+	}
+}
+
 // wait waits, while ctx allows, until n bytes of the budget can be
 // granted to the caller, in its turn, and takes them: the caller spends
 // them through reserve's credit and gives back what it does not spend

@@ -270,6 +270,34 @@ func (b *Buffer) Rollover() error {
 	return b.s.rolloverWait()
 }
 
+// ReserveDisk sets disk budget aside for n more bytes of the buffer's
+// data before they are written: an upload that knows its length (an HTTP
+// request's ContentLength) reserves it first, and then writes without
+// waiting for disk, or failing for want of it, part way through. The
+// room set aside is n rounded up to whole blocks, one block more (for the
+// block being written, whose extent moves as it grows) and two of the
+// spill arena's granules (for a last, partial block); writes and rollovers of the
+// buffer, and its evictions, spend it before they charge the budget, and
+// what is left is given back by Close. It counts in Stats.DiskInUse from
+// the moment it is set aside. Calls add up.
+//
+// A buffer from NewBufferContext waits in line for the room, as its writes
+// would, while its context allows; one that holds no data on disk yet is
+// served after the buffers part way through theirs, so that uploads that
+// reserve first never hold disk while waiting for more, and never have to
+// be refused to end a deadlock (see NewBufferContext). A buffer from
+// NewBuffer takes the room at once or not at all. The errors wrap
+// ErrDiskBudget when the room is not there (or is more than the whole
+// disk budget), and ErrClosed or ErrNegativeSize. With no DiskBudget the
+// reservation always succeeds, and only counts.
+func (b *Buffer) ReserveDisk(n int64) error {
+	if !b.valid() {
+		return ErrInvalid
+	}
+	defer runtime.KeepAlive(b)
+	return b.s.reserveDisk(n)
+}
+
 // ReadFrom reads from r until io.EOF and writes what it read at the offset,
 // advancing it. It returns the number of bytes written and the first error
 // other than io.EOF. What each Read returns is written before the next

@@ -66,16 +66,19 @@ package spool
 //  6. diskBudget.mu (sync.Mutex) guards the queue of writers waiting for
 //     disk budget (buffers made by NewBufferContext). It is a leaf: taken
 //     by a release of disk budget (never while holding a segment.mu;
-//     perhaps while holding a store.mu), by SetDiskBudget and Close, and
-//     by a writer that starts or stops waiting; while holding it code only
+//     perhaps while holding a store.mu), by a change in the buffers that
+//     hold data on disk (spill.addLive, holding the buffer's store.mu and
+//     no segment.mu), by SetDiskBudget and Close, and by a writer (or a
+//     ReserveDisk) that starts or stops waiting; while holding it code only
 //     reads and updates atomics and closes channels. Charging the disk
 //     budget (under a segment.mu) never takes it: a compare-and-swap, and
 //     a read of the number of waiters. A writer waits for disk budget
 //     holding no spool lock at all: its write gives up the buffer's lock,
 //     waits, and takes it again to go on. Writers that hold disk and wait
 //     for more could wait for each other: diskBudget refuses one when
-//     every holder of disk waits (budget.go), so waiting cannot deadlock
-//     either.
+//     every holder of disk waits (budget.go), looking again whenever a
+//     writer comes or leaves, room is freed or the holders change, so
+//     waiting cannot deadlock either.
 //
 //  7. admission.mu (sync.RWMutex), one per LeastFrequentlyUsed Manager,
 //     is held for reading around each call into ristretto's cache and for

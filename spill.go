@@ -49,7 +49,8 @@ type spill struct {
 // addLive adds d to the bytes of data the spill holds, and the arena's,
 // and counts the spill among the holders of disk (diskBudget.holders)
 // while it holds any: waiters for disk budget check for a deadlock by
-// that count.
+// that count, each time it changes (see recheck below). The caller holds
+// the buffer's lock, and no segment lock.
 func (sp *spill) addLive(d int64) {
 	if d == 0 {
 		return
@@ -65,6 +66,14 @@ func (sp *spill) addLive(d int64) {
 		}
 		if sp.holds != nil {
 			sp.holds.Store(now)
+		}
+		if now {
+			// A new holder: if it waits (an eviction moved a waiting
+			// buffer's memory to disk), the waiters may be deadlocked
+			// now. One that lets go (release) has the waiters look
+			// again once the space it freed is given back (close,
+			// Truncate).
+			sp.a.disk.recheck()
 		}
 	}
 }
@@ -281,6 +290,7 @@ func (sp *spill) Truncate(size int64) error {
 	}
 	sp.meta.dropFrom(keep, sp.release)
 	sp.a.settle(sp.seg)
+	sp.a.disk.recheck() // it may have let go of its last block
 	return nil
 }
 
@@ -295,4 +305,5 @@ func (sp *spill) release(e extent, n uint32) {
 func (sp *spill) close() {
 	sp.meta.dropFrom(0, sp.release)
 	sp.a.settle(sp.seg)
+	sp.a.disk.recheck() // a holder fewer: the waiters may be deadlocked now
 }

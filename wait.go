@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 )
 
 // Waiting for disk budget.
@@ -22,6 +23,14 @@ import (
 // fails as if the budget were spent), so waiting buffers are not
 // overtaken by writers that do not wait; those fail, or roll themselves
 // over, as they would at a spent budget.
+//
+// A writer that holds disk and waits for more may wait for another that
+// does the same: when every buffer holding data on disk waits, the last
+// to come is refused (diskBudget.breakDeadlock), and its owner gives its
+// space up, by closing it, to let the others finish. With many uploads in
+// flight that happens often. Buffer.ReserveDisk avoids it: an upload that
+// knows its length waits for all of its room before it holds any, like an
+// admission, and then writes without waiting.
 
 // NewBufferContext returns a new, empty Buffer, like NewBuffer, whose
 // writes (Write, WriteString, WriteByte, WriteAt, ReadFrom, and Rollover)
@@ -73,6 +82,61 @@ func (b *store) waitDisk(err error) error {
 	b.credit += need
 	b.mu.Unlock()
 	return nil
+}
+
+// reserveDisk implements Buffer.ReserveDisk.
+func (b *store) reserveDisk(n int64) error {
+	if n < 0 {
+		return fmt.Errorf("%w: ReserveDisk(%d)", ErrNegativeSize, n)
+	}
+	b.mu.RLock()
+	closed := b.closed
+	b.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	if n == 0 {
+		return nil
+	}
+	need, err := b.m.reserveRoom(n)
+	if err != nil {
+		return err
+	}
+	if b.ctx == nil {
+		err = b.m.disk.reserve(need, nil)
+	} else if err = b.m.disk.wait(b.ctx, need, &b.holdsDisk); errors.Is(err, ErrClosed) {
+		err = fmt.Errorf("%w (waiting for disk budget)", ErrClosed)
+	} else if err != nil && !errors.Is(err, ErrDiskBudget) {
+		err = fmt.Errorf("%w: waiting for room: %w", ErrDiskBudget, err)
+	}
+	if err != nil {
+		return fmt.Errorf("spool: reserve disk: %w", err)
+	}
+	b.mu.Lock()
+	if b.closed { // closed while it waited: nothing will spend it
+		b.mu.Unlock()
+		b.m.disk.release(need)
+		return ErrClosed
+	}
+	b.credit += need
+	b.mu.Unlock()
+	return nil
+}
+
+// reserveRoom returns the disk budget that n bytes of data take in the
+// spill arena: n rounded up to whole blocks (or granules, if those are
+// larger), whose extents are aligned on granules; one block more, for the
+// block being written, which grows by moving to extents twice its size
+// (spill.writePart) while the extent it left stays charged until it is
+// reused or punched out; and two granules for an extent of a last,
+// partial block that straddles them. It fails, wrapping ErrDiskBudget, if
+// that overflows.
+func (m *Manager) reserveRoom(n int64) (int64, error) {
+	unit, extra := max(m.cs, m.arena.gran), max(m.cs, m.arena.gran)+2*m.arena.gran
+	if n > math.MaxInt64-unit-extra {
+		return 0, fmt.Errorf("spool: reserve disk: %w: %d bytes", ErrDiskBudget, n)
+	}
+	return (n+unit-1)/unit*unit + extra, nil
 }
 
 // dropCredit gives back the room a wait granted and the operation did not

@@ -321,3 +321,222 @@ func TestWaitForDiskDeadlock(t *testing.T) {
 	}
 	wantContent(t, a, da)
 }
+
+// TestReserveDisk: ReserveDisk sets room aside at once (it counts in
+// DiskInUse), the buffer's writes and rollover spend it rather than the
+// budget, Close gives back what is left, and a reservation that does not
+// fit fails with ErrDiskBudget and takes nothing.
+func TestReserveDisk(t *testing.T) {
+	m := waitManager(t, 16)
+	b, _ := m.NewBuffer()
+	data := randBytes(5, 5*blk+100)
+	if err := b.ReserveDisk(int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	reserved := m.Stats().DiskInUse
+	// 6 blocks, one more, and two granules (of 4 KiB, a block here).
+	if reserved != 9*blk {
+		t.Fatalf("DiskInUse after ReserveDisk(%d) = %d, want %d", len(data), reserved, 9*blk)
+	}
+	// Another buffer cannot take the reserved room.
+	other, _ := m.NewBuffer()
+	_, werr := other.Write(randBytes(6, 9*blk))
+	rerr := other.Rollover()
+	if !errors.Is(werr, spool.ErrDiskBudget) && !errors.Is(rerr, spool.ErrDiskBudget) {
+		t.Fatalf("writing and rolling over 9 blocks into the 7 not reserved: %v, %v; want ErrDiskBudget", werr, rerr)
+	}
+	if st := m.Stats(); st.DiskInUse > 16*blk {
+		t.Fatalf("DiskInUse %d past the budget", st.DiskInUse)
+	}
+	if err := other.ReserveDisk(9 * blk); !errors.Is(err, spool.ErrDiskBudget) {
+		t.Fatalf("ReserveDisk past the budget: %v, want ErrDiskBudget", err)
+	}
+	other.Close()
+	if st := m.Stats(); st.DiskInUse != reserved {
+		t.Fatalf("DiskInUse after the refusals = %d, want %d", st.DiskInUse, reserved)
+	}
+	// Its own writes spend the reservation: DiskInUse does not move.
+	if n, err := b.Write(data); err != nil || n != len(data) {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	if err := b.Rollover(); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Stats(); st.DiskInUse != reserved {
+		t.Fatalf("DiskInUse after writing and rolling over the reserved bytes = %d, want %d (spent from the reservation)", st.DiskInUse, reserved)
+	}
+	wantContent(t, b, data)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Stats(); st.DiskInUse != 0 {
+		t.Fatalf("DiskInUse after Close = %d, want 0", st.DiskInUse)
+	}
+}
+
+// TestReserveDiskWait: a buffer of NewBufferContext waits in line for the
+// room it reserves, until a Close frees it; a context that ends stops the
+// wait with an error wrapping ErrDiskBudget and the context's; the
+// Manager's Close, with ErrClosed. Nothing is reserved by a wait that
+// failed.
+func TestReserveDiskWait(t *testing.T) {
+	defer watchdog(t, 2*time.Minute)()
+	m := waitManager(t, 8)
+	hog := spilledFull(t, m, 8)
+	b, _ := m.NewBufferContext(context.Background())
+	done := make(chan error)
+	go func() { done <- b.ReserveDisk(3 * blk) }()
+	untilWaiting(t, m, 1)
+	hog.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("ReserveDisk after a Close freed room: %v", err)
+	}
+	if st := m.Stats(); st.DiskInUse != 6*blk || st.DiskWaiters != 0 {
+		t.Fatalf("after the wait: DiskInUse %d (want %d), DiskWaiters %d", st.DiskInUse, 6*blk, st.DiskWaiters)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	c, _ := m.NewBufferContext(ctx)
+	go func() { done <- c.ReserveDisk(3 * blk) }()
+	untilWaiting(t, m, 1)
+	cancel()
+	if err := <-done; !errors.Is(err, spool.ErrDiskBudget) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("ReserveDisk when its context ends: %v, want ErrDiskBudget and context.Canceled", err)
+	}
+	if st := m.Stats(); st.DiskInUse != 6*blk {
+		t.Fatalf("DiskInUse after a failed wait = %d, want %d", st.DiskInUse, 6*blk)
+	}
+
+	d, _ := m.NewBufferContext(context.Background())
+	go func() { done <- d.ReserveDisk(3 * blk) }()
+	untilWaiting(t, m, 1)
+	m.Close()
+	if err := <-done; !errors.Is(err, spool.ErrClosed) {
+		t.Fatalf("ReserveDisk when the Manager closes: %v, want ErrClosed", err)
+	}
+}
+
+// TestReserveDiskMisuse: bad calls fail with a clear error.
+func TestReserveDiskMisuse(t *testing.T) {
+	m := waitManager(t, 8)
+	var nilBuf *spool.Buffer
+	if err := nilBuf.ReserveDisk(1); !errors.Is(err, spool.ErrInvalid) {
+		t.Errorf("nil Buffer: %v", err)
+	}
+	b, _ := m.NewBufferContext(context.Background())
+	if err := b.ReserveDisk(-1); !errors.Is(err, spool.ErrNegativeSize) {
+		t.Errorf("ReserveDisk(-1): %v", err)
+	}
+	if err := b.ReserveDisk(100 * blk); !errors.Is(err, spool.ErrDiskBudget) {
+		t.Errorf("ReserveDisk of more than the whole budget, waiting: %v, want ErrDiskBudget at once", err)
+	}
+	if err := b.ReserveDisk(1<<63 - 1); !errors.Is(err, spool.ErrDiskBudget) {
+		t.Errorf("ReserveDisk(MaxInt64): %v", err)
+	}
+	if err := b.ReserveDisk(0); err != nil {
+		t.Errorf("ReserveDisk(0): %v", err)
+	}
+	b.Close()
+	if err := b.ReserveDisk(1); !errors.Is(err, spool.ErrClosed) {
+		t.Errorf("closed Buffer: %v", err)
+	}
+	if st := m.Stats(); st.DiskInUse != 0 {
+		t.Errorf("DiskInUse after failed reservations = %d, want 0", st.DiskInUse)
+	}
+}
+
+// TestReserveDiskNoRefusals: uploads that reserve their length before they
+// write never hold disk while waiting for more, so none is ever refused to
+// end a deadlock, however many more are in flight than the disk budget
+// holds; every one completes intact.
+func TestReserveDiskNoRefusals(t *testing.T) {
+	defer watchdog(t, 2*time.Minute)()
+	m := waitManager(t, 16)
+	var wg sync.WaitGroup
+	var refused atomic.Int64
+	for i := range 12 {
+		wg.Go(func() {
+			for j := range 4 {
+				data := randBytes(uint64(100*i+j), (3+i%3)*blk+i*37)
+				b, _ := m.NewBufferContext(context.Background())
+				if err := b.ReserveDisk(int64(len(data))); err != nil {
+					t.Errorf("ReserveDisk: %v", err)
+					b.Close()
+					return
+				}
+				for off := 0; off < len(data); off += 1000 {
+					if _, err := b.Write(data[off:min(off+1000, len(data))]); err != nil {
+						refused.Add(1)
+						t.Errorf("Write after ReserveDisk: %v", err)
+						break
+					}
+					runtime.Gosched() // uploads in flight together
+				}
+				if err := b.Rollover(); err != nil {
+					t.Errorf("Rollover after ReserveDisk: %v", err)
+				}
+				got := make([]byte, len(data))
+				if _, err := b.ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+					t.Errorf("read back: %v, intact %v", err, bytes.Equal(got, data))
+				}
+				b.Close()
+			}
+		})
+	}
+	wg.Wait()
+	if st := m.Stats(); st.DiskInUse != 0 || refused.Load() != 0 {
+		t.Errorf("at the end: DiskInUse %d, %d writes failed", st.DiskInUse, refused.Load())
+	}
+}
+
+// TestWaitForDiskUploads: many uploads through NewBufferContext, with far
+// more in flight than the budgets hold and no reservation, never hang:
+// whenever every holder of disk waits, one is refused, including when the
+// last holder that did not wait let go of its data without freeing a
+// granule, or an eviction made a waiting buffer a holder (the waiters must
+// look again then: before that, this test hung in its first rounds). An upload refused is retried from its start; each completes
+// intact.
+func TestWaitForDiskUploads(t *testing.T) {
+	defer watchdog(t, time.Minute)()
+	m := waitManager(t, 16)
+	rounds := 30
+	if testing.Short() {
+		rounds = 10
+	}
+	var refused atomic.Int64
+	for round := range rounds {
+		var wg sync.WaitGroup
+		for i := range 12 {
+			wg.Go(func() {
+				for j := range 4 {
+					data := randBytes(uint64(round*1000+i*10+j), (3+i%3)*blk+i*37+j)
+				retry:
+					b, _ := m.NewBufferContext(context.Background())
+					for off := 0; off < len(data); off += 1000 {
+						if _, err := b.Write(data[off:min(off+1000, len(data))]); err != nil {
+							if !errors.Is(err, spool.ErrDiskBudget) {
+								t.Errorf("Write: %v", err)
+								b.Close()
+								return
+							}
+							refused.Add(1)
+							b.Close()
+							goto retry
+						}
+						runtime.Gosched() // uploads in flight together
+					}
+					got := make([]byte, len(data))
+					if _, err := b.ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+						t.Errorf("read back: %v, intact %v", err, bytes.Equal(got, data))
+					}
+					b.Close()
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if st := m.Stats(); st.DiskInUse != 0 || st.DiskWaiters != 0 {
+		t.Errorf("at the end: %+v", st)
+	}
+	t.Logf("%d writes refused to end a deadlock, their uploads retried", refused.Load())
+}
