@@ -32,8 +32,10 @@ import (
 // the per-buffer spools move some uploads to files (not at a piece
 // boundary). The other scenarios are tiny too: blobs has 1,000 blobs (about
 // 3.7 MiB) under a 512 KiB budget, slow 100 uploads of 8–32 KiB under
-// a 256 KiB budget, and shrink takes the uploads' budget from 1 MiB to
-// 256 KiB half-way.
+// a 256 KiB budget, shrink takes the uploads' budget from 1 MiB to
+// 256 KiB half-way, and diskwait runs the uploads under a disk budget of
+// 512 KiB, well below the uploads in flight (8 of up to 1 MiB), retrying
+// after 1 ms.
 func tinyConfig() Config {
 	cfg := defaultConfig()
 	cfg.Clients = 8
@@ -61,6 +63,8 @@ func tinyConfig() Config {
 	cfg.SlowBudget = 256 << 10
 	cfg.ShrinkBudget = 1 << 20
 	cfg.ShrinkTo = 256 << 10
+	cfg.DiskWaitBudget = 2 << 20 // room for the largest upload, reserved (ReserveDisk)
+	cfg.DiskWaitBackoff = time.Millisecond
 	return cfg
 }
 
@@ -558,6 +562,33 @@ func TestFlagsRoundTrip(t *testing.T) {
 	child.Impls, cfg.Impls, child.Child = nil, nil, ""
 	if !reflect.DeepEqual(child, cfg) {
 		t.Errorf("child sees %+v, parent has %+v", child, cfg)
+	}
+	// And those of diskwait.
+	cfg, err = parseFlags([]string{"-scenario", "diskwait", "-diskwait-budget", "96MiB", "-diskwait-deadline", "90s", "-diskwait-retries", "7",
+		"-diskwait-backoff", "3ms", "-impl", "nowait"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DiskWaitBudget != 96<<20 || cfg.DiskWaitDeadline != 90*time.Second || cfg.DiskWaitRetries != 7 || cfg.DiskWaitBackoff != 3*time.Millisecond ||
+		!reflect.DeepEqual(cfg.Impls, []string{"nowait"}) {
+		t.Fatalf("parsed %+v", cfg)
+	}
+	child, err = parseFlags(cfg.childArgs(Job{Impl: "nowait"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if child.Child != "nowait" || child.Scenario != "diskwait" {
+		t.Errorf("child runs %q of %q", child.Child, child.Scenario)
+	}
+	child.Impls, cfg.Impls, child.Child = nil, nil, ""
+	if !reflect.DeepEqual(child, cfg) {
+		t.Errorf("child sees %+v, parent has %+v", child, cfg)
+	}
+	for _, bad := range [][]string{{"-diskwait-budget", "0"}, {"-diskwait-budget", "64KiB"}, {"-diskwait-deadline", "0s"}, {"-diskwait-deadline", "-1m"},
+		{"-diskwait-retries", "-1"}, {"-diskwait-backoff", "-1ms"}, {"-scenario", "diskwait", "-impl", "spool"}, {"-child", "wait", "-scenario", "uploads"}} {
+		if _, err := parseFlags(bad, io.Discard); err == nil {
+			t.Errorf("parseFlags(%q) succeeded", bad)
+		}
 	}
 	for _, bad := range [][]string{{"-shrink-budget", "1KiB"}, {"-shrink-to", "1KiB"}, {"-shrink-at", "0"}, {"-shrink-at", "1.5"}, {"-shrink-at", "NaN"},
 		{"-scenario", "shrink", "-impl", "bytes"}} {
@@ -2206,5 +2237,274 @@ func TestParentMainShrink(t *testing.T) {
 	// The only target not measured: no per-buffer spool ran.
 	if strings.Count(out.String(), "n/a") != 1 || strings.Contains(out.String(), "NOTE") {
 		t.Errorf("something not measured:\n%s", out.String())
+	}
+}
+
+// The diskwait scenario runs in process, both variants, under a disk
+// budget far below the uploads in flight: with waiting, every upload
+// completes, intact, within the budget (the refusals that break
+// deadlocks retried); without it, writes fail at once with ErrDiskBudget
+// and nothing waits.
+func TestDiskWait(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.TempDir = t.TempDir()
+	cfg.Clients, cfg.Total = 16, 8<<20 // uploads in flight well past the budgets: the nowait variant meets a spent one
+	w := newWorkload(cfg.Seed, cfg.Total, cfg.MinSize, cfg.MaxSize)
+	for _, v := range diskwaitVariants {
+		t.Run(v.Name, func(t *testing.T) {
+			res, err := runDiskWait(cfg, Job{Impl: v.Name, Label: v.Label})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p := res.problem(); p != "" {
+				t.Fatal(p)
+			}
+			d := res.DiskWait
+			if d == nil || d.Wait != (v.Name != diskwaitNoWait) || d.Reserve != (v.Name == diskwaitReserve) || d.DiskBudget != cfg.DiskWaitBudget || d.MaxRetries != cfg.DiskWaitRetries {
+				t.Fatalf("result %+v", d)
+			}
+			if res.Label != v.Label || res.WantUploads != len(w.Uploads) || res.WantBytes != w.Total || res.WallSeconds <= 0 || res.WriteLatency.Count == 0 {
+				t.Errorf("result %+v", res)
+			}
+			// Every upload completed intact or was given up; the counts
+			// add up.
+			if res.Uploads+d.GaveUp != len(w.Uploads) || d.Intact != res.Uploads || d.FirstTry > res.Uploads ||
+				d.Attempts != int64(len(w.Uploads))+d.Retries || d.Failed() != d.Retries+int64(d.GaveUp) || d.Other != 0 || d.DeadlineHit != 0 {
+				t.Errorf("%d of %d uploads, %d intact, %d at first attempt, %d given up; %d attempts, %d retries, failed: %d refused, %d deadline, %d other",
+					res.Uploads, len(w.Uploads), d.Intact, d.FirstTry, d.GaveUp, d.Attempts, d.Retries, d.Refused, d.DeadlineHit, d.Other)
+			}
+			if d.FailedWrites.Count != int(d.Failed()) || d.Failed() > 0 && d.WastedBytes <= 0 {
+				t.Errorf("%d failed attempts, %d failed writes, %d bytes written by them", d.Failed(), d.FailedWrites.Count, d.WastedBytes)
+			}
+			if !d.WithinBudget() || d.PeakDiskInUse <= 0 || d.Final.DiskBudget != cfg.DiskWaitBudget || d.Final.PeakMemoryInUse > cfg.Budget {
+				t.Errorf("DiskInUse at most %d of %d in %d samples; final %+v", d.PeakDiskInUse, d.DiskBudget, d.Samples, d.Final)
+			}
+			if d.PeakInFlight <= cfg.DiskWaitBudget+cfg.Budget || d.PeakHeld <= 0 || d.PeakInFlightUploads > int64(cfg.Clients) {
+				t.Errorf("in flight at most %d bytes in %d uploads, held at most %d: the tiny workload does not outgrow the budgets", d.PeakInFlight,
+					d.PeakInFlightUploads, d.PeakHeld)
+			}
+			switch v.Name {
+			case diskwaitReserve:
+				// Each upload waits for all of its room before it writes:
+				// nothing is refused, nothing retried.
+				if res.Uploads != len(w.Uploads) || d.FirstTry != res.Uploads || d.Failed() != 0 || d.Reservations.Count != len(w.Uploads) {
+					t.Errorf("reserve: %d of %d uploads, %d at first attempt, %d failed, %d reservations", res.Uploads, len(w.Uploads), d.FirstTry,
+						d.Failed(), d.Reservations.Count)
+				}
+			case diskwaitWait:
+				if res.Uploads != len(w.Uploads) || d.DiskWaitTime() <= 0 || d.Final.DiskWaitTime <= 0 {
+					t.Errorf("wait: %d of %d uploads, waited %v", res.Uploads, len(w.Uploads), d.DiskWaitTime())
+				}
+			case diskwaitNoWait:
+				if d.Refused == 0 || d.DiskWaitTime() != 0 || d.PeakWaiters != 0 || d.FirstRefused == "" {
+					t.Errorf("nowait: %d refused (first %q), waited %v, %d waiters at most", d.Refused, d.FirstRefused, d.DiskWaitTime(), d.PeakWaiters)
+				}
+			}
+		})
+	}
+	if _, err := runDiskWait(cfg, Job{Impl: spoolImpl}); err == nil {
+		t.Error("diskwait ran the uploads' spool")
+	}
+}
+
+// fakeDiskWait returns a diskwait run with made-up results: every upload
+// completed in every variant, none refused with reservations, 408
+// refusals retried with waiting, 361 failures at once without.
+func fakeDiskWait() Run {
+	cfg := defaultConfig()
+	cfg.Scenario = "diskwait"
+	final := func(wait time.Duration) spool.Stats {
+		return spool.Stats{MemoryBudget: 64 << 20, PeakMemoryInUse: 64 << 20, DiskBudget: 256 << 20, DiskWaitTime: wait}
+	}
+	wait := &DiskWaitResult{Wait: true, DiskBudget: 256 << 20, Deadline: 5 * time.Minute, MaxRetries: 100, Backoff: 10 * time.Millisecond,
+		Intact: 367, FirstTry: 250, Attempts: 775, Retries: 408, Refused: 408, WastedBytes: 2598455214,
+		FailedWrites: Latency{Count: 408, P50: 0.005, P99: 3, P999: 20, Max: 21.1}, FirstRefused: "upload 15, attempt 1: refused",
+		PeakInFlight: 1599875502, PeakInFlightUploads: 200, PeakHeld: 320 << 20, Samples: 2604, PeakWaiters: 106, PeakDiskInUse: 256 << 20,
+		SpillBudgetErrors: 3432, Final: final(93160 * time.Millisecond)}
+	reserve := &DiskWaitResult{Wait: true, Reserve: true, DiskBudget: 256 << 20, Deadline: 5 * time.Minute, MaxRetries: 100, Backoff: 10 * time.Millisecond,
+		Intact: 367, FirstTry: 367, Attempts: 367, Reservations: Latency{Count: 367, P50: 0.002, P99: 900, P999: 1200, Max: 1250},
+		PeakInFlight: 1200 << 20, PeakInFlightUploads: 200, PeakHeld: 300 << 20, Samples: 3000, PeakWaiters: 150, PeakDiskInUse: 256 << 20,
+		Final: final(60 * time.Second)}
+	nowait := &DiskWaitResult{DiskBudget: 256 << 20, Deadline: 5 * time.Minute, MaxRetries: 100, Backoff: 10 * time.Millisecond,
+		Intact: 367, FirstTry: 260, Attempts: 728, Retries: 361, Refused: 361, WastedBytes: 2308544921,
+		FailedWrites: Latency{Count: 361, P50: 0.005, P99: 0.5, P999: 1, Max: 1.19}, FirstRefused: "upload 95, attempt 1: spent",
+		PeakInFlight: 1599875502, PeakInFlightUploads: 200, PeakHeld: 319 << 20, Samples: 1593, PeakDiskInUse: 256 << 20,
+		SpillBudgetErrors: 51, Final: final(0)}
+	result := func(v variant, d *DiskWaitResult, wall float64) Result {
+		return Result{Scenario: "diskwait", Impl: v.Name, Label: v.Label, Clients: 200, Uploads: 367, WantUploads: 367, Bytes: 1614601982,
+			WantBytes: 1614601982, WallSeconds: wall, DiskWait: d, Store: StoreStats{SpillErrors: d.SpillBudgetErrors},
+			WriteLatency: Latency{Count: 129248, P50: 0.011, P99: 10.8, P999: 59.8, Max: 79.9}}
+	}
+	return Run{Scenario: "diskwait", Config: cfg, Results: []Result{result(diskwaitVariants[0], reserve, 2.5), result(diskwaitVariants[1], wait, 3.23),
+		result(diskwaitVariants[2], nowait, 1.77)}}
+}
+
+// reportLines parses a report into its table rows, each split into its
+// cells, and its target lines, by the text after the verdict.
+func reportLines(t *testing.T, report string) (rows [][]string, targets map[string]string) {
+	t.Helper()
+	targets = make(map[string]string)
+	var width int
+	for _, line := range strings.Split(report, "\n") {
+		switch {
+		case strings.HasPrefix(line, "| "):
+			if n := utf8.RuneCountInString(line); width == 0 || strings.HasPrefix(line, "| :") {
+				width = n
+			} else if n != width {
+				t.Errorf("ragged table row %q", line)
+			}
+			var cells []string
+			for _, c := range strings.Split(strings.Trim(line, "|"), "|") {
+				cells = append(cells, strings.TrimSpace(c))
+			}
+			rows = append(rows, cells)
+		case strings.HasPrefix(line, "- "):
+			verdict, text, ok := strings.Cut(line[2:], " ")
+			if !ok {
+				t.Errorf("bad target line %q", line)
+			}
+			targets[strings.TrimSpace(text)] = verdict
+		default:
+			width = 0
+		}
+	}
+	return rows, targets
+}
+
+// row returns the row of rows whose first cell is first and whose number
+// of cells is n, or fails.
+func row(t *testing.T, rows [][]string, first string, n int) []string {
+	t.Helper()
+	for _, r := range rows {
+		if r[0] == first && len(r) == n {
+			return r
+		}
+	}
+	t.Fatalf("no row %q of %d cells in %q", first, n, rows)
+	return nil
+}
+
+// The diskwait report: the tables, each variant's row, and the targets,
+// PASS, MISS or n/a.
+func TestDiskWaitReport(t *testing.T) {
+	run := fakeDiskWait()
+	var b bytes.Buffer
+	printDiskWaitReport(&b, run)
+	out := b.String()
+	rows, targets := reportLines(t, out)
+	if got, want := row(t, rows, "wait (NewBufferContext)", 13), []string{"wait (NewBufferContext)", "367 of 367", "367", "250", "408", "408", "0", "0", "408", "0",
+		"2.42 GiB", "3.23 s", "0.50"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("row %q, want %q", got, want)
+	}
+	if got, want := row(t, rows, "nowait (NewBuffer)", 11), []string{"nowait (NewBuffer)", "319.0 MiB", "0", "0 s", "256.0 MiB", "1.000x", "51", "64.0 MiB", "361",
+		"5 µs", "1.19 ms"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("row %q, want %q", got, want)
+	}
+	if got := row(t, rows, "wait (NewBufferContext)", 11); got[2] != "106" || got[3] != "93.16 s" {
+		t.Errorf("row %q", got)
+	}
+	row(t, rows, "nowait (NewBuffer)", 8) // the write latency
+	if got, want := row(t, rows, "reserve (NewBufferContext, ReserveDisk)", 13), []string{"reserve (NewBufferContext, ReserveDisk)", "367 of 367", "367", "367", "0",
+		"0", "0", "0", "0", "0", "0 B", "2.50 s", "0.65"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("row %q, want %q", got, want)
+	}
+	for _, want := range []string{"scenario diskwait: 367 uploads, 1.50 GiB", "a 64 MiB memory budget and a 256 MiB disk budget (-diskwait-budget)",
+		"retried from its first byte after 10ms, up to 100 times", "a context that ends after 5m0s (-diskwait-deadline)",
+		"at most: reserve: 200 uploads of 1.17 GiB in all; wait: 200 uploads of 1.49 GiB in all; nowait: 200 uploads of 1.49 GiB in all;",
+		"reserve: 367 ReserveDisk calls waited p50 2 µs, p99 900.0 ms, max 1.25 s for their room", "(320 MiB in all)",
+		"wait: first ErrDiskBudget: upload 15, attempt 1: refused"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in the report:\n%s", want, out)
+		}
+	}
+	wantTargets := map[string]string{
+		"reserve: every upload completes intact at its first attempt, none refused: 367 of 367 uploads completed, 367 intact, 367 at their first attempt, 0 failed attempts":                                                                                                                               "PASS",
+		"reserve: DiskInUse never above DiskBudget: at most 256.0 MiB of 256 MiB in 3,000 reads of Stats(), 0.0 MiB at the end":                                                                                                                                                                            "PASS",
+		"wait: every upload completes and is intact: 367 of 367 uploads completed, 367 intact, with 408 refused attempts retried (250 uploads completed by their first attempt)":                                                                                                                           "PASS",
+		"nowait: behaves as today: uploads refused at the disk budget fail at once with ErrDiskBudget: 361 attempts failed with ErrDiskBudget (their Writes returned in 1.19 ms at most), none waited: DiskWaitTime 0 s, DiskWaiters at most 0; 367 of 367 uploads completed (260 by their first attempt)": "PASS",
+		"wait: DiskInUse never above DiskBudget: at most 256.0 MiB of 256 MiB in 2,604 reads of Stats(), 0.0 MiB at the end":                                                                                                                                                                               "PASS",
+		"nowait: DiskInUse never above DiskBudget: at most 256.0 MiB of 256 MiB in 1,593 reads of Stats(), 0.0 MiB at the end":                                                                                                                                                                             "PASS",
+	}
+	if !reflect.DeepEqual(targets, wantTargets) {
+		t.Errorf("targets %q, want %q", targets, wantTargets)
+	}
+	for _, r := range run.Results {
+		if p := r.problem(); p != "" {
+			t.Errorf("%s: problem %q", r.Impl, p)
+		}
+	}
+
+	// Waiting gives 2 uploads up and lets DiskInUse pass the budget;
+	// without waiting, a write waited and another failed otherwise.
+	wr, nr := &run.Results[1], &run.Results[2]
+	wr.Uploads, wr.Bytes, wr.DiskWait.Intact, wr.DiskWait.GaveUp, wr.DiskWait.GaveUpBytes = 365, wr.Bytes-1000, 365, 2, 1000
+	wr.DiskWait.DeadlineHit, wr.DiskWait.PeakDiskInUse = 3, 256<<20+4096
+	nr.DiskWait.Final.DiskWaitTime, nr.DiskWait.PeakWaiters, nr.DiskWait.Other, nr.Errors = time.Millisecond, 1, 1, 1
+	b.Reset()
+	printDiskWaitReport(&b, run)
+	_, targets = reportLines(t, b.String())
+	for text, verdict := range map[string]string{
+		"wait: every upload completes and is intact: 365 of 367 uploads completed, 365 intact, with 408 refused attempts retried (250 uploads completed by their first attempt, 3 at the deadline, 2 uploads given up after 100 retries)":                                                                      "MISS",
+		"nowait: behaves as today: uploads refused at the disk budget fail at once with ErrDiskBudget: 361 attempts failed with ErrDiskBudget (their Writes returned in 1.19 ms at most), none waited: DiskWaitTime 1.00 ms, DiskWaiters at most 1; 367 of 367 uploads completed (260 by their first attempt)": "MISS",
+		"wait: DiskInUse never above DiskBudget: at most 256.0 MiB of 256 MiB in 2,604 reads of Stats(), 0.0 MiB at the end":                                                                                                                                                                                   "MISS",
+	} {
+		if targets[text] != verdict {
+			t.Errorf("target %q: %q, want %s\n%s", text, targets[text], verdict, b.String())
+		}
+	}
+	// Uploads given up and rollovers failed at the disk budget are what
+	// the scenario measures; another failure is a failure of the run.
+	if p := wr.problem(); p != "" {
+		t.Errorf("wait: problem %q", p)
+	}
+	if p := nr.problem(); p == "" || !strings.Contains(b.String(), "| nowait (NewBuffer) (FAILED) ") {
+		t.Errorf("nowait: problem %q\n%s", p, b.String())
+	}
+	wr.DiskWait.GaveUp = 1
+	if p := wr.problem(); !strings.Contains(p, "365 of 366 uploads") {
+		t.Errorf("wait: problem %q", p)
+	}
+
+	run.Results = nil
+	b.Reset()
+	printDiskWaitReport(&b, run)
+	_, targets = reportLines(t, b.String())
+	if len(targets) != 6 {
+		t.Errorf("targets %q", targets)
+	}
+	for text, verdict := range targets {
+		if verdict != "n/a" || !strings.HasSuffix(text, ": not run") {
+			t.Errorf("target %q: %s", text, verdict)
+		}
+	}
+}
+
+// The parent runs both diskwait variants in child processes and prints
+// the report.
+func TestParentMainDiskWait(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.TempDir = t.TempDir()
+	cfg.Scenario = "diskwait"
+	var out, errs bytes.Buffer
+	if code := parentMain(cfg, &out, &errs); code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errs.String())
+	}
+	rows, targets := reportLines(t, out.String())
+	for _, v := range diskwaitVariants {
+		row(t, rows, v.Label, 13)
+		row(t, rows, v.Label, 11)
+	}
+	for _, want := range []string{"scenario diskwait: 48 uploads", "a 256 KiB memory budget and a 2 MiB disk budget", "Targets:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in the report:\n%s", want, out.String())
+		}
+	}
+	if len(targets) != 6 || strings.Contains(out.String(), "n/a") || errs.Len() != 0 {
+		t.Errorf("targets %q; report:\n%s\nstderr:\n%s", targets, out.String(), errs.String())
+	}
+	for text, verdict := range targets {
+		if strings.Contains(text, "DiskInUse never above DiskBudget") && verdict != "PASS" {
+			t.Errorf("%s %s", verdict, text)
+		}
 	}
 }

@@ -16,6 +16,7 @@
 //	go run ./bench -scenario slow    # 10,000 slow uploads in flight: RSS above a discarding harness
 //	go run ./bench -scenario churn   # spilled buffers come and go: disk blocks held vs live spilled bytes
 //	go run ./bench -scenario shrink  # the uploads, with the budget shrunk 64 -> 16 MiB half-way (SetMemoryBudget)
+//	go run ./bench -scenario diskwait # the uploads under a 256 MiB disk budget: waiting for disk (NewBufferContext) vs failing at once
 //	go run ./bench -scenario all -plot bench/results/memory.png
 //
 // Scenarios (-scenario, default uploads; all runs every one):
@@ -54,6 +55,17 @@
 //     above the new budget), every upload read back intact, and the RSS
 //     before and after (SetMemoryBudget returns the memory to the system
 //     itself, with debug.FreeOSMemory).
+//   - diskwait: the uploads workload against spool alone, a 64 MiB
+//     memory budget (-budget) and a 256 MiB disk budget (-diskwait-budget),
+//     smaller than the uploads in flight, in two variants: wait (each
+//     attempt at an upload in a buffer from Manager.NewBufferContext,
+//     whose context ends after -diskwait-deadline) and nowait
+//     (Manager.NewBuffer: a write short of disk fails at once with
+//     ErrDiskBudget). A failed attempt is closed and the upload retried
+//     from its first byte (-diskwait-retries, -diskwait-backoff), like an
+//     HTTP client after a 507; the report counts the failures by cause,
+//     the writes waiting (Stats().DiskWaiters, DiskWaitTime), DiskInUse
+//     against the disk budget, and every completed upload read back.
 //
 // Each job runs in a child process of its own (the bench binary
 // re-executed with the hidden flag -child NAME), so that its peak RSS is its
@@ -87,7 +99,8 @@
 // tables), blobs.go and blobs_report.go (the blobs scenario), slow.go and
 // slow_report.go (the slow scenario and its HTTP client process),
 // churn.go and churn_report.go (the churn scenario), shrink.go and
-// shrink_report.go (the shrink scenario), pprof.go (reading profiles),
+// shrink_report.go (the shrink scenario), diskwait.go and
+// diskwait_report.go (the diskwait scenario), pprof.go (reading profiles),
 // mutexprof.go (lock contention from mutex profiles), procfd_*.go (the
 // process's spill files and descriptors, from /proc/self/fd),
 // fdlimit_*.go (raising or lowering the limit on open files).
@@ -156,6 +169,13 @@ type Config struct {
 	ShrinkBudget int64   `json:"shrink_budget"` // the budget it starts with
 	ShrinkTo     int64   `json:"shrink_to"`     // the budget SetMemoryBudget sets
 	ShrinkAt     float64 `json:"shrink_at"`     // fraction of the bytes written when it is called
+
+	// The diskwait scenario (diskwait.go): the uploads workload against
+	// one Manager with a disk budget smaller than the uploads in flight.
+	DiskWaitBudget   int64         `json:"diskwait_budget"`   // Options.DiskBudget
+	DiskWaitDeadline time.Duration `json:"diskwait_deadline"` // of each attempt's context (wait)
+	DiskWaitRetries  int           `json:"diskwait_retries"`  // retries of an upload whose attempt failed
+	DiskWaitBackoff  time.Duration `json:"diskwait_backoff"`  // pause before each retry
 
 	// The slow scenario (slow.go).
 	SlowUploads     int           `json:"slow_uploads"`      // concurrent uploads of the io.Copy variants
@@ -239,6 +259,11 @@ func defaultConfig() Config {
 		ShrinkBudget: 64 << 20,
 		ShrinkTo:     16 << 20,
 		ShrinkAt:     0.5,
+
+		DiskWaitBudget:   256 << 20,
+		DiskWaitDeadline: 5 * time.Minute,
+		DiskWaitRetries:  100,
+		DiskWaitBackoff:  10 * time.Millisecond,
 
 		SlowUploads: 10_000,
 		SlowMinSize: 64 << 10,
@@ -393,6 +418,15 @@ var scenarios = []scenario{
 		plot:     plotShrink,
 	},
 	{
+		name:     "diskwait",
+		desc:     "the uploads workload against spool with a 256 MiB disk budget, smaller than the uploads in flight: buffers that wait for disk (NewBufferContext) next to buffers that fail at once (NewBuffer), failed uploads retried",
+		impls:    diskwaitVariantList(),
+		jobs:     diskwaitJobs,
+		run:      runDiskWait,
+		progress: diskwaitProgress,
+		report:   printDiskWaitReport,
+	},
+	{
 		name:     "churn",
 		desc:     "10,000 spilled buffers of 64 KiB, 9,000 closed, 9,000 new spilled: the disk blocks spool's spill files hold (fstat) next to the live spilled bytes",
 		impls:    churnVariantList(),
@@ -515,6 +549,10 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.Var((*byteSize)(&cfg.ShrinkBudget), "shrink-budget", "shrink: memory budget `size` the Manager starts with")
 	fs.Var((*byteSize)(&cfg.ShrinkTo), "shrink-to", "shrink: memory budget `size` Manager.SetMemoryBudget sets part-way")
 	fs.Float64Var(&cfg.ShrinkAt, "shrink-at", cfg.ShrinkAt, "shrink: `fraction` of the workload's bytes the clients have written when SetMemoryBudget is called")
+	fs.Var((*byteSize)(&cfg.DiskWaitBudget), "diskwait-budget", "diskwait: disk budget `size` of the Manager (Options.DiskBudget), smaller than the uploads in flight")
+	fs.DurationVar(&cfg.DiskWaitDeadline, "diskwait-deadline", cfg.DiskWaitDeadline, "diskwait: `duration` after which the context of each attempt at an upload ends (variant wait)")
+	fs.IntVar(&cfg.DiskWaitRetries, "diskwait-retries", cfg.DiskWaitRetries, "diskwait: `number` of times a client retries an upload whose attempt failed, from its first byte, before giving it up")
+	fs.DurationVar(&cfg.DiskWaitBackoff, "diskwait-backoff", cfg.DiskWaitBackoff, "diskwait: `duration` a client pauses before each retry")
 	fs.IntVar(&cfg.SlowUploads, "slow-uploads", cfg.SlowUploads, "slow: `number` of concurrent uploads of the io.Copy variants")
 	fs.IntVar(&cfg.SlowHTTPUploads, "slow-http-uploads", cfg.SlowHTTPUploads, "slow: `number` of concurrent uploads of the HTTP variants (0: as -slow-uploads, fewer if the server process's fd limit requires it)")
 	fs.Var((*byteSize)(&cfg.SlowMinSize), "slow-min-size", "slow: smallest upload `size`")
@@ -740,6 +778,9 @@ func (cfg Config) validate() error {
 	if err := cfg.validateShrink(); err != nil {
 		return err
 	}
+	if err := cfg.validateDiskWait(); err != nil {
+		return err
+	}
 	if cfg.Plot != "" {
 		if _, err := plotFormat(cfg.Plot); err != nil {
 			return err
@@ -790,6 +831,10 @@ func (cfg Config) childArgs(job Job) []string {
 		"-shrink-budget", fmt.Sprint(cfg.ShrinkBudget),
 		"-shrink-to", fmt.Sprint(cfg.ShrinkTo),
 		"-shrink-at", strconv.FormatFloat(cfg.ShrinkAt, 'g', -1, 64),
+		"-diskwait-budget", fmt.Sprint(cfg.DiskWaitBudget),
+		"-diskwait-deadline", cfg.DiskWaitDeadline.String(),
+		"-diskwait-retries", fmt.Sprint(cfg.DiskWaitRetries),
+		"-diskwait-backoff", cfg.DiskWaitBackoff.String(),
 		"-slow-uploads", fmt.Sprint(cfg.SlowUploads),
 		"-slow-http-uploads", fmt.Sprint(cfg.SlowHTTPUploads),
 		"-slow-min-size", fmt.Sprint(cfg.SlowMinSize),
