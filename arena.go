@@ -56,13 +56,16 @@ import (
 // object store, say) would implement.
 //
 // Locks: each segment has its own mutex, a leaf (lock.go), held while its
-// frames are allocated or freed, never during I/O but for punching slack
-// or a frame that has just become free out of the file, or cutting frames
-// off its end. A reclaim takes the segments' mutexes one at a time, never
+// frames are allocated or freed, and never during I/O: punching slack or
+// a frame that has just become free out of the file, or cutting frames
+// off its end, is decided and marked under it, done with it released and
+// committed under it again (see segment), so that allocations go on
+// meanwhile. A reclaim takes the segments' mutexes one at a time, never
 // two at once. Reads and writes of extents use pread and pwrite on the
 // segment's descriptor with no lock; the extent a buffer reads or writes
-// is its own until the buffer frees it, under the buffer's lock, and
-// nothing punches a granule an extent occupies.
+// is its own until the buffer frees it, under the buffer's lock, nothing
+// punches a granule an extent occupies, and nothing is written past a cut
+// in flight before its truncate has returned.
 type arena struct {
 	dir, pattern string
 	fs           fileSystem
@@ -99,7 +102,16 @@ type arena struct {
 	// noZeroCopy is set once a frame tainted by a zero-copy send could not
 	// be punched out: sends copy from then on (copyout.go).
 	noZeroCopy atomic.Bool
-	scratch    sync.Pool // scratch blocks: see getScratch
+	// inflight counts the punches and cuts in flight: marked, and not yet
+	// given back (fly, land). landed is closed, and replaced, each time one
+	// lands: an allocation refused by the disk budget waits for it
+	// (awaitLanding).
+	inflight atomic.Int64
+	landed   atomic.Pointer[chan struct{}]
+	// waitHook, if set (by tests), is called before an allocation blocks
+	// until a punch or a cut in flight lands or returns.
+	waitHook func()
+	scratch  sync.Pool // scratch blocks: see getScratch
 }
 
 // reclaimMin is the least slack settle lets build up before it reclaims:
@@ -118,6 +130,8 @@ func newArena(dir, pattern string, fs fileSystem, disk *diskBudget, cs int64, ma
 		segs: make([]atomic.Pointer[segment], maxFiles),
 	}
 	a.grans = int(a.frame / a.gran)
+	landed := make(chan struct{})
+	a.landed.Store(&landed)
 	a.scratch.New = func() any {
 		b := make([]byte, cs+16+sideSize)
 		return &b
@@ -214,6 +228,7 @@ func (a *arena) close() error {
 		charged := s.charged
 		s.addSlack(-s.slack)
 		s.charged = 0
+		s.closed = true // a punch or cut in flight gives back nothing more
 		s.mu.Unlock()
 		a.disk.release(charged)
 		if err := s.f.Close(); err != nil {
@@ -226,18 +241,77 @@ func (a *arena) close() error {
 
 // alloc takes an extent of class c in segment s, charging the disk budget
 // for the granules it overlaps that are not charged yet. If the budget
-// refuses and the arena holds slack, it reclaims the slack (which gives
-// its charge back) and tries once more.
+// refuses, and the arena holds slack or is giving space back, it reclaims
+// the slack (which gives its charge back), waits for a punch or cut in
+// flight to land unless one has landed since the refusal, and tries once
+// more. An extent past the end of the file that a cut in flight truncates
+// it to (in a frame appended meanwhile) is returned once the cut's
+// truncate has returned: the caller writes to it at once.
 func (a *arena) alloc(s *segment, c int, credit *int64) (extent, error) {
-	off, err := s.alloc(c, credit)
-	if err != nil && a.slack.Load() > 0 && !a.noPunch.Load() {
-		a.reclaim()
-		off, err = s.alloc(c, credit)
-	}
+	since := a.landed.Load()
+	off, cut, err := s.alloc(c, credit)
 	if err != nil {
-		return 0, err
+		retry := false
+		if a.slack.Load() > 0 && !a.noPunch.Load() {
+			a.reclaim()
+			retry = true
+		}
+		if a.awaitLanding(since) {
+			retry = true
+		}
+		if !retry {
+			return 0, err
+		}
+		if off, cut, err = s.alloc(c, credit); err != nil {
+			return 0, err
+		}
+	}
+	if cut != nil {
+		a.wait(cut)
 	}
 	return makeExtent(s.idx, c, off), nil
+}
+
+// fly counts a punch or a cut in flight, once marked under its segment's
+// lock.
+func (a *arena) fly() { a.inflight.Add(1) }
+
+// land ends a punch or a cut in flight, with no segment lock held: it
+// gives the bytes back to the disk budget, then wakes the allocations
+// waiting for a landing, and only then stops counting it in flight, so
+// that an allocation that finds nothing in flight also finds that it
+// landed (awaitLanding).
+func (a *arena) land(back int64) {
+	a.disk.release(back)
+	next := make(chan struct{})
+	close(*a.landed.Swap(&next))
+	a.inflight.Add(-1)
+}
+
+// awaitLanding waits, if a punch or a cut is in flight, until one lands
+// after since (a.landed when the allocation was refused), and reports
+// whether one has: then the disk budget may have room again.
+func (a *arena) awaitLanding(since *chan struct{}) bool {
+	if a.inflight.Load() == 0 {
+		return a.landed.Load() != since
+	}
+	a.wait(*since)
+	return true
+}
+
+// wait waits until ch is closed: for a system call of another goroutine,
+// which takes no lock but segment and disk budget leaves before it closes
+// ch.
+func (a *arena) wait(ch <-chan struct{}) {
+	select {
+	case <-ch:
+		return
+	default:
+	}
+	if a.waitHook != nil {
+		a.waitHook()
+	}
+	<-ch
 }
 
 // free gives extent e back. The granules of it that no other extent
@@ -256,7 +330,7 @@ func (a *arena) free(e extent) {
 func (a *arena) discard(e extent) {
 	s := a.segment(e.seg())
 	s.free(e.class(), e.offset()) // not pinned: no send has read it
-	a.disk.release(s.punchExtent(e.class(), e.offset()))
+	s.punchExtent(e.class(), e.offset())
 	a.settle(s)
 }
 
@@ -270,10 +344,11 @@ func (a *arena) unpin(s *segment, e extent) {
 // settle recycles the frames of segment s that frees emptied (see
 // segment.settle), then reclaims the arena's slack if it has grown past
 // max(live/8, reclaimMin) beyond what punching could not give back last
-// time, or, while writers wait for disk budget, if there is any. The spill calls it after each operation that frees extents, once
-// for all of them.
+// time, or, while writers wait for disk budget, if there is any. The
+// spill calls it after each operation that frees extents, once for all of
+// them.
 func (a *arena) settle(s *segment) {
-	a.disk.release(s.settle())
+	s.settle()
 	over := a.slack.Load()-a.unpunched.Load() > max(a.live.Load()/8, reclaimMin)
 	if a.disk.nwait.Load() > 0 {
 		over = a.slack.Load() > a.unpunched.Load() // writers wait for room: give back what is free
@@ -296,9 +371,7 @@ func (a *arena) reclaim() {
 		if s == nil {
 			continue
 		}
-		back, err := s.reclaim()
-		a.disk.release(back)
-		if err != nil {
+		if err := s.reclaim(); err != nil {
 			failed = true
 			if a.noPunch.Load() {
 				break
@@ -336,32 +409,57 @@ func (a *arena) readAt(e extent, p []byte) error {
 }
 
 // A segment is one shared spill file and the allocator of its frames.
+//
+// Giving space back. Punching (fallocate) and cutting (ftruncate) are
+// system calls, and a goroutine that makes one may lose its CPU for a
+// scheduling round: with hundreds of goroutines on a few CPUs, everyone
+// queued on the lock it holds would wait that round too. So settle,
+// reclaim and punchExtent make them with mu released, in three steps.
+// Under mu, they choose what to give back and mark it, so that nothing
+// else allocates it, punches it or cuts it meanwhile: the frames settle
+// punches out become frameSettling, those it cuts off frameCutting (cut),
+// and the slack granules reclaim and punchExtent punch out are set in
+// their frame's punching bitmap (out of slack, still charged). With mu
+// released, they make the system calls. Under mu again, they commit:
+// uncharge what went back to the file system and free its frames, or undo
+// the marks of what did not, as the failure requires; then, mu released,
+// they give the charge back to the disk budget (arena.land). Marks never
+// overlap, so no granule is given back, or uncharged, twice.
 type segment struct {
 	a   *arena
 	idx int
 	f   spillFile
 
-	// mu guards the frames and the counters below. It is a leaf: see
-	// lock.go.
+	// mu guards the frames and the fields below. It is a leaf, and held
+	// for no I/O: see lock.go.
 	mu sync.Mutex
 	// frames[i] describes bytes [i·frame, (i+1)·frame) of the file; the
 	// file holds nothing past the last frame.
 	frames []frameState
 	// partial[c] holds the frames of class c with a free slot, lowest
-	// first. Entries go stale when a frame empties (it leaves its class) or
-	// is cut off the end of the file, and a frame may be in it twice;
-	// alloc drops stale and duplicate entries as it meets them.
+	// first. Entries go stale when a frame empties (it leaves its class),
+	// is cut off the end of the file or is parked (frameState.parked), and
+	// a frame may be in it twice; alloc drops stale and duplicate entries
+	// as it meets them.
 	partial []frameHeap
-	// empty holds the frames below the last that hold no extent, lowest
-	// first, to be reused before the file grows: punched out of the file,
-	// or, if punching failed, holding slack.
+	// empty holds the free frames below the last, each once, lowest first,
+	// to be reused before the file grows: punched out of the file, or, if
+	// punching failed, holding slack. A free frame being cut off, or
+	// parked, is out of it.
 	empty frameHeap
-	// recycle holds the frames emptied since the last settle.
+	// recycle holds the frames emptied (frameRecycling) and not settled
+	// yet.
 	recycle []recycled
+	// cut is the cut off the end of the file in flight, if any: one at a
+	// time.
+	cut *cut
 	// charged is the bytes of the granules charged to the disk budget (in
 	// the frames' disk bitmaps); slack is the bytes of those that are
 	// slack (slackOf), its share of arena.slack.
 	charged, slack int64
+	// closed is set by arena.close, which gives back all that is charged:
+	// from then on nothing changes charged, slack or the arena's slack.
+	closed bool
 	// Zero-copy sends (copyout.go). pins counts the sends reading each
 	// extent, by offset; an extent freed while pinned is in freed, and is
 	// released when the last send ends. tainted holds the extents a send
@@ -404,27 +502,41 @@ func (s *segment) unpin(c int, off int64) {
 	s.release(c, off)
 }
 
-// frameState describes one frame: the class of its extents (frameFree,
-// or frameLost for a frame that can never be reused), how many slots are
-// taken, how many of those are dead (freed, but tainted by a zero-copy
-// send: see segment.tainted), which slots are taken, and which of its
-// granules are charged. A frame waiting for settle (frameRecycling) or
-// lost keeps its charged granules, none of them slack, until it is
-// punched out or cut off; a free frame's charged granules are all slack.
+// frameState describes one frame: the class of its extents (or, for a
+// frame of no class, one of the states below), how many slots are taken,
+// how many of those are dead (freed, but tainted by a zero-copy send: see
+// segment.tainted), which slots are taken, which of its granules are
+// charged, and which are being punched out. A frame waiting for settle
+// (frameRecycling), being settled, or lost keeps its charged granules,
+// none of them slack, until it is punched out or cut off; a free frame's
+// charged granules are all slack but those being punched out.
 type frameState struct {
 	class int8
-	used  uint16
-	dead  uint16
-	bits  bitmap // slots taken: up to 192, a frame of the 1/64-chunk class
+	// parked is set while the frame is out of partial[class] (or out of
+	// empty, if free) because its free slots all overlap granules being
+	// punched out: the commit of the last punch puts it back.
+	parked bool
+	used   uint16
+	dead   uint16
+	bits   bitmap // slots taken: up to 192, a frame of the 1/64-chunk class
 	// disk holds the granules that may be allocated on disk, each charged
 	// to the disk budget: every granule a taken slot overlaps, and slack.
 	disk bitmap
+	// punching holds the granules a reclaim or a punchExtent is punching
+	// out of the file with segment.mu released: in disk (charged until the
+	// punch commits), neither slack nor occupied. No slot over them is
+	// allocated meanwhile (freeSlot), and a frame with any is neither
+	// reused whole (a free one) nor settled (an emptied one): the commit
+	// settles it.
+	punching bitmap
 }
 
 const (
 	frameFree      = -1 // no extent: reusable
 	frameLost      = -2 // only dead slots, and its pages could not be dropped
-	frameRecycling = -3 // emptied, waiting for settle
+	frameRecycling = -3 // emptied, waiting for settle (in segment.recycle)
+	frameSettling  = -4 // being punched out by a settle, segment.mu released
+	frameCutting   = -5 // being cut off the end of the file (segment.cut)
 )
 
 // slots returns how many extents of class c a frame holds.
@@ -468,23 +580,38 @@ func (s *segment) occupied(f *frameState) bitmap {
 }
 
 // slackOf returns the slack granules of frame f: those charged that no
-// slot occupies, in a frame of a class or a free one. Those of a frame
-// waiting for settle, or lost, are not slack: no allocation or reclaim
-// touches them.
+// slot occupies and no punch in flight takes, in a frame of a class or a
+// free one. Those of a frame waiting for settle, being settled, or lost
+// are not slack: no allocation or reclaim touches them.
 func (s *segment) slackOf(f *frameState) bitmap {
 	switch {
 	case f.class == frameFree:
-		return f.disk
+		return f.disk.andNot(f.punching)
 	case f.class < 0 || f.disk == bitmap{}:
 		return bitmap{}
 	}
-	return f.disk.andNot(s.occupied(f))
+	return f.disk.andNot(s.occupied(f)).andNot(f.punching)
+}
+
+// freeSlot returns the lowest free slot of frame f, of class c, that
+// overlaps no granule being punched out, or -1 if there is none.
+func (s *segment) freeSlot(f *frameState, c int) int {
+	if f.punching == (bitmap{}) {
+		return f.bits.lowestClear()
+	}
+	n := s.slots(c)
+	for slot := f.bits.next(0, n, false); slot < n; slot = f.bits.next(slot+1, n, false) {
+		if lo, hi := s.granules(c, slot); !f.punching.any(lo, hi+1) {
+			return slot
+		}
+	}
+	return -1
 }
 
 // addSlack adds n bytes (negative: takes them) to the segment's slack and
 // the arena's. s.mu is held.
 func (s *segment) addSlack(n int64) {
-	if n != 0 {
+	if n != 0 && !s.closed {
 		s.slack += n
 		s.a.slack.Add(n)
 	}
@@ -494,37 +621,51 @@ func (s *segment) addSlack(n int64) {
 // charges the disk budget for the granules the slot overlaps that are not
 // charged yet (those that are slack become occupied again, for nothing);
 // if the budget refuses, it takes nothing and returns the error, which
-// wraps ErrDiskBudget.
-func (s *segment) alloc(c int, credit *int64) (int64, error) {
+// wraps ErrDiskBudget. It never takes a slot over granules being punched
+// out, nor a frame being settled or cut off. A slot in a frame appended
+// while a cut is in flight comes with the cut's done channel: nothing may
+// be written there before it is closed (arena.alloc waits for it).
+func (s *segment) alloc(c int, credit *int64) (int64, <-chan struct{}, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := s.slots(c)
 	for s.partial[c].Len() > 0 {
 		i := s.partial[c].min()
-		if i >= len(s.frames) || int(s.frames[i].class) != c || int(s.frames[i].used) == n {
-			s.partial[c].pop() // stale: emptied, cut off, or full
+		if i >= len(s.frames) || int(s.frames[i].class) != c || int(s.frames[i].used) == n || s.frames[i].parked {
+			s.partial[c].pop() // stale: emptied, cut off, full, or parked
 			continue
 		}
 		fs := &s.frames[i]
-		slot := fs.bits.lowestClear()
+		slot := s.freeSlot(fs, c)
+		if slot < 0 {
+			// Its free slots are all being punched out: parked until
+			// the punch commits (holes.commit).
+			fs.parked = true
+			s.partial[c].pop()
+			continue
+		}
 		if err := s.charge(fs, c, slot, credit); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		fs.bits.set(slot)
 		fs.used++
 		if int(fs.used) == n {
 			s.partial[c].pop()
 		}
-		return int64(i)*s.a.frame + int64(slot)*s.a.classes[c], nil
+		return int64(i)*s.a.frame + int64(slot)*s.a.classes[c], s.cutting(i), nil
 	}
-	// A new frame: the lowest free one, or one more at the end.
+	// A new frame: the lowest free one, or one more at the end. A free
+	// frame with granules being punched out is parked.
+	for s.empty.Len() > 0 && s.frames[s.empty.min()].punching != (bitmap{}) {
+		s.frames[s.empty.pop()].parked = true
+	}
 	var fresh frameState
 	fs := &fresh
 	if s.empty.Len() > 0 {
 		fs = &s.frames[s.empty.min()]
 	}
 	if err := s.charge(fs, c, 0, credit); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	var i int
 	if s.empty.Len() > 0 {
@@ -538,13 +679,28 @@ func (s *segment) alloc(c int, credit *int64) (int64, error) {
 	if n > 1 {
 		s.partial[c].push(i)
 	}
-	return int64(i) * s.a.frame, nil
+	return int64(i) * s.a.frame, s.cutting(i), nil
+}
+
+// cutting returns the done channel of the cut in flight if frame i lies
+// past the length it truncates the file to, or nil. Such a frame was
+// appended while the cut was in flight (the frames it cuts off are not
+// allocated): the first slot of it, and any other slot taken before the
+// truncate has returned, or a frame appended and already settled and
+// reused (empty) meanwhile, must wait for it, or the truncate would drop
+// what is written there. s.mu is held.
+func (s *segment) cutting(i int) <-chan struct{} {
+	if s.cut != nil && i >= s.cut.from {
+		return s.cut.done
+	}
+	return nil
 }
 
 // charge charges the disk budget for the granules that the free slot of
 // class c of frame f overlaps and that are not charged yet, and marks them
 // charged; those charged but unoccupied stop being slack. If the budget
-// refuses, it changes nothing and returns the error. s.mu is held.
+// refuses, it changes nothing and returns the error. The slot overlaps no
+// granule being punched out. s.mu is held.
 func (s *segment) charge(f *frameState, c, slot int, credit *int64) error {
 	lo, hi := s.granules(c, slot)
 	var need, reused int64
@@ -585,7 +741,8 @@ func (s *segment) free(c int, off int64) {
 // it, in which case its slot stays taken, dead. A frame whose slots are
 // all free or dead is left to be recycled (punched out of the file, or cut
 // off if it is at the end) by settle; its granules are no longer slack
-// meanwhile. s.mu is held.
+// meanwhile, and those being punched out stay marked until their punch
+// commits. s.mu is held.
 func (s *segment) release(c int, off int64) {
 	i := int(off / s.a.frame)
 	fs := &s.frames[i]
@@ -599,6 +756,7 @@ func (s *segment) release(c int, off int64) {
 		slot := int((off % s.a.frame) / size)
 		fs.bits.clear(slot)
 		fs.used--
+		// The slot's granules were occupied: none is being punched out.
 		lo, hi := s.granules(c, slot)
 		var freed int64
 		for k := lo; k <= hi; k++ {
@@ -617,13 +775,35 @@ func (s *segment) release(c int, off int64) {
 	slack := s.slackOf(fs)
 	s.addSlack(-int64(slack.count()) * s.a.gran)
 	s.recycle = append(s.recycle, recycled{frame: i, dead: fs.dead > 0})
-	*fs = frameState{class: frameRecycling, disk: fs.disk}
+	*fs = frameState{class: frameRecycling, disk: fs.disk, punching: fs.punching}
 }
 
-// recycled is a frame waiting for settle, and whether it has dead slots.
+// recycled is a frame waiting for settle, whether it has dead slots, and,
+// once settle has tried, whether it was punched out.
 type recycled struct {
-	frame int
-	dead  bool
+	frame   int
+	dead    bool
+	dropped bool
+}
+
+// A cut is a truncate of the segment's file in flight, made by settle
+// with segment.mu released: frames [from, to) are frameCutting, to the
+// end of the file when it began, and was holds what they were before.
+// ftruncate drops every byte past from·frame, so nothing may be written
+// there until it returns: the frames being cut off are not allocated, and
+// an allocation in a frame appended meanwhile (at to or past it: the
+// indexes being cut off are never reused before the commit), whether it
+// appends the frame, takes another slot of it or reuses it once settled,
+// returns done, which the writer waits for before it writes (arena.alloc,
+// segment.cutting). Once the
+// truncate has returned, the commit drops the frames off the end of the
+// file; or, if frames were appended meanwhile, keeps them as free frames,
+// holes that the file no longer holds (the writes to the appended frames
+// extend the file again past them).
+type cut struct {
+	from, to int
+	was      []int8
+	done     chan struct{} // closed once the truncate has returned
 }
 
 // settle recycles the frames release emptied since the last settle, all
@@ -632,181 +812,342 @@ type recycled struct {
 // buffer of 1 GiB that closes costs a system call or a few, not one per
 // frame. A recycled frame is reused; one that could not be punched out
 // keeps its charged granules as slack, unless it has dead slots: then its
-// pages may still be a socket's, it is lost, and zero-copy sends stop. It
-// returns the bytes that go back to the disk budget: the charged granules
-// of the frames punched out or cut off.
-func (s *segment) settle() int64 {
+// pages may still be a socket's, it is lost, and zero-copy sends stop. The
+// charged granules of the frames punched out or cut off go back to the
+// disk budget. The system calls are made with s.mu released (see
+// segment): the frames are marked frameSettling or frameCutting
+// meanwhile. A frame with granules being punched out of it is left for
+// the commit of that punch to settle; while a cut is in flight, the frames
+// at the end are punched out instead.
+func (s *segment) settle() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.recycle) == 0 {
-		return 0
-	}
-	slices.SortFunc(s.recycle, func(x, y recycled) int { return x.frame - y.frame })
-	var back int64
-	done := func(r recycled, dropped bool) {
-		fs := &s.frames[r.frame]
-		switch {
-		case dropped:
-			back += s.uncharge(fs)
-			*fs = frameState{class: frameFree}
-			s.empty.push(r.frame)
-		case !r.dead:
-			fs.class = frameFree
-			s.addSlack(int64(fs.disk.count()) * s.a.gran)
-			s.empty.push(r.frame)
-		default:
-			// Its pages may still be a socket's: it is never reused,
-			// and no more sends take the risk.
-			fs.class = frameLost
-			s.a.noZeroCopy.Store(true)
-		}
+	if len(s.recycle) == 0 || s.closed {
+		s.mu.Unlock()
+		return
 	}
 	rs := s.recycle
-	s.recycle = s.recycle[:0]
-	// The frames at the end of the file: cut off.
-	n := len(s.frames)
-	for n > 0 && s.frames[n-1].class < 0 {
-		n--
+	s.recycle = nil
+	k := 0
+	for _, r := range rs {
+		if s.frames[r.frame].punching != (bitmap{}) {
+			s.recycle = append(s.recycle, r) // for holes.commit to settle
+			continue
+		}
+		rs[k] = r
+		k++
 	}
-	cut := len(rs)
-	for cut > 0 && rs[cut-1].frame >= n {
-		cut--
+	rs = rs[:k]
+	if len(rs) == 0 {
+		s.mu.Unlock()
+		return
 	}
-	if cut < len(rs) {
-		if err := s.f.Truncate(int64(n) * s.a.frame); err == nil {
-			for i := n; i < len(s.frames); i++ {
-				fs := &s.frames[i]
-				s.addSlack(-int64(s.slackOf(fs).count()) * s.a.gran)
-				back += s.uncharge(fs)
-			}
-			s.frames = s.frames[:n]
-			kept := s.empty[:0]
-			for _, i := range s.empty {
-				if i < n {
-					kept = append(kept, i)
-				}
-			}
-			s.empty = kept
-			s.empty.init()
-			rs = rs[:cut]
+	slices.SortFunc(rs, func(x, y recycled) int { return x.frame - y.frame })
+	c := s.planCut(rs)
+	tail := len(rs) // rs[tail:] are cut off
+	if c != nil {
+		for tail > 0 && rs[tail-1].frame >= c.from {
+			tail--
 		}
 	}
-	// The others: runs of consecutive frames, punched out.
-	for len(rs) > 0 {
-		k := 1
-		for k < len(rs) && rs[k].frame == rs[k-1].frame+1 {
+	for _, r := range rs[:tail] {
+		s.frames[r.frame].class = frameSettling
+	}
+	s.a.fly()
+	s.mu.Unlock()
+
+	punch := rs[:tail]
+	var cutErr error
+	if c != nil {
+		cutErr = s.f.Truncate(int64(c.from) * s.a.frame)
+		close(c.done)
+		if cutErr != nil {
+			punch = rs // not cut: punched out with the others
+		}
+	}
+	// Runs of consecutive frames, punched out.
+	for j := 0; j < len(punch); {
+		k := j + 1
+		for k < len(punch) && punch[k].frame == punch[k-1].frame+1 {
 			k++
 		}
-		err := s.punch(int64(rs[0].frame)*s.a.frame, int64(k)*s.a.frame)
-		for _, r := range rs[:k] {
-			done(r, err == nil)
+		err := s.punch(int64(punch[j].frame)*s.a.frame, int64(k-j)*s.a.frame)
+		for ; j < k; j++ {
+			punch[j].dropped = err == nil
 		}
-		rs = rs[k:]
+	}
+
+	s.mu.Lock()
+	var back int64
+	if c != nil {
+		back += s.commitCut(c, cutErr)
+	}
+	for _, r := range punch {
+		back += s.recycled(r)
+	}
+	s.mu.Unlock()
+	s.a.land(back)
+}
+
+// planCut marks for cutting off the frames at the end of the file that
+// are recycled (in rs, sorted), free or lost, if some in rs are among
+// them and no cut is in flight, and returns the cut, or nil. s.mu is held.
+func (s *segment) planCut(rs []recycled) *cut {
+	if s.cut != nil {
+		return nil
+	}
+	to := len(s.frames)
+	from := to
+	for from > 0 && s.cuttable(&s.frames[from-1]) {
+		from--
+	}
+	if rs[len(rs)-1].frame < from {
+		return nil
+	}
+	c := &cut{from: from, to: to, was: make([]int8, to-from), done: make(chan struct{})}
+	for i := from; i < to; i++ {
+		f := &s.frames[i]
+		c.was[i-from] = f.class
+		if f.class == frameFree {
+			s.addSlack(-int64(f.disk.count()) * s.a.gran)
+		}
+		f.class = frameCutting
+	}
+	s.empty = slices.DeleteFunc(s.empty, func(i int) bool { return i >= from })
+	s.empty.init()
+	s.cut = c
+	return c
+}
+
+// cuttable reports whether frame f may be cut off the end of the file:
+// it holds no extent, and neither a settle nor a punch in flight has it.
+// Every emptied frame with no granule being punched out is in the settle
+// that asks. s.mu is held.
+func (s *segment) cuttable(f *frameState) bool {
+	switch f.class {
+	case frameFree, frameLost, frameRecycling:
+		return f.punching == bitmap{}
+	}
+	return false
+}
+
+// commitCut ends cut c, whose truncate returned err, and returns the
+// bytes it gives back to the disk budget. If the truncate failed, the
+// frames are what they were, but for the recycled ones, which settle
+// punches out instead. s.mu is held.
+func (s *segment) commitCut(c *cut, err error) (back int64) {
+	s.cut = nil
+	if err != nil {
+		for i := c.from; i < c.to; i++ {
+			f := &s.frames[i]
+			switch c.was[i-c.from] {
+			case frameFree:
+				f.class = frameFree
+				s.addSlack(int64(f.disk.count()) * s.a.gran)
+				s.empty.push(i)
+			case frameLost:
+				f.class = frameLost
+			}
+		}
+		return 0
+	}
+	appended := len(s.frames) > c.to
+	for i := c.from; i < c.to; i++ {
+		back += s.uncharge(&s.frames[i])
+		if appended {
+			s.frames[i] = frameState{class: frameFree}
+			s.empty.push(i)
+		}
+	}
+	if !appended {
+		s.frames = s.frames[:c.from]
 	}
 	return back
 }
 
+// recycled commits the settle of frame r, punched out or not (r.dropped),
+// and returns the bytes it gives back to the disk budget. s.mu is held.
+func (s *segment) recycled(r recycled) int64 {
+	fs := &s.frames[r.frame]
+	switch {
+	case r.dropped:
+		back := s.uncharge(fs)
+		*fs = frameState{class: frameFree}
+		s.empty.push(r.frame)
+		return back
+	case !r.dead:
+		fs.class = frameFree
+		s.addSlack(int64(fs.disk.count()) * s.a.gran)
+		s.empty.push(r.frame)
+	default:
+		// Its pages may still be a socket's: it is never reused, and no
+		// more sends take the risk.
+		fs.class = frameLost
+		s.a.noZeroCopy.Store(true)
+	}
+	return 0
+}
+
 // uncharge clears the charged granules of frame f, which are no longer on
-// disk, and returns their bytes. s.mu is held.
+// disk, and returns their bytes (give). s.mu is held.
 func (s *segment) uncharge(f *frameState) int64 {
 	n := int64(f.disk.count()) * s.a.gran
 	f.disk = bitmap{}
+	return s.give(n)
+}
+
+// give takes n bytes of granules no longer on disk off those charged, and
+// returns them, to go back to the disk budget; nothing once the segment
+// is closed (arena.close gave back everything). s.mu is held.
+func (s *segment) give(n int64) int64 {
+	if s.closed {
+		return 0
+	}
 	s.charged -= n
 	return n
 }
 
 // reclaim punches the segment's slack out of its file, one fallocate per
-// run of adjacent slack granules (across frames too), and returns the
-// bytes that gives back to the disk budget. It stops at the first punch
-// that fails, and returns its error.
-func (s *segment) reclaim() (int64, error) {
+// run of adjacent slack granules (across frames too), with s.mu released,
+// and gives the charge back to the disk budget. It stops at the first
+// punch that fails, and returns its error; the granules it did not punch
+// out are slack again.
+func (s *segment) reclaim() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.slack == 0 {
-		return 0, nil
-	}
 	h := holes{s: s}
-	G := s.a.grans
-	for i := range s.frames {
-		slack := s.slackOf(&s.frames[i])
-		for lo := slack.next(0, G, true); lo < G && h.err == nil; {
-			hi := slack.next(lo, G, false)
-			h.add(i*G+lo, i*G+hi)
-			lo = slack.next(hi, G, true)
-		}
-		if h.err != nil {
-			break
+	if s.slack > 0 {
+		G := s.a.grans
+		for i := range s.frames {
+			slack := s.slackOf(&s.frames[i])
+			for lo := slack.next(0, G, true); lo < G; {
+				hi := slack.next(lo, G, false)
+				h.add(i*G+lo, i*G+hi)
+				lo = slack.next(hi, G, true)
+			}
 		}
 	}
-	h.flush()
-	return h.back, h.err
+	s.mu.Unlock()
+	return h.punch()
 }
 
 // punchExtent punches out the granules of the (freed) extent of class c
-// at off that are slack, and returns the bytes that gives back to the disk
-// budget. Its frame, if recycling, is left to settle.
-func (s *segment) punchExtent(c int, off int64) int64 {
+// at off that are slack, with s.mu released, and gives their charge back
+// to the disk budget. Its frame, if recycling, is left to settle.
+func (s *segment) punchExtent(c int, off int64) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	i := int(off / s.a.frame)
-	fs := &s.frames[i]
-	if int(fs.class) != c {
-		return 0
-	}
-	slack := s.slackOf(fs)
-	lo, hi := s.granules(c, int((off%s.a.frame)/s.a.classes[c]))
 	h := holes{s: s}
-	for k := lo; k <= hi; k++ {
-		if slack.get(k) {
-			h.add(i*s.a.grans+k, i*s.a.grans+k+1)
+	// Its frame may have been settled, even cut off, meanwhile.
+	if i := int(off / s.a.frame); !s.closed && i < len(s.frames) && int(s.frames[i].class) == c {
+		slack := s.slackOf(&s.frames[i])
+		lo, hi := s.granules(c, int((off%s.a.frame)/s.a.classes[c]))
+		G := s.a.grans
+		for k := lo; k <= hi; k++ {
+			if slack.get(k) {
+				h.add(i*G+k, i*G+k+1)
+			}
 		}
 	}
-	h.flush()
-	return h.back
+	s.mu.Unlock()
+	h.punch()
 }
 
 // holes gathers runs of slack granules of a segment, counted from the
-// start of its file, and punches each maximal run out with one fallocate.
-// After a punch fails it punches nothing more, and err says why. s.mu is
-// held.
+// start of its file, marked as being punched out (frameState.punching),
+// and then punches each maximal run out with one fallocate.
 type holes struct {
-	s        *segment
-	from, to int   // the run gathered so far: granules [from, to)
-	back     int64 // bytes punched out, given back to the disk budget
-	err      error
+	s    *segment
+	runs [][2]int // granules [from, to)
 }
 
-// add adds granules [from, to), which are slack, to the run, punching the
-// run gathered so far first unless they extend it.
+// add adds granules [from, to), which are slack, to the runs, and marks
+// them: they are no longer slack, and nothing allocates them until the
+// commit. The first counts the holes in flight (arena.fly). s.mu is held.
 func (h *holes) add(from, to int) {
-	if h.from < h.to && from == h.to {
-		h.to = to
-		return
-	}
-	h.flush()
-	h.from, h.to = from, to
-}
-
-// flush punches out the run gathered so far, and uncharges its granules.
-func (h *holes) flush() {
-	if h.err != nil || h.from == h.to {
-		return
-	}
-	s, g, G := h.s, h.s.a.gran, h.s.a.grans
-	if h.err = s.punch(int64(h.from)*g, int64(h.to-h.from)*g); h.err != nil {
-		return
-	}
-	for k := h.from; k < h.to; {
+	s, G := h.s, h.s.a.grans
+	for k := from; k < to; {
 		lo := k % G
-		hi := min(G, lo+h.to-k)
-		s.frames[k/G].disk.clearRange(lo, hi)
-		n := int64(hi-lo) * g
-		s.addSlack(-n)
-		s.charged -= n
-		h.back += n
+		hi := min(G, lo+to-k)
+		s.frames[k/G].punching.setRange(lo, hi)
+		s.addSlack(-int64(hi-lo) * s.a.gran)
 		k += hi - lo
 	}
-	h.from = h.to
+	switch n := len(h.runs); {
+	case n == 0:
+		s.a.fly()
+	case h.runs[n-1][1] == from:
+		h.runs[n-1][1] = to
+		return
+	}
+	h.runs = append(h.runs, [2]int{from, to})
+}
+
+// punch punches the runs out of the file, s.mu not held, until one fails;
+// commits (holes.commit); gives the charge of what it punched out back to
+// the disk budget; settles the frames it held up; and returns the error
+// of the punch that failed, if any.
+func (h *holes) punch() error {
+	if len(h.runs) == 0 {
+		return nil
+	}
+	s, g := h.s, h.s.a.gran
+	done := len(h.runs)
+	var err error
+	for j, r := range h.runs {
+		if err = s.punch(int64(r[0])*g, int64(r[1]-r[0])*g); err != nil {
+			done = j
+			break
+		}
+	}
+	s.mu.Lock()
+	back, resettle := h.commit(done)
+	s.mu.Unlock()
+	s.a.land(back)
+	if resettle {
+		s.settle()
+	}
+	return err
+}
+
+// commit unmarks the granules of the runs: those of the first done runs,
+// punched out, are uncharged, and the others are slack again (unless
+// their frame was emptied meanwhile). It puts parked frames that no punch
+// holds any more back where alloc finds them, and returns the bytes given
+// back and whether an emptied frame it held up is left to settle. s.mu is
+// held.
+func (h *holes) commit(done int) (back int64, resettle bool) {
+	s, G, g := h.s, h.s.a.grans, h.s.a.gran
+	for j, r := range h.runs {
+		for k := r[0]; k < r[1]; {
+			i, lo := k/G, k%G
+			hi := min(G, lo+r[1]-k)
+			k += hi - lo
+			f := &s.frames[i]
+			f.punching.clearRange(lo, hi)
+			n := int64(hi-lo) * g
+			switch {
+			case j < done:
+				f.disk.clearRange(lo, hi)
+				back += s.give(n)
+			case f.class >= 0 || f.class == frameFree:
+				s.addSlack(n) // still on disk, unoccupied
+			}
+			if f.punching != (bitmap{}) {
+				continue // another punch in flight still holds it
+			}
+			if f.class == frameRecycling {
+				resettle = true
+			}
+			if f.parked {
+				f.parked = false
+				switch {
+				case f.class >= 0:
+					s.partial[f.class].push(i)
+				case f.class == frameFree:
+					s.empty.push(i)
+				}
+			}
+		}
+	}
+	return back, resettle
 }
 
 // punch gives bytes [off, off+n) of the file back to the file system, and

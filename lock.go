@@ -49,19 +49,37 @@ package spool
 //     Close allocate and free extents) or with no spool lock held (the end
 //     of a zero-copy send, Manager.Close), and while holding it code takes
 //     no other lock; the disk budget is charged under it by an atomic
-//     compare-and-swap, which never waits. It is held for no I/O but the
-//     fallocate and ftruncate calls that give space back: punching out or
-//     cutting off frames that have just become free, and punching out
-//     slack (freed granules that no extent occupies). A reclaim of the
+//     compare-and-swap, which never waits. It is held for no I/O, not even
+//     the fallocate and ftruncate calls that give space back (punching out
+//     or cutting off frames that have just become free, punching out slack:
+//     freed granules that no extent occupies): those are decided and
+//     marked under it (frame states frameSettling and frameCutting, a
+//     frame's punching bitmap, segment.cut), made with it released, and
+//     committed under it again; the disk budget they free is released
+//     after that, with no segment.mu held (arena.land). A reclaim of the
 //     arena's slack, after an operation that freed extents or when an
 //     allocation meets the disk budget (after that allocation has released
 //     its segment.mu), takes the segments' locks one at a time, never two
 //     at once. arena.mu only guards the creation and closing of segments
 //     (a leaf too: arena.close takes each segment.mu after releasing it).
 //     Reads and writes of extents need no arena lock: an extent belongs to
-//     the buffer that allocated it, under its lock, until it frees it, and
-//     no punch touches a granule that an extent overlaps (live, read by a
-//     send, or dead).
+//     the buffer that allocated it, under its lock, until it frees it, no
+//     punch touches a granule that an extent overlaps (live, read by a
+//     send, or dead), and nothing is written past a cut in flight before
+//     its ftruncate has returned.
+//
+//     An allocation may wait, holding its buffer's store.mu but no
+//     segment.mu, for a punch or a cut in flight: in a frame past a cut's
+//     new end of file, for its ftruncate to return (cut.done); refused by
+//     the disk budget, for the next punch or cut in flight to land
+//     (arena.awaitLanding). Neither can deadlock: a punch or cut in flight
+//     goes from its mark to its landing taking no lock but segment.mu and
+//     diskBudget.mu, leaves, and waiting for nothing else; and its own
+//     goroutine never waits for a landing or a cut meanwhile. arena.close
+//     does not wait for them: it gives back everything still charged and
+//     marks the segment closed, and a commit after it gives back nothing
+//     more (punches use the descriptor through os.File.SyscallConn, so
+//     closing it meanwhile cannot make them punch another file).
 //
 //  6. diskBudget.mu (sync.Mutex) guards the queue of writers waiting for
 //     disk budget (buffers made by NewBufferContext). It is a leaf: taken
@@ -107,8 +125,10 @@ package spool
 //
 // What is done while holding store.mu. Copies between chunks and the
 // caller's slice, reads and writes of the buffer's own extents in the
-// spill arena, and giving the space of extents it freed, and the arena's
-// slack, back to the file system (segment.mu, above). A rollover of a
+// spill arena, giving the space of extents it freed, and the arena's
+// slack, back to the file system (with no segment.mu held during the
+// system calls: segment.mu, above), and waiting for a punch or a cut in
+// flight in the arena (also above). A rollover of a
 // buffer by its own operation (Rollover, a write past the threshold)
 // writes it to disk under its lock; an eviction by another goroutine holds
 // the victim's lock for one chunk's write at a time and TryLocks it again

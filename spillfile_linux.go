@@ -47,7 +47,21 @@ func memoryBacked(dir string) (bool, error) {
 // punch deallocates [off, off+n) of the file, keeping its size: the range
 // reads as zeros and takes no space.
 func (f osFile) punch(off, n int64) error {
-	if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n); err != nil {
+	// Through SyscallConn, not Fd: the arena punches with no lock held,
+	// and the descriptor must stay the file's until fallocate returns,
+	// even if arena.close closes the file meanwhile (the os.File then
+	// closes it once Control returns; a number from Fd could be reused by
+	// another file by the time fallocate runs, which would punch that).
+	rc, err := f.SyscallConn()
+	if err == nil {
+		cerr := rc.Control(func(fd uintptr) {
+			err = unix.Fallocate(int(fd), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
+		})
+		if cerr != nil {
+			err = cerr
+		}
+	}
+	if err != nil {
 		return &os.PathError{Op: "fallocate", Path: f.Name(), Err: err}
 	}
 	return nil
