@@ -102,12 +102,15 @@ type arena struct {
 	// noZeroCopy is set once a frame tainted by a zero-copy send could not
 	// be punched out: sends copy from then on (copyout.go).
 	noZeroCopy atomic.Bool
-	// inflight counts the punches and cuts in flight: marked, and not yet
-	// given back (fly, land). landed is closed, and replaced, each time one
-	// lands: an allocation refused by the disk budget waits for it
-	// (awaitLanding).
-	inflight atomic.Int64
-	landed   atomic.Pointer[chan struct{}]
+	// landMu guards inflight, the number of punches and cuts in flight
+	// (marked, and not yet given back: fly, land), and landed, which is
+	// closed, and replaced, each time one lands: an allocation refused by
+	// the disk budget waits for it (awaitLanding). Both change together,
+	// so that a refused allocation that finds one in flight waits for a
+	// landing still to come. It is a leaf, held for no I/O.
+	landMu   sync.Mutex
+	inflight int64
+	landed   chan struct{}
 	// waitHook, if set (by tests), is called before an allocation blocks
 	// until a punch or a cut in flight lands or returns.
 	waitHook func()
@@ -130,8 +133,7 @@ func newArena(dir, pattern string, fs fileSystem, disk *diskBudget, cs int64, ma
 		segs: make([]atomic.Pointer[segment], maxFiles),
 	}
 	a.grans = int(a.frame / a.gran)
-	landed := make(chan struct{})
-	a.landed.Store(&landed)
+	a.landed = make(chan struct{})
 	a.scratch.New = func() any {
 		b := make([]byte, cs+16+sideSize)
 		return &b
@@ -248,7 +250,7 @@ func (a *arena) close() error {
 // it to (in a frame appended meanwhile) is returned once the cut's
 // truncate has returned: the caller writes to it at once.
 func (a *arena) alloc(s *segment, c int, credit *int64) (extent, error) {
-	since := a.landed.Load()
+	since := a.landing()
 	off, cut, err := s.alloc(c, credit)
 	if err != nil {
 		retry := false
@@ -274,28 +276,53 @@ func (a *arena) alloc(s *segment, c int, credit *int64) (extent, error) {
 
 // fly counts a punch or a cut in flight, once marked under its segment's
 // lock.
-func (a *arena) fly() { a.inflight.Add(1) }
-
-// land ends a punch or a cut in flight, with no segment lock held: it
-// gives the bytes back to the disk budget, then wakes the allocations
-// waiting for a landing, and only then stops counting it in flight, so
-// that an allocation that finds nothing in flight also finds that it
-// landed (awaitLanding).
-func (a *arena) land(back int64) {
-	a.disk.release(back)
-	next := make(chan struct{})
-	close(*a.landed.Swap(&next))
-	a.inflight.Add(-1)
+func (a *arena) fly() {
+	a.landMu.Lock()
+	a.inflight++
+	a.landMu.Unlock()
 }
 
-// awaitLanding waits, if a punch or a cut is in flight, until one lands
-// after since (a.landed when the allocation was refused), and reports
-// whether one has: then the disk budget may have room again.
-func (a *arena) awaitLanding(since *chan struct{}) bool {
-	if a.inflight.Load() == 0 {
-		return a.landed.Load() != since
+// land ends a punch or a cut in flight, with no segment lock held: it
+// gives the bytes back to the disk budget, then stops counting it in
+// flight and wakes the allocations waiting for a landing.
+func (a *arena) land(back int64) {
+	a.disk.release(back)
+	a.landMu.Lock()
+	a.inflight--
+	close(a.landed)
+	a.landed = make(chan struct{})
+	a.landMu.Unlock()
+}
+
+// landing returns the channel the next landing closes.
+func (a *arena) landing() chan struct{} {
+	a.landMu.Lock()
+	defer a.landMu.Unlock()
+	return a.landed
+}
+
+// inFlight returns the number of punches and cuts in flight.
+func (a *arena) inFlight() int64 {
+	a.landMu.Lock()
+	defer a.landMu.Unlock()
+	return a.inflight
+}
+
+// awaitLanding reports whether a punch or a cut has landed since since
+// (landing, when the allocation began) or, if one is in flight, waits
+// until it lands: either way, the disk budget may have room again. It
+// reports false, at once, if none has landed and none is in flight.
+func (a *arena) awaitLanding(since chan struct{}) bool {
+	a.landMu.Lock()
+	cur, n := a.landed, a.inflight
+	a.landMu.Unlock()
+	switch {
+	case cur != since:
+		return true
+	case n == 0:
+		return false
 	}
-	a.wait(*since)
+	a.wait(cur)
 	return true
 }
 

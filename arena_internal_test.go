@@ -1024,7 +1024,7 @@ func TestArenaCloseInFlight(t *testing.T) {
 		t.Helper()
 		n := int64(0)
 		if landed {
-			n = a.inflight.Load()
+			n = a.inFlight()
 		}
 		if used, slack := a.disk.used(), a.slack.Load(); used != 0 || slack != 0 || n != 0 {
 			t.Fatalf("after close: disk in use %d, slack %d, %d in flight; want 0", used, slack, n)
@@ -1277,7 +1277,7 @@ func TestArenaConcurrentGiveBack(t *testing.T) {
 	}
 	a.reclaim()
 	checkArena(t, a)
-	if n := a.inflight.Load(); n != 0 {
+	if n := a.inFlight(); n != 0 {
 		t.Fatalf("%d punches or cuts in flight", n)
 	}
 	if err := a.close(); err != nil {

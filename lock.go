@@ -73,8 +73,12 @@ package spool
 //     new end of file, for its ftruncate to return (cut.done); refused by
 //     the disk budget, for the next punch or cut in flight to land
 //     (arena.awaitLanding). Neither can deadlock: a punch or cut in flight
-//     goes from its mark to its landing taking no lock but segment.mu and
-//     diskBudget.mu, leaves, and waiting for nothing else; and its own
+//     goes from its mark to its landing taking no lock but segment.mu,
+//     diskBudget.mu and arena.landMu, leaves, and waiting for nothing
+//     else (arena.landMu guards the count of those in flight and the
+//     channel a landing closes, changed together, so that a refused
+//     allocation that finds one in flight waits for a landing still to
+//     come); and its own
 //     goroutine never waits for a landing or a cut meanwhile. arena.close
 //     does not wait for them: it gives back everything still charged and
 //     marks the segment closed, and a commit after it gives back nothing
