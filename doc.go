@@ -142,7 +142,9 @@
 // back first), writes and rollovers fail with ErrDiskBudget (a write's
 // count says what it wrote before the limit, as for any short write), or,
 // for a buffer made by Manager.NewBufferContext, wait in line for room
-// while the buffer's context allows. Disk errors (a full
+// while the buffer's context allows; Buffer.ReserveDisk sets room aside
+// for a length known in advance, before the first write, so that an
+// upload waits once, at its start, and never part way. Disk errors (a full
 // disk, an I/O error) are returned wrapped, so errors.Is(err,
 // syscall.ENOSPC) works; a buffer has no sticky error and recovers when
 // the disk does. Data written before an error stays intact and readable

@@ -616,6 +616,47 @@ func ExampleManager_NewBufferContext() {
 	// upload: <nil> 98304
 }
 
+// ExampleBuffer_ReserveDisk admits an upload of known length: it waits
+// for all of its disk room before it writes a byte, so the writes never
+// wait, and it is never refused part way to end a deadlock with other
+// uploads that wait for disk.
+func ExampleBuffer_ReserveDisk() {
+	m, err := spool.NewManager(spool.Options{MemoryBudget: 64 << 10, ChunkSize: 16 << 10, DiskBudget: 256 << 10})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+
+	handle := func(ctx context.Context, body io.Reader, contentLength int64) error {
+		buf, err := m.NewBufferContext(ctx)
+		if err != nil {
+			return err
+		}
+		defer buf.Close()
+		if err := buf.ReserveDisk(contentLength); err != nil {
+			return err // 507 Insufficient Storage, or the client went away
+		}
+		if _, err := io.Copy(buf, body); err != nil {
+			return err
+		}
+		// The reservation, spent by the spill and counted as in use: 100 KiB
+		// rounded up to 16 KiB blocks, one block more, two 4 KiB granules.
+		fmt.Println("stored", buf.Size(), "bytes; disk in use while stored:", m.Stats().DiskInUse)
+		return nil
+	}
+	ctx := context.Background()
+	if err := handle(ctx, bytes.NewReader(make([]byte, 100<<10)), 100<<10); err != nil {
+		log.Fatal(err)
+	}
+	err = handle(ctx, bytes.NewReader(make([]byte, 1<<20)), 1<<20)
+	fmt.Println("too large:", errors.Is(err, spool.ErrDiskBudget))
+	fmt.Println("disk in use after:", m.Stats().DiskInUse)
+	// Output:
+	// stored 102400 bytes; disk in use while stored: 139264
+	// too large: true
+	// disk in use after: 0
+}
+
 // ExampleManager_SetDiskBudget raises the disk budget at run time: a
 // write refused at the old budget fits the new one.
 func ExampleManager_SetDiskBudget() {

@@ -55,8 +55,10 @@ type Stats struct {
 	// file system cannot punch holes, freed granules stay counted until
 	// they are reused or cut off. Holes (left by Truncate or by a write
 	// past the end) take nothing; what a failed write took is given back
-	// at once. It never exceeds DiskBudget, but after a SetDiskBudget
-	// below it.
+	// at once. Room set aside by Buffer.ReserveDisk, or granted to a
+	// waiting write, counts from the moment it is granted until it is
+	// spent or given back (by Close, or by the write that waited for it).
+	// It never exceeds DiskBudget, but after a SetDiskBudget below it.
 	DiskInUse int64
 	// DiskLive is the number of bytes of buffer data in those extents:
 	// what DiskInUse would be without the rounding up to extent classes

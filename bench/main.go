@@ -16,7 +16,7 @@
 //	go run ./bench -scenario slow    # 10,000 slow uploads in flight: RSS above a discarding harness
 //	go run ./bench -scenario churn   # spilled buffers come and go: disk blocks held vs live spilled bytes
 //	go run ./bench -scenario shrink  # the uploads, with the budget shrunk 64 -> 16 MiB half-way (SetMemoryBudget)
-//	go run ./bench -scenario diskwait # the uploads under a 256 MiB disk budget: waiting for disk (NewBufferContext) vs failing at once
+//	go run ./bench -scenario diskwait # the uploads under a 256 MiB disk budget: reserving, waiting for disk, or failing at once
 //	go run ./bench -scenario all -plot bench/results/memory.png
 //
 // Scenarios (-scenario, default uploads; all runs every one):
@@ -57,11 +57,12 @@
 //     itself, with debug.FreeOSMemory).
 //   - diskwait: the uploads workload against spool alone, a 64 MiB
 //     memory budget (-budget) and a 256 MiB disk budget (-diskwait-budget),
-//     smaller than the uploads in flight, in two variants: wait (each
-//     attempt at an upload in a buffer from Manager.NewBufferContext,
-//     whose context ends after -diskwait-deadline) and nowait
-//     (Manager.NewBuffer: a write short of disk fails at once with
-//     ErrDiskBudget). A failed attempt is closed and the upload retried
+//     smaller than the uploads in flight, in three variants: reserve
+//     (as wait, and each attempt first reserves its upload's size with
+//     Buffer.ReserveDisk), wait (each attempt at an upload in a buffer
+//     from Manager.NewBufferContext, whose context ends after
+//     -diskwait-deadline) and nowait (Manager.NewBuffer: a write short of
+//     disk fails at once with ErrDiskBudget). A failed attempt is closed and the upload retried
 //     from its first byte (-diskwait-retries, -diskwait-backoff), like an
 //     HTTP client after a 507; the report counts the failures by cause,
 //     the writes waiting (Stats().DiskWaiters, DiskWaitTime), DiskInUse
@@ -419,7 +420,7 @@ var scenarios = []scenario{
 	},
 	{
 		name:     "diskwait",
-		desc:     "the uploads workload against spool with a 256 MiB disk budget, smaller than the uploads in flight: buffers that wait for disk (NewBufferContext) next to buffers that fail at once (NewBuffer), failed uploads retried",
+		desc:     "the uploads workload against spool with a 256 MiB disk budget, smaller than the uploads in flight: uploads that reserve their size (ReserveDisk), buffers that wait for disk (NewBufferContext) and buffers that fail at once (NewBuffer), failed uploads retried",
 		impls:    diskwaitVariantList(),
 		jobs:     diskwaitJobs,
 		run:      runDiskWait,
