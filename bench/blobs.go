@@ -340,6 +340,10 @@ func runBlobs(cfg Config, job Job) (Result, error) {
 	if sp != nil {
 		br.StatsEnd = sp.m.Stats()
 		st := br.StatsEnd
+		// One more observation: the promoter may have moved buffers
+		// since the last sample.
+		br.MaxSpillFiles = max(br.MaxSpillFiles, st.SpillFiles)
+		br.MaxBuffersOnDisk = max(br.MaxBuffersOnDisk, st.BuffersOnDisk)
 		res.Store = StoreStats{Budget: st.MemoryBudget, Spills: st.Spills, SpilledBytes: st.SpilledBytes,
 			DirectBytes: st.DiskWritten - st.SpilledBytes, DiskBytes: st.DiskWritten, SpillErrors: st.SpillErrors, Files: int64(st.SpillFiles)}
 	}

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/djherbis/buffer v1.2.1
+	github.com/minio/crc64nvme v1.1.1
 	github.com/spoolkit/spool v0.0.0-00010101000000-000000000000
 	gonum.org/v1/plot v0.17.0
 )
@@ -19,7 +20,6 @@ require (
 	github.com/dustin/go-humanize v1.0.1 // indirect
 	github.com/golang/freetype v0.0.0-20170609003504-e2365dfdc4a0 // indirect
 	github.com/klauspost/cpuid/v2 v2.2.10 // indirect
-	github.com/minio/crc64nvme v1.1.1 // indirect
 	golang.org/x/image v0.30.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect

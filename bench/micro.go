@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"math"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/minio/crc64nvme"
 	"github.com/spoolkit/spool"
 )
 
@@ -78,7 +78,7 @@ func (cfg Config) validateMicro() error {
 
 // Roles of the cases of a micro measurement. roleGuarded is a baseline
 // that pays for what spool must guarantee and its peer or physical limit
-// does not: a lock for concurrent use in memory, a CRC-32C of every 64 KiB
+// does not: a lock for concurrent use in memory, a CRC-64/NVME of every 64 KiB
 // block, checked on read, on disk.
 const (
 	roleSpool    = "spool"
@@ -352,17 +352,17 @@ func (l *lockedBuffer) reset() {
 	l.mu.Unlock()
 }
 
-// crcFile is a file that keeps the CRC-32C of every piece written to it
-// and checks it when the piece is read back, as spool does per 64 KiB
+// crcFile is a file that keeps the CRC-64/NVME of every piece written to
+// it and checks it when the piece is read back, as spool does per 64 KiB
 // block: it must be written and read in the same pieces.
 type crcFile struct {
 	f    *os.File
-	sums []uint32
+	sums []uint64
 	next int // index of the piece Read returns next
 }
 
 func (c *crcFile) Write(p []byte) (int, error) {
-	c.sums = append(c.sums, crc32.Checksum(p, castagnoli))
+	c.sums = append(c.sums, crc64nvme.Checksum(p))
 	return c.f.Write(p)
 }
 
@@ -371,7 +371,7 @@ func (c *crcFile) Read(p []byte) (int, error) {
 	if n == 0 {
 		return 0, err
 	}
-	if c.next >= len(c.sums) || crc32.Checksum(p[:n], castagnoli) != c.sums[c.next] {
+	if c.next >= len(c.sums) || crc64nvme.Checksum(p[:n]) != c.sums[c.next] {
 		return n, fmt.Errorf("piece %d: checksum mismatch", c.next)
 	}
 	c.next++
@@ -482,7 +482,7 @@ func spilledCases(cfg Config, dir string) ([]microCase, func() error, func(), er
 		{name: "file", label: "raw *os.File", role: rolePhysical, op: func() error {
 			return fileRoundTrip(dir, func(f *os.File) io.ReadWriteSeeker { return f }, p, q, size)
 		}},
-		{name: "file-crc", label: "*os.File+CRC-32C", role: roleGuarded, op: func() error {
+		{name: "file-crc", label: "*os.File+CRC-64/NVME", role: roleGuarded, op: func() error {
 			return fileRoundTrip(dir, func(f *os.File) io.ReadWriteSeeker { return &crcFile{f: f} }, p, q, size)
 		}},
 	}
@@ -624,7 +624,7 @@ func printMicroReport(w io.Writer, run Run) {
 		r := speed(m.Case("spool"), m.Case("file"))
 		printTarget(w, r >= 0.95, !math.IsNaN(r), fmt.Sprintf("spilled round trip >= 0.95x a raw *os.File: %s", targetRatio(r, 0.95)))
 		if g := m.Case("file-crc"); g != nil {
-			fmt.Fprintf(w, "  (the same file computing and checking a CRC-32C per piece, as spool must per 64 KiB block, runs at %s the raw one; spool at %s it)\n",
+			fmt.Fprintf(w, "  (the same file computing and checking a CRC-64/NVME per piece, as spool must per 64 KiB block, runs at %s the raw one; spool at %s it)\n",
 				xs(speed(g, m.Case("file"))), xs(speed(m.Case("spool"), g)))
 		}
 	} else {
@@ -644,7 +644,7 @@ func printMicroReport(w io.Writer, run Run) {
 	fmt.Fprintln(w, "spool Buffer put on disk by Rollover before the first write, against an os.CreateTemp file unlinked at once; both written")
 	fmt.Fprintln(w, "and read in the same pieces, then closed. NewBuffer+Close: an empty buffer. allocs/op: runtime.MemStats.Mallocs per op.")
 	fmt.Fprintln(w, "with spool's guarantees: the peer or physical limit made to pay for what spool guarantees and it does not: a sync.Mutex")
-	fmt.Fprintln(w, "around each call (in memory); a CRC-32C of each piece, kept in memory and checked when the piece is read back (on disk).")
+	fmt.Fprintln(w, "around each call (in memory); a CRC-64/NVME of each piece, kept in memory and checked when the piece is read back (on disk).")
 	fmt.Fprintln(w, "GB/s: payload bytes per second (decimal).")
 	if len(spreads) > 0 {
 		fmt.Fprintf(w, "Spread of the repetitions, (max − min) / median: %s.\n", strings.Join(spreads, ", "))
