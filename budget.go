@@ -216,6 +216,7 @@ type diskWaiter struct {
 	ready   chan struct{} // closed when granted, refused, or the budget closes
 	granted bool          // guarded by diskBudget.mu
 	refused bool          // guarded by diskBudget.mu: a deadlock was broken
+	tooBig  bool          // guarded by diskBudget.mu: n is past a lowered limit
 }
 
 // reserve takes n bytes: first from *credit (if credit is not nil), room
@@ -249,7 +250,7 @@ func (d *diskBudget) reserve(n int64, credit *int64) error {
 func (d *diskBudget) take(n int64) bool {
 	for {
 		cur, lim := d.inUse.Load(), d.limit.Load()
-		if lim > 0 && cur+n > lim {
+		if lim > 0 && cur+n > lim || cur > math.MaxInt64-n {
 			return false
 		}
 		if d.inUse.CompareAndSwap(cur, cur+n) {
@@ -320,6 +321,8 @@ func (d *diskBudget) wait(ctx context.Context, n int64, holds *atomic.Bool) erro
 		return nil // granted even if ctx ended meanwhile: the caller spends it
 	case w.refused:
 		return fmt.Errorf("%w: every buffer holding disk is waiting for more", ErrDiskBudget)
+	case w.tooBig:
+		return fmt.Errorf("%w: %d bytes wanted, more than the disk budget of %d (lowered meanwhile)", ErrDiskBudget, n, d.limit.Load())
 	case d.closed:
 		return ErrClosed
 	}
@@ -385,13 +388,23 @@ func (d *diskBudget) drop(i int) {
 	d.nwait.Add(-1)
 }
 
-// setLimit changes the limit to n (0: none) and grants waiters what now
-// fits. Bytes already in use above a lower limit stay; no more are taken
+// setLimit changes the limit to n (0: none), refuses the waiters that ask
+// for more than n, and grants waiters what now fits. Bytes already in use above a lower limit stay; no more are taken
 // until they fall below it.
 func (d *diskBudget) setLimit(n int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.limit.Store(n)
+	// A waiter that asked for more than the new limit would wait for ever,
+	// and hold up those behind it: it is refused.
+	for i := 0; n > 0 && i < len(d.waiters); {
+		if w := d.waiters[i]; w.n > n {
+			w.tooBig = true
+			d.drop(i)
+			continue
+		}
+		i++
+	}
 	d.serve()
 }
 

@@ -272,24 +272,28 @@ func (b *Buffer) Rollover() error {
 
 // ReserveDisk sets disk budget aside for n more bytes of the buffer's
 // data before they are written: an upload that knows its length (an HTTP
-// request's ContentLength) reserves it first, and then writes without
-// waiting for disk, or failing for want of it, part way through. The
-// room set aside is n rounded up to whole blocks, one block more (for the
-// block being written, whose extent moves as it grows) and two of the
-// spill arena's granules (for a last, partial block); writes and rollovers of the
-// buffer, and its evictions, spend it before they charge the budget, and
-// what is left is given back by Close. It counts in Stats.DiskInUse from
-// the moment it is set aside. Calls add up.
+// request's ContentLength) reserves it first, before it holds any disk,
+// and then writes that many bytes without waiting for disk or failing for
+// want of it. The room set aside is n rounded up to whole blocks, one
+// block more and two of the spill arena's granules. The buffer's writes,
+// rollovers and evictions spend it before they charge the budget; while
+// any is left, a block on disk that grows by appends takes a whole
+// block's extent at once rather than moving to larger ones as it grows,
+// so that n bytes appended fit what was set aside. Writes past the n bytes,
+// or rewriting blocks already on disk, need room as any write does. What
+// is left is given back by Close; it counts in Stats.DiskInUse meanwhile.
 //
-// A buffer from NewBufferContext waits in line for the room, as its writes
-// would, while its context allows; one that holds no data on disk yet is
-// served after the buffers part way through theirs, so that uploads that
-// reserve first never hold disk while waiting for more, and never have to
-// be refused to end a deadlock (see NewBufferContext). A buffer from
-// NewBuffer takes the room at once or not at all. The errors wrap
-// ErrDiskBudget when the room is not there (or is more than the whole
-// disk budget), and ErrClosed or ErrNegativeSize. With no DiskBudget the
-// reservation always succeeds, and only counts.
+// A buffer from NewBufferContext that holds no disk yet (no data on disk,
+// no room set aside) waits in line for the room while its context allows,
+// as its writes would; it is served after the buffers part way through
+// their data. A buffer that already holds disk does not wait, nor does
+// one from NewBuffer: it takes the room at once or not at all, since
+// waiting while holding could wait for itself, or for another that waits
+// for it. Freed space the spill files still hold is given back first. The
+// errors wrap ErrDiskBudget when the room is not there (or is more than
+// the whole disk budget, or the disk budget is lowered below it while the
+// buffer waits), and ErrClosed or ErrNegativeSize. With no DiskBudget the
+// reservation succeeds, and only counts, up to math.MaxInt64 in all.
 func (b *Buffer) ReserveDisk(n int64) error {
 	if !b.valid() {
 		return ErrInvalid

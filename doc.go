@@ -144,7 +144,8 @@
 // for a buffer made by Manager.NewBufferContext, wait in line for room
 // while the buffer's context allows; Buffer.ReserveDisk sets room aside
 // for a length known in advance, before the first write, so that an
-// upload waits once, at its start, and never part way. Disk errors (a full
+// upload waits once, at its start, and its writes up to that length need
+// no more. Disk errors (a full
 // disk, an I/O error) are returned wrapped, so errors.Is(err,
 // syscall.ENOSPC) works; a buffer has no sticky error and recovers when
 // the disk does. Data written before an error stays intact and readable

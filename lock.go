@@ -48,7 +48,8 @@ package spool
 //     taken while holding a store.mu (a buffer's writes, Truncate and
 //     Close allocate and free extents) or with no spool lock held (the end
 //     of a zero-copy send, Manager.Close), and while holding it code takes
-//     no other lock; the disk budget is charged under it by an atomic
+//     no other lock but arena.landMu (a leaf, to count a punch or cut in
+//     flight: arena.fly); the disk budget is charged under it by an atomic
 //     compare-and-swap, which never waits. It is held for no I/O, not even
 //     the fallocate and ftruncate calls that give space back (punching out
 //     or cutting off frames that have just become free, punching out slack:
@@ -68,8 +69,9 @@ package spool
 //     send, or dead), and nothing is written past a cut in flight before
 //     its ftruncate has returned.
 //
-//     An allocation may wait, holding its buffer's store.mu but no
-//     segment.mu, for a punch or a cut in flight: in a frame past a cut's
+//     An allocation may wait, holding its buffer's store.mu (and, for an
+//     eviction, its victim's; for a shrink's rollovers, budget.resize too)
+//     but no segment.mu, for a punch or a cut in flight: in a frame past a cut's
 //     new end of file, for its ftruncate to return (cut.done); refused by
 //     the disk budget, for the next punch or cut in flight to land
 //     (arena.awaitLanding). Neither can deadlock: a punch or cut in flight
@@ -78,8 +80,8 @@ package spool
 //     else (arena.landMu guards the count of those in flight and the
 //     channel a landing closes, changed together, so that a refused
 //     allocation that finds one in flight waits for a landing still to
-//     come); and its own
-//     goroutine never waits for a landing or a cut meanwhile. arena.close
+//     come); and its own goroutine never waits for a landing or a cut
+//     meanwhile. arena.close
 //     does not wait for them: it gives back everything still charged and
 //     marks the segment closed, and a commit after it gives back nothing
 //     more (punches use the descriptor through os.File.SyscallConn, so
@@ -99,8 +101,13 @@ package spool
 //     waits, and takes it again to go on. Writers that hold disk and wait
 //     for more could wait for each other: diskBudget refuses one when
 //     every holder of disk waits (budget.go), looking again whenever a
-//     writer comes or leaves, room is freed or the holders change, so
-//     waiting cannot deadlock either.
+//     writer comes or leaves, room is freed or the holders change; a
+//     ReserveDisk of a buffer that holds disk, data or room set aside,
+//     does not wait; and a waiter that asks for more than a lowered limit
+//     is refused. So waiters cannot deadlock with each other; one may
+//     still wait, until its context ends, for room that nobody frees
+//     (where the file system cannot punch holes, freed space that no
+//     extent of the size it needs can reuse stays counted).
 //
 //  7. admission.mu (sync.RWMutex), one per LeastFrequentlyUsed Manager,
 //     is held for reading around each call into ristretto's cache and for

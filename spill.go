@@ -59,13 +59,18 @@ func (sp *spill) addLive(d int64) {
 	sp.live += d
 	sp.a.live.Add(d)
 	if now := sp.live > 0; now != was {
+		// The count is raised before the flag is set, and lowered after it
+		// is cleared: a look for a deadlock in between (diskBudget.serve)
+		// sees at least as many holders as flagged waiters, and refuses
+		// nobody for want of a holder that is not waiting.
 		if now {
 			sp.a.disk.holders.Add(1)
-		} else {
-			sp.a.disk.holders.Add(-1)
 		}
 		if sp.holds != nil {
 			sp.holds.Store(now)
+		}
+		if !now {
+			sp.a.disk.holders.Add(-1)
 		}
 		if now {
 			// A new holder: if it waits (an eviction moved a waiting
@@ -139,7 +144,10 @@ func (sp *spill) writeExact(i int64, lo int, seg []byte) error {
 // everything the block holds; or else merged with the block's bytes. With
 // grow, a block short of a chunk gets an extent with room for twice its
 // bytes, so that one that grows by appends moves O(log) times, not once
-// per append.
+// per append; or, while the buffer has room set aside (credit, from
+// Buffer.ReserveDisk), a whole chunk at once: it never moves, so what the
+// buffer spends stays within whole blocks, as its reservation counted,
+// rather than leaving the extents it grew out of to the shared budget.
 func (sp *spill) writePart(i int64, lo int, seg []byte, grow bool) error {
 	m := sp.meta.get(i)
 	hi := lo + len(seg)
@@ -148,10 +156,13 @@ func (sp *spill) writePart(i int64, lo int, seg []byte, grow bool) error {
 		return sp.appendBlock(i, m, seg)
 	}
 	room := func(n int) int {
-		if grow {
-			return min(int(sp.a.cs), 2*n)
+		switch {
+		case !grow:
+			return n
+		case sp.credit != nil && *sp.credit > 0:
+			return int(sp.a.cs)
 		}
-		return n
+		return min(int(sp.a.cs), 2*n)
 	}
 	if lo == 0 && hi >= int(m.valid) {
 		return sp.writeBlock(i, m, seg, room(len(seg)))

@@ -38,10 +38,12 @@ type store struct {
 	mu     sync.RWMutex
 	closed bool
 	size   int64 // logical size in bytes
-	// credit is disk budget a wait granted the buffer (wait.go), spent by
-	// its spill's allocations before they charge the budget.
-	credit int64
-	off    int64 // offset shared by Read, Write and Seek
+	// credit is disk budget a wait granted the buffer or ReserveDisk set
+	// aside (wait.go), spent by its spill's allocations before they charge
+	// the budget; reserved is the part of it ReserveDisk set aside, kept
+	// when a wait's unspent room is given back (dropCredit).
+	credit, reserved int64
+	off              int64 // offset shared by Read, Write and Seek
 	// lastRead says what the operation that last held mu for writing
 	// read, for UnreadByte and UnreadRune: the size of the rune if it was
 	// ReadRune, -1 if it read at least one byte otherwise, 0 if it read
@@ -353,7 +355,7 @@ func (b *store) Close() error {
 	b.chunks = nil
 	b.closeFile()
 	b.m.disk.release(b.credit)
-	b.credit = 0
+	b.credit, b.reserved = 0, 0
 	b.size, b.off = 0, 0
 	// Unregister before unlocking, so that whoever sees closed (a
 	// concurrent Manager.Close) knows the buffer is gone from the list.

@@ -42,6 +42,14 @@ import (
 // ctx.Err(); when the Manager is closed, one wrapping ErrClosed. Reads,
 // and writes that need no disk, never wait. ctx must not be nil.
 //
+// Buffers that hold data on disk and wait for more could wait for each
+// other for ever: when every buffer holding data on disk waits and the
+// room is not there, the last of them to come is refused, with
+// ErrDiskBudget, as if it did not wait; its owner should give its space
+// up (Close) and may try again later. With many more uploads in flight
+// than the budgets hold that happens often; Buffer.ReserveDisk, called
+// before the first write, avoids it for uploads of known length.
+//
 // The context is the buffer's for its life, as a request's context is for
 // its body: use NewBuffer, or a context that is never done, for buffers
 // that outlive the request.
@@ -91,6 +99,9 @@ func (b *store) reserveDisk(n int64) error {
 	}
 	b.mu.RLock()
 	closed := b.closed
+	// A buffer that holds disk, data or room set aside, does not wait: it
+	// could wait for what it holds itself, or for others that wait for it.
+	holding := b.credit > 0 || b.holdsDisk.Load()
 	b.mu.RUnlock()
 	if closed {
 		return ErrClosed
@@ -102,7 +113,11 @@ func (b *store) reserveDisk(n int64) error {
 	if err != nil {
 		return err
 	}
-	if b.ctx == nil {
+	a := b.m.arena
+	if a.slack.Load() > a.unpunched.Load() {
+		a.reclaim() // freed space the files still hold: give it back first
+	}
+	if b.ctx == nil || holding {
 		err = b.m.disk.reserve(need, nil)
 	} else if err = b.m.disk.wait(b.ctx, need, &b.holdsDisk); errors.Is(err, ErrClosed) {
 		err = fmt.Errorf("%w (waiting for disk budget)", ErrClosed)
@@ -119,6 +134,7 @@ func (b *store) reserveDisk(n int64) error {
 		return ErrClosed
 	}
 	b.credit += need
+	b.reserved += need
 	b.mu.Unlock()
 	return nil
 }
@@ -139,12 +155,14 @@ func (m *Manager) reserveRoom(n int64) (int64, error) {
 	return (n+unit-1)/unit*unit + extra, nil
 }
 
-// dropCredit gives back the room a wait granted and the operation did not
-// spend.
+// dropCredit gives back the room that waits granted and was not spent:
+// the credit beyond what ReserveDisk set aside (store.reserved), the room
+// granted being taken to be spent first.
 func (b *store) dropCredit() {
 	b.mu.Lock()
-	c := b.credit
-	b.credit = 0
+	b.reserved = min(b.reserved, b.credit)
+	c := b.credit - b.reserved
+	b.credit = b.reserved
 	b.mu.Unlock()
 	b.m.disk.release(c)
 }

@@ -540,3 +540,235 @@ func TestWaitForDiskUploads(t *testing.T) {
 	}
 	t.Logf("%d writes refused to end a deadlock, their uploads retried", refused.Load())
 }
+
+// TestReserveDiskHolderDoesNotWait: a buffer that already holds room set
+// aside (or data on disk) does not wait for more: it could wait for its
+// own room, or for another that waits for it, for ever. It takes the room
+// at once or fails with ErrDiskBudget. (Both cases below waited until
+// their contexts ended before.)
+func TestReserveDiskHolderDoesNotWait(t *testing.T) {
+	defer watchdog(t, time.Minute)()
+	m := waitManager(t, 16)
+	b, _ := m.NewBufferContext(context.Background())
+	if err := b.ReserveDisk(6 * blk); err != nil { // 9 blocks of 16
+		t.Fatal(err)
+	}
+	if err := b.ReserveDisk(6 * blk); !errors.Is(err, spool.ErrDiskBudget) { // 9 more
+		t.Fatalf("a second reservation past the budget: %v, want ErrDiskBudget at once", err)
+	}
+	if err := b.ReserveDisk(2 * blk); err != nil { // 5 more: fits
+		t.Fatalf("a second reservation that fits: %v", err)
+	}
+	b.Close()
+
+	// Two uploads each reserving in two steps would wait for each other.
+	c, _ := m.NewBufferContext(context.Background())
+	d, _ := m.NewBufferContext(context.Background())
+	defer c.Close()
+	defer d.Close()
+	if err := c.ReserveDisk(3 * blk); err != nil { // 6 blocks
+		t.Fatal(err)
+	}
+	if err := d.ReserveDisk(3 * blk); err != nil { // 12 of 16
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- c.ReserveDisk(3 * blk) }()
+	go func() { errs <- d.ReserveDisk(3 * blk) }()
+	for range 2 {
+		if err := <-errs; !errors.Is(err, spool.ErrDiskBudget) {
+			t.Errorf("a second step past the budget: %v, want ErrDiskBudget", err)
+		}
+	}
+	if st := m.Stats(); st.DiskInUse != 12*blk || st.DiskWaiters != 0 {
+		t.Errorf("after the refusals: %+v", st)
+	}
+}
+
+// slackManager returns a Manager whose one spill file holds two freed
+// blocks still charged (slack, under the 1 MiB that makes a reclaim on its
+// own) next to a live one.
+func slackManager(t *testing.T) *spool.Manager {
+	t.Helper()
+	m, err := spool.NewManager(spool.Options{ChunkSize: blk, MemoryBudget: 4 * blk, DiskBudget: 8 * blk, MaxSpillFiles: 1, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	a, _ := m.NewBuffer()
+	a.Write(randBytes(1, 2*blk))
+	if err := a.Rollover(); err != nil {
+		t.Fatal(err)
+	}
+	keep, _ := m.NewBuffer()
+	keep.Write(randBytes(2, blk))
+	if err := keep.Rollover(); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if st := m.Stats(); st.DiskInUse != 3*blk || st.DiskLive != blk {
+		t.Skipf("setup: no slack to reclaim (%+v)", st)
+	}
+	return m
+}
+
+// TestReserveDiskReclaimsSlack: ReserveDisk gives back freed space the
+// files still hold before it decides the room is not there, as a write
+// does: it neither fails (NewBuffer) nor waits for ever (NewBufferContext)
+// for room only slack holds.
+func TestReserveDiskReclaimsSlack(t *testing.T) {
+	defer watchdog(t, time.Minute)()
+	c, _ := slackManager(t).NewBuffer()
+	if err := c.ReserveDisk(3 * blk); err != nil { // 6 blocks: fits with 1 live
+		t.Errorf("NewBuffer: %v", err)
+	}
+	d, _ := slackManager(t).NewBufferContext(context.Background())
+	if err := d.ReserveDisk(3 * blk); err != nil {
+		t.Errorf("NewBufferContext: %v", err)
+	}
+}
+
+// TestSetDiskBudgetRefusesWaiterTooLarge: a waiter that asked for more
+// than a lowered disk budget is refused (it would wait for ever and hold
+// up those behind it); a smaller one behind it goes on when room comes.
+func TestSetDiskBudgetRefusesWaiterTooLarge(t *testing.T) {
+	defer watchdog(t, time.Minute)()
+	m := waitManager(t, 16)
+	hog := spilledFull(t, m, 16)
+	r, _ := m.NewBufferContext(context.Background())
+	defer r.Close()
+	rerr := make(chan error, 1)
+	go func() { rerr <- r.ReserveDisk(10 * blk) }() // 13 blocks
+	untilWaiting(t, m, 1)
+	w, _ := m.NewBufferContext(context.Background())
+	defer w.Close()
+	w.Rollover()
+	werr := make(chan error, 1)
+	go func() { _, err := w.Write(randBytes(3, blk)); werr <- err }()
+	untilWaiting(t, m, 2)
+	if err := m.SetDiskBudget(8 * blk); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-rerr; !errors.Is(err, spool.ErrDiskBudget) {
+		t.Fatalf("a reservation past the lowered budget: %v, want ErrDiskBudget", err)
+	}
+	hog.Close()
+	if err := <-werr; err != nil {
+		t.Fatalf("the write behind it, once room came: %v", err)
+	}
+}
+
+// TestReserveDiskKeptAcrossWaits: the room a write's wait was granted and
+// did not spend is given back when the write ends, but not the room
+// ReserveDisk set aside, even when the reservation was made while the
+// write waited (it was given back with the rest before).
+func TestReserveDiskKeptAcrossWaits(t *testing.T) {
+	defer watchdog(t, time.Minute)()
+	m := waitManager(t, 16)
+	hog := spilledFull(t, m, 16)
+	b, _ := m.NewBufferContext(context.Background())
+	defer b.Close()
+	b.Rollover()
+	data := randBytes(4, 3*blk)
+	werr := make(chan error, 1)
+	go func() { _, err := b.Write(data); werr <- err }()
+	untilWaiting(t, m, 1)
+	rerr := make(chan error, 1)
+	go func() { rerr <- b.ReserveDisk(4 * blk) }() // 7 blocks of room
+	untilWaiting(t, m, 2)
+	hog.Close()
+	if err := <-werr; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-rerr; err != nil {
+		t.Fatal(err)
+	}
+	// 3 blocks written, and the 7 reserved less what the write may have
+	// spent of them (its own data: at most its 3 blocks).
+	if st := m.Stats(); st.DiskInUse < 7*blk {
+		t.Errorf("DiskInUse %d after the write and the reservation: the reservation was given back", st.DiskInUse)
+	}
+	wantContent(t, b, data)
+}
+
+// TestReserveDiskOverflow: with no disk budget, reservations that would
+// take DiskInUse past MaxInt64 fail instead of wrapping around.
+func TestReserveDiskOverflow(t *testing.T) {
+	m, err := spool.NewManager(spool.Options{ChunkSize: blk, MemoryBudget: 4 * blk, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	a, _ := m.NewBuffer()
+	b, _ := m.NewBuffer()
+	if err := a.ReserveDisk(1 << 62); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ReserveDisk(1 << 62); !errors.Is(err, spool.ErrDiskBudget) {
+		t.Errorf("a reservation past MaxInt64: %v, want ErrDiskBudget", err)
+	}
+	if st := m.Stats(); st.DiskInUse < 0 {
+		t.Errorf("DiskInUse %d", st.DiskInUse)
+	}
+	a.Close()
+	b.Close()
+	if st := m.Stats(); st.DiskInUse != 0 {
+		t.Errorf("DiskInUse after Close: %d", st.DiskInUse)
+	}
+}
+
+// TestReserveDiskSmallPieces: uploads that reserve their length and then
+// append in small pieces to a spilled buffer (whose blocks would otherwise
+// move to larger extents as they grow, leaving the room they grew out of
+// to the shared budget) never run out of their reservation: none waits
+// part way or is refused, with many more in flight than the budget holds.
+// (1 to 40 per run were refused before.)
+func TestReserveDiskSmallPieces(t *testing.T) {
+	defer watchdog(t, 2*time.Minute)()
+	for _, rollover := range []bool{false, true} {
+		m, err := spool.NewManager(spool.Options{ChunkSize: blk, MemoryBudget: 4 * blk, DiskBudget: 16 * blk, MaxSpillFiles: 1, TempDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var refused atomic.Int64
+		var wg sync.WaitGroup
+		for w := range 16 {
+			wg.Go(func() {
+				for j := range 10 {
+					size := blk/2 + (w*977+j*1231)%(6*blk)
+					data := randBytes(uint64(w*1000+j), size)
+					b, _ := m.NewBufferContext(context.Background())
+					if rollover {
+						b.Rollover()
+					}
+					if err := b.ReserveDisk(int64(size)); err != nil {
+						t.Errorf("ReserveDisk: %v", err)
+						b.Close()
+						return
+					}
+					for off := 0; off < len(data); {
+						k := min(len(data)-off, 100+(off*7+j)%1000)
+						n, err := b.Write(data[off : off+k])
+						off += n
+						if err != nil {
+							refused.Add(1)
+							t.Errorf("a reserved upload's write at %d of %d: %v", off, size, err)
+							break
+						}
+						runtime.Gosched()
+					}
+					got := make([]byte, len(data))
+					if _, err := b.ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+						t.Errorf("read back: %v, intact %v", err, bytes.Equal(got, data))
+					}
+					b.Close()
+				}
+			})
+		}
+		wg.Wait()
+		if st := m.Stats(); st.DiskInUse != 0 || refused.Load() != 0 {
+			t.Errorf("rollover %v: at the end %+v, %d writes failed", rollover, st, refused.Load())
+		}
+		m.Close()
+	}
+}
