@@ -378,13 +378,17 @@ func (a *arena) settle(s *segment) {
 	s.settle()
 	over := a.slack.Load()-a.unpunched.Load() > max(a.live.Load()/8, reclaimMin)
 	if a.disk.nwait.Load() > 0 {
-		over = a.slack.Load() > a.unpunched.Load() // writers wait for room: give back what is free
+		over = a.hasSlack() // writers wait for room: give back what is free
 	}
 	if over && !a.noPunch.Load() && a.reclaiming.CompareAndSwap(false, true) {
 		a.reclaim()
 		a.reclaiming.Store(false)
 	}
 }
+
+// hasSlack reports whether the arena holds slack that punching could give
+// back, as far as it knows: more than it failed to punch out last time.
+func (a *arena) hasSlack() bool { return a.slack.Load() > a.unpunched.Load() }
 
 // reclaim punches the slack of every segment out of its file and gives
 // its charge back to the disk budget, taking the segments' locks one at a

@@ -389,8 +389,8 @@ func (d *diskBudget) drop(i int) {
 }
 
 // setLimit changes the limit to n (0: none), refuses the waiters that ask
-// for more than n, and grants waiters what now fits. Bytes already in use above a lower limit stay; no more are taken
-// until they fall below it.
+// for more than n, and grants waiters what now fits. Bytes already in use
+// above a lower limit stay; no more are taken until they fall below it.
 func (d *diskBudget) setLimit(n int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -58,28 +58,29 @@ func (sp *spill) addLive(d int64) {
 	was := sp.live > 0
 	sp.live += d
 	sp.a.live.Add(d)
-	if now := sp.live > 0; now != was {
-		// The count is raised before the flag is set, and lowered after it
-		// is cleared: a look for a deadlock in between (diskBudget.serve)
-		// sees at least as many holders as flagged waiters, and refuses
-		// nobody for want of a holder that is not waiting.
-		if now {
-			sp.a.disk.holders.Add(1)
-		}
-		if sp.holds != nil {
-			sp.holds.Store(now)
-		}
-		if !now {
-			sp.a.disk.holders.Add(-1)
-		}
-		if now {
-			// A new holder: if it waits (an eviction moved a waiting
-			// buffer's memory to disk), the waiters may be deadlocked
-			// now. One that lets go (release) has the waiters look
-			// again once the space it freed is given back (close,
-			// Truncate).
-			sp.a.disk.recheck()
-		}
+	// The count is raised before the flag is set, and lowered after it is
+	// cleared: a look for a deadlock in between (diskBudget.serve) sees at
+	// least as many holders as flagged waiters, and refuses nobody for
+	// want of a holder that is not waiting.
+	switch now := sp.live > 0; {
+	case now && !was:
+		sp.a.disk.holders.Add(1)
+		sp.setHolds(true)
+		// If it waits (an eviction moved a waiting buffer's memory to
+		// disk), the waiters may be deadlocked now. A spill that lets go
+		// has them look again once the space it freed is given back
+		// (drop).
+		sp.a.disk.recheck()
+	case !now && was:
+		sp.setHolds(false)
+		sp.a.disk.holders.Add(-1)
+	}
+}
+
+// setHolds sets the buffer's flag of holding data on disk, if it has one.
+func (sp *spill) setHolds(v bool) {
+	if sp.holds != nil {
+		sp.holds.Store(v)
 	}
 }
 
@@ -299,9 +300,7 @@ func (sp *spill) Truncate(size int64) error {
 		}
 		keep++
 	}
-	sp.meta.dropFrom(keep, sp.release)
-	sp.a.settle(sp.seg)
-	sp.a.disk.recheck() // it may have let go of its last block
+	sp.drop(keep)
 	return nil
 }
 
@@ -313,8 +312,13 @@ func (sp *spill) release(e extent, n uint32) {
 }
 
 // close gives back every extent the spill holds.
-func (sp *spill) close() {
-	sp.meta.dropFrom(0, sp.release)
+func (sp *spill) close() { sp.drop(0) }
+
+// drop gives back the extents of blocks k on, and then has the waiters
+// for disk budget look again: if the spill let go of its last block
+// without freeing a granule, they may be deadlocked now.
+func (sp *spill) drop(k int64) {
+	sp.meta.dropFrom(k, sp.release)
 	sp.a.settle(sp.seg)
-	sp.a.disk.recheck() // a holder fewer: the waiters may be deadlocked now
+	sp.a.disk.recheck()
 }

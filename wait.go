@@ -77,7 +77,7 @@ func (b *store) waitDisk(err error) error {
 	// A block's extent overlaps at most a chunk's worth of granules and
 	// one more.
 	need := b.m.cs + b.m.arena.gran
-	if b.m.arena.slack.Load() > b.m.arena.unpunched.Load() {
+	if b.m.arena.hasSlack() {
 		b.m.arena.reclaim() // freed space the files still hold: give it back first
 	}
 	if werr := b.m.disk.wait(b.ctx, need, &b.holdsDisk); werr != nil {
@@ -113,9 +113,8 @@ func (b *store) reserveDisk(n int64) error {
 	if err != nil {
 		return err
 	}
-	a := b.m.arena
-	if a.slack.Load() > a.unpunched.Load() {
-		a.reclaim() // freed space the files still hold: give it back first
+	if b.m.arena.hasSlack() {
+		b.m.arena.reclaim() // freed space the files still hold: give it back first
 	}
 	if b.ctx == nil || holding {
 		err = b.m.disk.reserve(need, nil)
@@ -141,12 +140,13 @@ func (b *store) reserveDisk(n int64) error {
 
 // reserveRoom returns the disk budget that n bytes of data take in the
 // spill arena: n rounded up to whole blocks (or granules, if those are
-// larger), whose extents are aligned on granules; one block more, for the
-// block being written, which grows by moving to extents twice its size
-// (spill.writePart) while the extent it left stays charged until it is
-// reused or punched out; and two granules for an extent of a last,
-// partial block that straddles them. It fails, wrapping ErrDiskBudget, if
-// that overflows.
+// larger), each block in an extent of a whole chunk aligned on granules
+// while room is left (spill.writePart); one block more and two granules
+// for a last block that went to disk part-filled (a rollover or an
+// eviction writes it in an extent of its size, which may straddle two
+// granules) and then moves to a whole chunk's extent as it is appended
+// to, the extent it left staying charged until it is reused or punched
+// out. It fails, wrapping ErrDiskBudget, if that overflows.
 func (m *Manager) reserveRoom(n int64) (int64, error) {
 	unit, extra := max(m.cs, m.arena.gran), max(m.cs, m.arena.gran)+2*m.arena.gran
 	if n > math.MaxInt64-unit-extra {

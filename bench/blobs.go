@@ -72,20 +72,6 @@ var blobsVariants = []variant{
 	{Name: "map", Label: "map of []byte, LRU"},
 }
 
-func blobsVariantList() []variant { return blobsVariants }
-
-func blobsJobs(_ Config, names []string) []Job {
-	var jobs []Job
-	for _, n := range names {
-		for _, v := range blobsVariants {
-			if v.Name == n {
-				jobs = append(jobs, Job{Impl: n, Label: v.Label})
-			}
-		}
-	}
-	return jobs
-}
-
 func (cfg Config) validateBlobs() error {
 	switch {
 	case cfg.BlobsCount <= 0 || cfg.BlobsCount > math.MaxInt32:
@@ -344,8 +330,7 @@ func runBlobs(cfg Config, job Job) (Result, error) {
 		// since the last sample.
 		br.MaxSpillFiles = max(br.MaxSpillFiles, st.SpillFiles)
 		br.MaxBuffersOnDisk = max(br.MaxBuffersOnDisk, st.BuffersOnDisk)
-		res.Store = StoreStats{Budget: st.MemoryBudget, Spills: st.Spills, SpilledBytes: st.SpilledBytes,
-			DirectBytes: st.DiskWritten - st.SpilledBytes, DiskBytes: st.DiskWritten, SpillErrors: st.SpillErrors, Files: int64(st.SpillFiles)}
+		res.Store = spoolStoreStats(st)
 	}
 	res.WallSeconds = br.WriteSeconds + br.ReadSeconds
 	if err := store.close(); err != nil {

@@ -494,14 +494,7 @@ func runCache(cfg Config, job Job) (Result, error) {
 	}
 	st := cr.End
 	res.WallSeconds = cr.WriteSeconds + cr.ReadSeconds
-	res.Store = StoreStats{
-		Budget:       st.MemoryBudget,
-		Spills:       st.Spills,
-		SpilledBytes: st.SpilledBytes,
-		DirectBytes:  st.DiskWritten - st.SpilledBytes,
-		DiskBytes:    st.DiskWritten,
-		SpillErrors:  st.SpillErrors,
-	}
+	res.Store = spoolStoreStats(st)
 	return res, nil
 }
 

@@ -41,20 +41,6 @@ const churnTarget = 1.25
 // churnVariants: spool is all there is to measure.
 var churnVariants = []variant{{Name: spoolImpl, Label: "spool"}}
 
-func churnVariantList() []variant { return churnVariants }
-
-func churnJobs(_ Config, names []string) []Job {
-	var jobs []Job
-	for _, n := range names {
-		for _, v := range churnVariants {
-			if v.Name == n {
-				jobs = append(jobs, Job{Impl: n, Label: v.Label})
-			}
-		}
-	}
-	return jobs
-}
-
 func (cfg Config) validateChurn() error {
 	switch {
 	case cfg.ChurnBuffers <= 0 || cfg.ChurnBuffers > 10_000_000:
@@ -234,8 +220,7 @@ func runChurn(cfg Config, job Job) (Result, error) {
 	}
 	measure(churnAfterAll)
 	st := m.Stats()
-	res.Store = StoreStats{Budget: st.MemoryBudget, Spills: st.Spills, SpilledBytes: st.SpilledBytes, DirectBytes: st.DiskWritten - st.SpilledBytes,
-		DiskBytes: st.DiskWritten, Files: int64(st.SpillFiles), SpillErrors: st.SpillErrors}
+	res.Store = spoolStoreStats(st)
 	if err := m.Close(); err != nil {
 		fail("close the Manager: %v", err)
 	}

@@ -63,20 +63,6 @@ var diskwaitVariants = []variant{
 	{Name: diskwaitNoWait, Label: "nowait (NewBuffer)"},
 }
 
-func diskwaitVariantList() []variant { return diskwaitVariants }
-
-func diskwaitJobs(_ Config, names []string) []Job {
-	var jobs []Job
-	for _, n := range names {
-		for _, v := range diskwaitVariants {
-			if v.Name == n {
-				jobs = append(jobs, Job{Impl: n, Label: v.Label})
-			}
-		}
-	}
-	return jobs
-}
-
 // diskwaitMinBudget is the least -diskwait-budget: room for a few blocks
 // (a wait asks for a chunk and a granule).
 const diskwaitMinBudget = 4 * spool.DefaultChunkSize
@@ -155,19 +141,6 @@ func (d *DiskWaitResult) Failed() int64 { return d.Refused + d.DeadlineHit + d.O
 // read of the sampler, and at the end.
 func (d *DiskWaitResult) WithinBudget() bool {
 	return d.Samples > 0 && d.PeakDiskInUse <= d.DiskBudget && d.Final.DiskInUse <= d.DiskBudget
-}
-
-// gauge is a level that goes up and down, with the most it reached.
-type gauge struct{ now, most atomic.Int64 }
-
-func (g *gauge) add(n int64) {
-	v := g.now.Add(n)
-	for {
-		m := g.most.Load()
-		if v <= m || g.most.CompareAndSwap(m, v) {
-			return
-		}
-	}
 }
 
 // diskwaitRun is the state of a diskwait child's clients.
@@ -311,27 +284,8 @@ func runDiskWait(cfg Config, job Job) (Result, error) {
 	if err := m.Close(); err != nil {
 		r.st.fail("close the Manager: %v", err)
 	}
-	s := dr.Final
-	res := Result{
-		Scenario:    "diskwait",
-		Impl:        job.Impl,
-		Label:       label,
-		Clients:     cfg.Clients,
-		Uploads:     int(r.st.uploads.Load()),
-		WantUploads: len(w.Uploads),
-		Bytes:       r.st.bytes.Load(),
-		WantBytes:   w.Total,
-		WallSeconds: wall.Seconds(),
-		Store: StoreStats{Budget: s.MemoryBudget, Spills: s.Spills, SpilledBytes: s.SpilledBytes, DirectBytes: s.DiskWritten - s.SpilledBytes,
-			DiskBytes: s.DiskWritten, Files: int64(s.SpillFiles), SpillErrors: s.SpillErrors},
-		ChecksumErrors: r.st.checksumErrors.Load(),
-		Errors:         r.st.errors.Load(),
-		WriteLatency:   summarize(r.st.latencies),
-		DiskWait:       dr,
-	}
-	if p := r.st.firstErr.Load(); p != nil {
-		res.FirstError = *p
-	}
+	res := r.st.result("diskwait", job.Impl, label, cfg.Clients, w, wall, spoolStoreStats(dr.Final))
+	res.DiskWait = dr
 	return res, nil
 }
 

@@ -233,23 +233,26 @@ func (s *spoolStore) New() (Sink, error) {
 }
 
 func (s *spoolStore) Stats() StoreStats {
-	st := s.m.Stats()
+	ss := spoolStoreStats(s.m.Stats())
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	disk := st.DiskWritten
-	reasons := make(map[string]int64, len(s.reasons))
+	ss.SpillReasons = make(map[string]int64, len(s.reasons))
 	for r, n := range s.reasons {
-		reasons[r] = n
+		ss.SpillReasons[r] = n
 	}
+	return ss
+}
+
+// spoolStoreStats returns what a Manager's Stats say of it as a store.
+func spoolStoreStats(st spool.Stats) StoreStats {
 	return StoreStats{
 		Budget:       st.MemoryBudget,
 		Spills:       st.Spills,
 		SpilledBytes: st.SpilledBytes,
-		DirectBytes:  disk - st.SpilledBytes,
-		DiskBytes:    disk,
+		DirectBytes:  st.DiskWritten - st.SpilledBytes,
+		DiskBytes:    st.DiskWritten,
 		Files:        int64(st.SpillFiles), // the arena's, shared by every spilled buffer
 		SpillErrors:  st.SpillErrors,
-		SpillReasons: reasons,
 	}
 }
 

@@ -368,8 +368,8 @@ var scenarios = []scenario{
 	{
 		name:     "micro",
 		desc:     "per-operation costs, each next to its physical or peer baseline in the same process: in-memory write+read, spilled round trip, NewBuffer+Close",
-		impls:    microVariantList(),
-		jobs:     microJobs,
+		impls:    microVariants,
+		jobs:     variantJobs(microVariants),
 		run:      runMicro,
 		progress: microProgress,
 		report:   printMicroReport,
@@ -388,8 +388,8 @@ var scenarios = []scenario{
 	{
 		name:     "blobs",
 		desc:     "100,000 small blobs (256 B–16 KiB) in one Manager under a 64 MiB budget, then Zipf reads: memory efficiency and hit ratio, next to a map of []byte capped at the same bytes",
-		impls:    blobsVariantList(),
-		jobs:     blobsJobs,
+		impls:    blobsVariants,
+		jobs:     variantJobs(blobsVariants),
 		run:      runBlobs,
 		progress: blobsProgress,
 		report:   printBlobsReport,
@@ -399,8 +399,8 @@ var scenarios = []scenario{
 	{
 		name:     "slow",
 		desc:     "10,000 concurrent slow uploads under a 16 MiB budget, through io.Copy and through spoolhttp over loopback HTTP: peak RSS above the same harness with a discarding sink",
-		impls:    slowVariantList(),
-		jobs:     slowJobs,
+		impls:    slowVariants,
+		jobs:     variantJobs(slowVariants),
 		run:      runSlow,
 		progress: slowProgress,
 		report:   printSlowReport,
@@ -411,7 +411,7 @@ var scenarios = []scenario{
 		name:     "shrink",
 		desc:     "the uploads workload against spool with a 64 MiB budget, shrunk to 16 MiB by SetMemoryBudget half-way: MemoryInUse sampled from its return on, RSS before and after",
 		impls:    shrinkVariants,
-		jobs:     shrinkJobs,
+		jobs:     variantJobs(shrinkVariants),
 		run:      runShrink,
 		progress: shrinkProgress,
 		report:   printShrinkReport,
@@ -421,8 +421,8 @@ var scenarios = []scenario{
 	{
 		name:     "diskwait",
 		desc:     "the uploads workload against spool with a 256 MiB disk budget, smaller than the uploads in flight: uploads that reserve their size (ReserveDisk), buffers that wait for disk (NewBufferContext) and buffers that fail at once (NewBuffer), failed uploads retried",
-		impls:    diskwaitVariantList(),
-		jobs:     diskwaitJobs,
+		impls:    diskwaitVariants,
+		jobs:     variantJobs(diskwaitVariants),
 		run:      runDiskWait,
 		progress: diskwaitProgress,
 		report:   printDiskWaitReport,
@@ -430,8 +430,8 @@ var scenarios = []scenario{
 	{
 		name:     "churn",
 		desc:     "10,000 spilled buffers of 64 KiB, 9,000 closed, 9,000 new spilled: the disk blocks spool's spill files hold (fstat) next to the live spilled bytes",
-		impls:    churnVariantList(),
-		jobs:     churnJobs,
+		impls:    churnVariants,
+		jobs:     variantJobs(churnVariants),
 		run:      runChurn,
 		progress: churnProgress,
 		report:   printChurnReport,
@@ -485,6 +485,22 @@ func (cfg Config) implsOf(sc scenario) []string {
 		}
 	}
 	return names
+}
+
+// variantJobs returns a scenario's jobs function for its variants vs:
+// a child run for each of the names that is one of them, in order.
+func variantJobs(vs []variant) func(Config, []string) []Job {
+	return func(_ Config, names []string) []Job {
+		var jobs []Job
+		for _, n := range names {
+			for _, v := range vs {
+				if v.Name == n {
+					jobs = append(jobs, Job{Impl: n, Label: v.Label})
+				}
+			}
+		}
+		return jobs
+	}
 }
 
 func hasVariant(sc scenario, name string) bool {

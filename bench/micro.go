@@ -46,20 +46,6 @@ var microVariants = []variant{
 	{Name: "new", Label: "NewBuffer+Close"},
 }
 
-func microVariantList() []variant { return microVariants }
-
-func microJobs(_ Config, names []string) []Job {
-	var jobs []Job
-	for _, n := range names {
-		for _, v := range microVariants {
-			if v.Name == n {
-				jobs = append(jobs, Job{Impl: n, Label: v.Label})
-			}
-		}
-	}
-	return jobs
-}
-
 func (cfg Config) validateMicro() error {
 	switch {
 	case cfg.MicroMemSize <= 0 || cfg.MicroMemSize > 1<<34:

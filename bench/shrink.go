@@ -44,16 +44,6 @@ const shrinkTick = 5 * time.Millisecond
 // shrinkVariants is the one implementation of the shrink scenario.
 var shrinkVariants = []variant{{Name: spoolImpl, Label: "spool"}}
 
-func shrinkJobs(_ Config, names []string) []Job {
-	var jobs []Job
-	for _, n := range names {
-		if n == spoolImpl {
-			jobs = append(jobs, Job{Impl: n, Label: shrinkVariants[0].Label})
-		}
-	}
-	return jobs
-}
-
 func (cfg Config) validateShrink() error {
 	switch {
 	case cfg.ShrinkBudget < spool.DefaultChunkSize || cfg.ShrinkTo < spool.DefaultChunkSize:
@@ -255,25 +245,8 @@ func runShrink(cfg Config, job Job) (Result, error) {
 	if err := store.Close(); err != nil {
 		st.fail("close spool: %v", err)
 	}
-	res := Result{
-		Scenario:       "shrink",
-		Impl:           spoolImpl,
-		Label:          shrinkVariants[0].Label,
-		Clients:        cfg.Clients,
-		Uploads:        int(st.uploads.Load()),
-		WantUploads:    len(w.Uploads),
-		Bytes:          st.bytes.Load(),
-		WantBytes:      w.Total,
-		WallSeconds:    wall.Seconds(),
-		Store:          ss,
-		ChecksumErrors: st.checksumErrors.Load(),
-		Errors:         st.errors.Load(),
-		WriteLatency:   summarize(st.latencies),
-		Shrink:         sr,
-	}
-	if p := st.firstErr.Load(); p != nil {
-		res.FirstError = *p
-	}
+	res := st.result("shrink", spoolImpl, shrinkVariants[0].Label, cfg.Clients, w, wall, ss)
+	res.Shrink = sr
 	return res, nil
 }
 

@@ -95,20 +95,6 @@ var slowVariants = []variant{
 	{Name: "http-multipart", Label: "HTTP harness, mime/multipart, parts discarded"},
 }
 
-func slowVariantList() []variant { return slowVariants }
-
-func slowJobs(_ Config, names []string) []Job {
-	var jobs []Job
-	for _, n := range names {
-		for _, v := range slowVariants {
-			if v.Name == n {
-				jobs = append(jobs, Job{Impl: n, Label: v.Label})
-			}
-		}
-	}
-	return jobs
-}
-
 func (cfg Config) validateSlow() error {
 	switch {
 	case cfg.SlowUploads <= 0 || cfg.SlowUploads > 1_000_000:
@@ -252,19 +238,10 @@ func bufferCRC(b *spool.Buffer) (int64, uint32, error) {
 }
 
 // inFlight counts what is in flight, and the most at once.
-type inFlight struct{ now, most atomic.Int64 }
+type inFlight struct{ gauge }
 
-func (f *inFlight) enter() {
-	n := f.now.Add(1)
-	for {
-		m := f.most.Load()
-		if n <= m || f.most.CompareAndSwap(m, n) {
-			return
-		}
-	}
-}
-
-func (f *inFlight) leave() { f.now.Add(-1) }
+func (f *inFlight) enter() { f.add(1) }
+func (f *inFlight) leave() { f.add(-1) }
 
 // runSlow is the run function of the slow scenario.
 func runSlow(cfg Config, job Job) (Result, error) {
@@ -358,16 +335,11 @@ func runSlowCopy(cfg Config, job Job) (Result, error) {
 		if err := m.Close(); err != nil {
 			st.fail("close manager: %v", err)
 		}
-		res.Store = slowStoreStats(sr.Stats)
+		res.Store = spoolStoreStats(sr.Stats)
 	}
 	sr.MaxInFlight = flight.most.Load()
 	finishSlow(&res, &st)
 	return res, nil
-}
-
-func slowStoreStats(st spool.Stats) StoreStats {
-	return StoreStats{Budget: st.MemoryBudget, Spills: st.Spills, SpilledBytes: st.SpilledBytes,
-		DirectBytes: st.DiskWritten - st.SpilledBytes, DiskBytes: st.DiskWritten, SpillErrors: st.SpillErrors}
 }
 
 // finishSlow copies the counters of st into res.
@@ -478,7 +450,7 @@ func runSlowHTTP(cfg Config, job Job) (Result, error) {
 		if err := m.Close(); err != nil {
 			st.fail("close manager: %v", err)
 		}
-		res.Store = slowStoreStats(sr.Stats)
+		res.Store = spoolStoreStats(sr.Stats)
 	}
 	sr.MaxInFlight = flight.most.Load()
 	finishSlow(&res, &st)

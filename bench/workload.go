@@ -110,6 +110,19 @@ type uploadStats struct {
 	onWrite func(n int)
 }
 
+// gauge is a level that goes up and down, with the most it reached.
+type gauge struct{ now, most atomic.Int64 }
+
+func (g *gauge) add(n int64) {
+	v := g.now.Add(n)
+	for {
+		m := g.most.Load()
+		if v <= m || g.most.CompareAndSwap(m, v) {
+			return
+		}
+	}
+}
+
 // Latency summarizes durations, in milliseconds.
 type Latency struct {
 	Count int     `json:"count"`
@@ -238,23 +251,30 @@ func runUploads(cfg Config, job Job) (Result, error) {
 	if err := store.Close(); err != nil {
 		st.fail("close %s: %v", impl.Name, err)
 	}
+	return st.result("uploads", impl.Name, impl.Label, cfg.Clients, w, wall, ss), nil
+}
+
+// result returns the Result of a run of the uploads workload w by clients
+// clients (the uploads, shrink and diskwait scenarios): what s counted,
+// the wall time and the store's figures.
+func (s *uploadStats) result(scenario, impl, label string, clients int, w Workload, wall time.Duration, ss StoreStats) Result {
 	res := Result{
-		Scenario:       "uploads",
-		Impl:           impl.Name,
-		Label:          impl.Label,
-		Clients:        cfg.Clients,
-		Uploads:        int(st.uploads.Load()),
+		Scenario:       scenario,
+		Impl:           impl,
+		Label:          label,
+		Clients:        clients,
+		Uploads:        int(s.uploads.Load()),
 		WantUploads:    len(w.Uploads),
-		Bytes:          st.bytes.Load(),
+		Bytes:          s.bytes.Load(),
 		WantBytes:      w.Total,
 		WallSeconds:    wall.Seconds(),
 		Store:          ss,
-		ChecksumErrors: st.checksumErrors.Load(),
-		Errors:         st.errors.Load(),
-		WriteLatency:   summarize(st.latencies),
+		ChecksumErrors: s.checksumErrors.Load(),
+		Errors:         s.errors.Load(),
+		WriteLatency:   summarize(s.latencies),
 	}
-	if p := st.firstErr.Load(); p != nil {
+	if p := s.firstErr.Load(); p != nil {
 		res.FirstError = *p
 	}
-	return res, nil
+	return res
 }
