@@ -99,6 +99,10 @@ type arena struct {
 	// noPunch is set once the file system said it cannot punch holes:
 	// slack then stays charged until it is reused or cut off.
 	noPunch atomic.Bool
+	// noMove is set once a segment file said it cannot copy a range of
+	// itself in the kernel (copyExtent): blocks that outgrow their
+	// extents are then moved through a scratch block.
+	noMove atomic.Bool
 	// noZeroCopy is set once a frame tainted by a zero-copy send could not
 	// be punched out: sends copy from then on (copyout.go).
 	noZeroCopy atomic.Bool
@@ -424,6 +428,31 @@ func (a *arena) writeAt(e extent, off int64, p []byte) error {
 	n, err := a.segment(e.seg()).f.WriteAt(p, e.offset()+off)
 	a.written.Add(int64(max(n, 0)))
 	return err
+}
+
+// copyExtent copies the first n bytes of extent src to the start of
+// extent dst, of the same segment, in the kernel (mover), and reports
+// whether it could: if the segment file cannot, it returns false and nil,
+// and the caller copies through memory. Once a file said it cannot, no
+// other is asked.
+func (a *arena) copyExtent(src, dst extent, n int64) (bool, error) {
+	if a.noMove.Load() {
+		return false, nil
+	}
+	mv, ok := a.segment(src.seg()).f.(mover)
+	if !ok {
+		a.noMove.Store(true)
+		return false, nil
+	}
+	err := mv.copyWithin(src.offset(), dst.offset(), n)
+	if errors.Is(err, errors.ErrUnsupported) {
+		a.noMove.Store(true)
+		return false, nil
+	}
+	if err == nil {
+		a.written.Add(n)
+	}
+	return true, err
 }
 
 // readAt reads len(p) bytes from the start of extent e. A short read is an

@@ -290,3 +290,81 @@ func TestArenaGivesSpaceBack(t *testing.T) {
 		t.Errorf("after closing all: the file system holds %d bytes", got)
 	}
 }
+
+// TestArenaMoveInKernel: a spilled buffer written a few hundred bytes at a
+// time outgrows its blocks' extents again and again; where the file can
+// (copy_file_range, Linux), each move copies the block in the kernel. The
+// bytes read back intact. A move the disk loses (reported done, never
+// done) is an ErrCorrupt when the block is read, never other bytes; a move
+// that fails, or copies half, fails that write with the error, wrapped,
+// keeps every byte written before readable, and later writes succeed.
+func TestArenaMoveInKernel(t *testing.T) {
+	const piece = 300
+	data := randBytes(7, 40*piece) // two blocks of 4 KiB and a part of one
+	setup := func(t *testing.T) (*spool.Faults, *spool.Buffer) {
+		f := &spool.Faults{FailAt: -1, Err: errors.New("injected copy error")}
+		m, err := spool.NewManagerWithFaults(spool.Options{ChunkSize: 4096, MemoryBudget: 16 * 4096, TempDir: t.TempDir()}, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		b, _ := m.NewBuffer()
+		mtMust(t, "Rollover", b.Rollover())
+		return f, b
+	}
+	// write writes data from off in pieces, up to end or the first error,
+	// and returns where it stopped.
+	write := func(b *spool.Buffer, off, end int) (int, error) {
+		for off < end {
+			n, err := b.Write(data[off:min(off+piece, end)])
+			off += n
+			if err != nil {
+				return off, err
+			}
+		}
+		return off, nil
+	}
+	t.Run("intact", func(t *testing.T) {
+		f, b := setup(t)
+		if _, err := write(b, 0, len(data)); err != nil {
+			t.Fatal(err)
+		}
+		wantContent(t, b, data)
+		if runtime.GOOS == "linux" && f.Moves() == 0 {
+			t.Error("no block was moved in the kernel")
+		}
+	})
+	t.Run("lost", func(t *testing.T) {
+		f, b := setup(t)
+		f.FailMoves, f.Lost = true, true
+		if _, err := write(b, 0, 4096); err != nil {
+			t.Fatal(err)
+		}
+		if f.Moves() == 0 {
+			t.Skip("the spill files cannot copy in the kernel")
+		}
+		p := make([]byte, 4096)
+		if n, err := b.ReadAt(p, 0); !errors.Is(err, spool.ErrCorrupt) {
+			t.Fatalf("ReadAt of a block whose move was lost = %d, %v; want ErrCorrupt", n, err)
+		}
+	})
+	for _, short := range []bool{false, true} {
+		t.Run(fmt.Sprint("fails/short=", short), func(t *testing.T) {
+			f, b := setup(t)
+			f.FailMoves, f.Short = true, short
+			off, err := write(b, 0, len(data))
+			if f.Moves() == 0 {
+				t.Skip("the spill files cannot copy in the kernel")
+			}
+			if !errors.Is(err, f.Err) {
+				t.Fatalf("writes whose moves fail stopped at %d with %v; want the injected error", off, err)
+			}
+			wantContent(t, b, data[:off])
+			f.FailMoves = false
+			if _, err := write(b, off, len(data)); err != nil {
+				t.Fatalf("writes after the failure: %v", err)
+			}
+			wantContent(t, b, data)
+		})
+	}
+}

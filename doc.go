@@ -187,12 +187,16 @@
 //     budget at all (ReadFrom first rolls other buffers over for it) moves
 //     data through a 1 KiB spare slice; a read or rewrite of part of a
 //     spilled block reads and checks the whole block through a scratch
-//     chunk while it holds the buffer's lock;
+//     chunk while it holds the buffer's lock, as does an append to a
+//     spilled block that outgrew its extent where the kernel cannot copy
+//     the block to a larger one itself (copy_file_range: Linux, without
+//     EncryptSpill);
 //   - slices given back wait in free lists for reuse (memory.go): whole
 //     chunks never outnumber the most ever in use, and the smaller classes
-//     that growing buffers trade in are kept up to 1/32 of the budget; past
-//     that they are left to the garbage collector, whose pace (GOGC,
-//     GOMEMLIMIT) then decides when their memory is reused.
+//     that growing buffers trade in are kept up to 1/32 of the budget, the
+//     classes given back last first; past that they are left to the
+//     garbage collector, whose pace (GOGC, GOMEMLIMIT) then decides when
+//     their memory is reused.
 //
 // So the process's RSS is the budget plus these, plus what the collector
 // has not yet reclaimed: with GOGC alone, up to the live heap and the

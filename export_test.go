@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -31,9 +32,30 @@ type Faults struct {
 	// Log prints every operation, numbered, with the functions that made
 	// it: the way to find the FailAt of a given operation.
 	Log bool
+	// FailMoves makes every in-kernel copy of a block that outgrew its
+	// extent (copy_file_range) fail as the fields above say, whatever
+	// FailAt.
+	FailMoves bool
 
-	mu  sync.Mutex
-	ops int
+	mu    sync.Mutex
+	ops   int
+	moves int
+}
+
+// Moves reports how many in-kernel copies were attempted.
+func (f *Faults) Moves() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.moves
+}
+
+// move counts an in-kernel copy, and reports whether it must fail.
+func (f *Faults) move() bool {
+	f.mu.Lock()
+	f.moves++
+	all := f.FailMoves
+	f.mu.Unlock()
+	return f.fail() || all
 }
 
 // Ops reports how many operations were attempted.
@@ -115,6 +137,23 @@ func (ff faultyFile) punch(off, n int64) error {
 		return p.punch(off, n)
 	}
 	return nil
+}
+
+func (ff faultyFile) copyWithin(src, dst, n int64) error {
+	mv, ok := ff.spillFile.(mover)
+	if !ok {
+		return errors.ErrUnsupported
+	}
+	if ff.f.move() {
+		if ff.f.Lost {
+			return nil // reported copied, never copied
+		}
+		if ff.f.Short && n > 1 {
+			mv.copyWithin(src, dst, n/2)
+		}
+		return ff.f.Err
+	}
+	return mv.copyWithin(src, dst, n)
 }
 
 func (ff faultyFile) Close() error {

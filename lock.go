@@ -2,7 +2,8 @@ package spool
 
 // Lock protocol
 //
-// spool has eight kinds of lock-like state. This comment is the single
+// spool has the eight kinds of lock-like state numbered below (some with
+// a leaf lock of their own beside them). This comment is the single
 // place that says how they nest; every function that takes a lock follows
 // it, and stress_test.go checks it with a watchdog that dumps all goroutine
 // stacks if any operation stops making progress.
@@ -116,6 +117,13 @@ package spool
 //     or a promoter still finishing). It is a leaf below every other
 //     lock: it may be taken while holding a store.mu or Manager.mu, and
 //     while holding it code takes no spool lock and calls no user code.
+//
+//  8. freeList.mu (sync.Mutex), one per size class of the memory
+//     allocator (memory.go), is held only to push or pop a slice of its
+//     class. It is a leaf below every other lock, and code holds at most
+//     one at a time: memory.put, when the slack is full, drops a slice of
+//     another class under that class's lock and releases it before it
+//     takes its own.
 //
 // Order. A goroutine blocks on at most one store.mu at a time: the lock of
 // the buffer whose method it is running. While holding it, it may take the

@@ -50,3 +50,50 @@ func TestSizeClasses(t *testing.T) {
 		}
 	}
 }
+
+// TestFreeListsFollowDemand: with the slack full of one class, a slice of
+// another class given back takes the place of one of the first class
+// (memory.put drops the class holding the most bytes), so the class given
+// back last is the one a get finds again; the slack is never exceeded;
+// and a slice given back when no other class holds any is dropped.
+func TestFreeListsFollowDemand(t *testing.T) {
+	const slack = 64 << 10
+	a := newMemory(64<<10, slack)
+	var olds []*[]byte
+	for range slack / 1024 {
+		olds = append(olds, a.get(1024))
+	}
+	for _, p := range olds {
+		a.put(p)
+	}
+	if got := a.held.Load(); got != slack {
+		t.Fatalf("held %d bytes after filling the slack with 1 KiB slices, want %d", got, slack)
+	}
+	fresh := a.get(4096)
+	a.put(fresh)
+	if got := a.held.Load(); got > slack {
+		t.Fatalf("held %d bytes, more than the slack of %d", got, slack)
+	}
+	if got := a.lists[slices.Index(a.classes, 1024)].bytes.Load(); got != slack-4096 {
+		t.Errorf("1 KiB free list holds %d bytes after a 4 KiB slice was given back, want %d", got, slack-4096)
+	}
+	if again := a.get(4096); again != fresh {
+		t.Error("the 4 KiB slice given back last was dropped: get allocated a new one")
+	}
+	for i := range a.lists {
+		l := &a.lists[i]
+		if got, want := l.bytes.Load(), int64(len(l.items)*a.classes[i]); got != want {
+			t.Errorf("free list of class %d counts %d bytes for %d slices", a.classes[i], got, len(l.items))
+		}
+	}
+
+	// Only one class in the slack, and it is full: a slice of that class
+	// given back is dropped, not kept past the slack.
+	b := newMemory(64<<10, 4096)
+	p, q := b.get(4096), b.get(4096)
+	b.put(p)
+	b.put(q)
+	if got := b.held.Load(); got != 4096 {
+		t.Errorf("held %d bytes with a slack of 4096", got)
+	}
+}

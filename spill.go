@@ -168,6 +168,11 @@ func (sp *spill) writePart(i int64, lo int, seg []byte, grow bool) error {
 	if lo == 0 && hi >= int(m.valid) {
 		return sp.writeBlock(i, m, seg, room(len(seg)))
 	}
+	if appending && sp.seal == nil {
+		if moved, err := sp.moveAppend(i, m, seg, room(hi)); moved || err != nil {
+			return err
+		}
+	}
 	bp := sp.a.getScratch()
 	defer sp.a.putScratch(bp)
 	n := max(int(m.valid), hi)
@@ -192,6 +197,42 @@ func (sp *spill) appendBlock(i int64, m blockMeta, seg []byte) error {
 	sp.addLive(int64(len(seg)))
 	sp.meta.set(i, m)
 	return nil
+}
+
+// moveAppend appends seg to block i, whose metadata is m, when its extent
+// has no room left for it: in a new extent of room bytes, to which the
+// kernel copies the block's bytes (arena.copyExtent), without passing them
+// through a scratch block. The block's checksum, of the bytes as they were
+// written, is extended over seg: bytes that the old extent no longer
+// held as written (a lost write, a flipped bit) are carried over as they
+// are, and fail the check when the block is read, as they would have in
+// the old extent. It reports whether it handled the append; it did not,
+// and the caller moves the block through memory, if the segment file
+// cannot copy in the kernel.
+func (sp *spill) moveAppend(i int64, m blockMeta, seg []byte, room int) (bool, error) {
+	a := sp.a
+	if a.noMove.Load() {
+		return false, nil
+	}
+	ext, err := a.alloc(sp.seg, a.classOf(int64(room)), sp.credit)
+	if err != nil {
+		return true, err
+	}
+	moved, err := a.copyExtent(m.ext, ext, int64(m.n))
+	if moved && err == nil {
+		err = a.writeAt(ext, int64(m.n), seg)
+	}
+	if !moved || err != nil {
+		a.discard(ext)
+		return moved, err
+	}
+	next := blockMeta{ext: ext, n: m.n + uint32(len(seg)), sum: crc64nvme.Update(m.sum, seg)}
+	next.valid = next.n
+	a.free(m.ext)
+	a.settle(sp.seg)
+	sp.addLive(int64(len(seg)))
+	sp.meta.set(i, next)
+	return true, nil
 }
 
 // writeBlock makes p, at most a chunk, the whole content of block i, whose

@@ -27,6 +27,16 @@ type puncher interface {
 	punch(off, n int64) error
 }
 
+// mover is implemented by spill files that can copy a range of
+// themselves to another place in the kernel, without the bytes passing
+// through user memory (copy_file_range on Linux). copyWithin copies the n
+// bytes at src to dst; the ranges do not overlap. It returns an error
+// wrapping errors.ErrUnsupported if the file cannot (the arena then copies
+// through memory from then on).
+type mover interface {
+	copyWithin(src, dst, n int64) error
+}
+
 // osFile is a spill file of the real file system.
 type osFile struct{ *os.File }
 

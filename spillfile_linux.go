@@ -67,6 +67,47 @@ func (f osFile) punch(off, n int64) error {
 	return nil
 }
 
+// copyWithin copies the n bytes at src to dst with copy_file_range, in
+// the kernel. Errors that mean the kernel or the file system cannot
+// (ENOSYS before Linux 4.5, EXDEV, EOPNOTSUPP, EINVAL) wrap
+// errors.ErrUnsupported.
+func (f osFile) copyWithin(src, dst, n int64) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return &os.PathError{Op: "copy_file_range", Path: f.Name(), Err: err}
+	}
+	// Through SyscallConn for the reason punch gives.
+	cerr := rc.Control(func(fd uintptr) {
+		for n > 0 {
+			var k int
+			k, err = unix.CopyFileRange(int(fd), &src, int(fd), &dst, int(n), 0)
+			switch {
+			case err == unix.EINTR:
+				err = nil
+				continue
+			case err != nil:
+				return
+			case k == 0:
+				err = fmt.Errorf("%w: %d bytes short of the end of the file", ErrCorrupt, n)
+				return
+			}
+			n -= int64(k) // src and dst advanced by k
+		}
+	})
+	if cerr != nil {
+		err = cerr
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EXDEV), errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EINVAL):
+		return fmt.Errorf("copy_file_range: %w (%w)", errors.ErrUnsupported, err)
+	case errors.Is(err, ErrCorrupt):
+		return err
+	}
+	return &os.PathError{Op: "copy_file_range", Path: f.Name(), Err: err}
+}
+
 // newHandoff creates the file Buffer.File fills: anonymous, as a spill
 // file, in dir. Its done returns a read-only descriptor of it at offset 0,
 // opened through /proc (the file has no name), and closes the file.

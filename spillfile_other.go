@@ -25,6 +25,10 @@ func memoryBacked(dir string) (bool, error) { return false, nil }
 // until they are reused or cut off the end of their file.
 func (f osFile) punch(off, n int64) error { return errors.ErrUnsupported }
 
+// copyWithin is not supported outside Linux: the arena moves a block that
+// outgrows its extent through memory.
+func (f osFile) copyWithin(src, dst, n int64) error { return errors.ErrUnsupported }
+
 // newHandoff creates the file Buffer.File fills, in dir, under a random
 // name (O_EXCL, mode 0600). Its done opens it again read-only by that name,
 // at offset 0, removes the name, and closes the file.

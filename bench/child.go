@@ -530,7 +530,8 @@ func readVmRSS(f *os.File, buf []byte) (int64, bool) {
 // mutexprof.go; go tool pprof shows the delay), where NAME is jobFile. A
 // scenario with a moment of peak memory also writes
 // DIR/NAME.peak.heap.pprof there (atPeak): the scale scenario when every
-// buffer is full (live heap: -sample_index=inuse_space).
+// buffer is full, the slow scenario when the first upload is in and every
+// other still in flight (live heap: -sample_index=inuse_space).
 
 // atPeak is called by a scenario at its moment of peak memory; it writes
 // the peak heap profile when profiling, and does nothing otherwise.

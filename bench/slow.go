@@ -279,6 +279,7 @@ func runSlowCopy(cfg Config, job Job) (Result, error) {
 		flight inFlight
 		ready  sync.WaitGroup
 		wg     sync.WaitGroup
+		peak   sync.Once // the heap profile when the first upload is in
 	)
 	start := make(chan struct{})
 	ready.Add(n)
@@ -322,6 +323,7 @@ func runSlowCopy(cfg Config, job Job) (Result, error) {
 			default:
 				st.uploads.Add(1)
 				st.bytes.Add(got)
+				peak.Do(atPeak)
 			}
 		})
 	}
@@ -372,6 +374,7 @@ func runSlowHTTP(cfg Config, job Job) (Result, error) {
 	var (
 		st     uploadStats
 		flight inFlight
+		peak   sync.Once // the heap profile when the first upload is in
 	)
 	handler := func(rw http.ResponseWriter, r *http.Request) {
 		flight.enter()
@@ -414,6 +417,7 @@ func runSlowHTTP(cfg Config, job Job) (Result, error) {
 		}
 		st.uploads.Add(1)
 		st.bytes.Add(got)
+		peak.Do(atPeak)
 		io.WriteString(rw, "ok\n")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
