@@ -99,7 +99,10 @@ package spool
 //     budget (under a segment.mu) never takes it: a compare-and-swap, and
 //     a read of the number of waiters. A writer waits for disk budget
 //     holding no spool lock at all: its write gives up the buffer's lock,
-//     waits, and takes it again to go on. Writers that hold disk and wait
+//     waits, and takes it again to go on; the buffer's Close, which does
+//     not wait for it, cancels the buffer's context (a child of the one
+//     NewBufferContext was given) under the store.mu, which wakes it: the
+//     context's own lock is a leaf. Writers that hold disk and wait
 //     for more could wait for each other: diskBudget refuses one when
 //     every holder of disk waits (budget.go), looking again whenever a
 //     writer comes or leaves, room is freed or the holders change; a

@@ -32,6 +32,7 @@ type store struct {
 	idx       int             // index in m.bufs; guarded by m.mu
 	holdIdx   int             // 1 + index in m.holding, 0 if not there; guarded by m.mu
 	ctx       context.Context // NewBufferContext: writes wait for disk budget while it allows; set once
+	stopWait  func()          // cancels ctx, a child of the caller's: Close ends the buffer's waits; set once
 	holdsDisk atomic.Bool     // its spill holds data (spill.addLive)
 
 	// mu protects the following fields. See lock.go for the lock order.
@@ -350,6 +351,9 @@ func (b *store) Close() error {
 		return ErrClosed
 	}
 	b.closed = true
+	if b.stopWait != nil {
+		b.stopWait() // a write of the buffer waiting for disk returns ErrClosed
+	}
 	b.dropWindow()
 	b.freeChunks(0)
 	b.chunks = nil

@@ -39,8 +39,9 @@ import (
 // wait for others to finish rather than be refused. Writers wait in line,
 // first come first served, block by block. When ctx ends, the write
 // returns what it wrote and an error wrapping both ErrDiskBudget and
-// ctx.Err(); when the Manager is closed, one wrapping ErrClosed. Reads,
-// and writes that need no disk, never wait. ctx must not be nil.
+// ctx.Err(); when the Manager or the Buffer is closed (from another
+// goroutine), one wrapping ErrClosed, at once. Reads, and writes that
+// need no disk, never wait. ctx must not be nil.
 //
 // Buffers that hold data on disk and wait for more could wait for each
 // other for ever: when every buffer holding data on disk waits and the
@@ -61,7 +62,7 @@ func (m *Manager) NewBufferContext(ctx context.Context) (*Buffer, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.s.ctx = ctx
+	b.s.ctx, b.s.stopWait = context.WithCancel(ctx)
 	return b, nil
 }
 
@@ -80,15 +81,26 @@ func (b *store) waitDisk(err error) error {
 	if b.m.arena.hasSlack() {
 		b.m.arena.reclaim() // freed space the files still hold: give it back first
 	}
-	if werr := b.m.disk.wait(b.ctx, need, &b.holdsDisk); werr != nil {
-		if errors.Is(werr, ErrClosed) {
-			return fmt.Errorf("%w (waiting for disk budget: %w)", ErrClosed, err)
+	werr := b.m.disk.wait(b.ctx, need, &b.holdsDisk)
+	b.mu.Lock()
+	closed := b.closed
+	if werr == nil && !closed {
+		b.credit += need
+	}
+	b.mu.Unlock()
+	switch {
+	case closed:
+		// The buffer was closed while its write waited (Close cancels the
+		// wait), or just after the room was granted: nothing will spend it.
+		if werr == nil {
+			b.m.disk.release(need)
 		}
+		return fmt.Errorf("%w (waiting for disk budget: %w)", ErrClosed, err)
+	case errors.Is(werr, ErrClosed):
+		return fmt.Errorf("%w (waiting for disk budget: %w)", ErrClosed, err)
+	case werr != nil:
 		return fmt.Errorf("%w: waiting for room: %w", err, werr)
 	}
-	b.mu.Lock()
-	b.credit += need
-	b.mu.Unlock()
 	return nil
 }
 
@@ -118,7 +130,7 @@ func (b *store) reserveDisk(n int64) error {
 	}
 	if b.ctx == nil || holding {
 		err = b.m.disk.reserve(need, nil)
-	} else if err = b.m.disk.wait(b.ctx, need, &b.holdsDisk); errors.Is(err, ErrClosed) {
+	} else if err = b.m.disk.wait(b.ctx, need, &b.holdsDisk); errors.Is(err, ErrClosed) || (err != nil && b.Closed()) {
 		err = fmt.Errorf("%w (waiting for disk budget)", ErrClosed)
 	} else if err != nil && !errors.Is(err, ErrDiskBudget) {
 		err = fmt.Errorf("%w: waiting for room: %w", ErrDiskBudget, err)

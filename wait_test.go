@@ -772,3 +772,85 @@ func TestReserveDiskSmallPieces(t *testing.T) {
 		m.Close()
 	}
 }
+
+// TestCloseWakesWaiter: Close of a buffer whose write waits for disk, from
+// another goroutine, ends the wait at once: the write returns what it
+// wrote and an error wrapping ErrClosed, the waiter leaves the line (a
+// waiter behind it that fits is served), and no room stays charged once
+// every buffer is closed. The same for ReserveDisk.
+func TestCloseWakesWaiter(t *testing.T) {
+	defer watchdog(t, time.Minute)() // a Close that does not wake the waiter hangs
+	for _, how := range []string{"write", "reserve"} {
+		t.Run(how, func(t *testing.T) {
+			m := waitManager(t, 8)
+			hog := spilledFull(t, m, 6)
+			w, _ := m.NewBufferContext(context.Background())
+			w.Rollover()
+			done := make(chan error)
+			go func() {
+				var err error
+				if how == "write" {
+					_, err = w.WriteAt(randBytes(6, 5*blk), 0) // 2 chunks fit, 3 more wait
+				} else {
+					err = w.ReserveDisk(5 * blk)
+				}
+				done <- err
+			}()
+			untilWaiting(t, m, 1)
+			// A second waiter, behind the first, that fits in what is left
+			// once the first is gone.
+			small, _ := m.NewBufferContext(context.Background())
+			small.Rollover()
+			smallDone := make(chan error)
+			go func() {
+				_, err := small.Write(randBytes(8, blk))
+				smallDone <- err
+			}()
+			untilWaiting(t, m, 2)
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; !errors.Is(err, spool.ErrClosed) {
+				t.Fatalf("the waiting %s after Close: %v; want an error wrapping ErrClosed", how, err)
+			}
+			if err := <-smallDone; err != nil {
+				t.Fatalf("the waiter behind the closed one: %v", err)
+			}
+			small.Close()
+			hog.Close()
+			if st := m.Stats(); st.DiskInUse != 0 || st.DiskWaiters != 0 {
+				t.Errorf("with every buffer closed: DiskInUse %d, DiskWaiters %d; want 0, 0", st.DiskInUse, st.DiskWaiters)
+			}
+		})
+	}
+}
+
+// TestCloseRacesGrant: buffers closed while their writes wait, as room is
+// freed: whichever comes first, the room a wait was granted is never left
+// charged to a closed buffer.
+func TestCloseRacesGrant(t *testing.T) {
+	defer watchdog(t, time.Minute)()
+	m := waitManager(t, 8)
+	for i := range sized(50, 200, 400) {
+		hog := spilledFull(t, m, 7)
+		w, _ := m.NewBufferContext(context.Background())
+		w.Rollover()
+		done := make(chan error)
+		go func() {
+			_, err := w.Write(randBytes(uint64(i), 3*blk))
+			done <- err
+		}()
+		untilWaiting(t, m, 1)
+		go hog.Close()
+		w.Close()
+		if err := <-done; err != nil && !errors.Is(err, spool.ErrClosed) {
+			t.Fatalf("iteration %d: the waiting write: %v; want nil or ErrClosed", i, err)
+		}
+		for m.Stats().Buffers != 0 {
+			runtime.Gosched()
+		}
+		if st := m.Stats(); st.DiskInUse != 0 || st.DiskWaiters != 0 {
+			t.Fatalf("iteration %d: with every buffer closed: DiskInUse %d, DiskWaiters %d; want 0, 0", i, st.DiskInUse, st.DiskWaiters)
+		}
+	}
+}
