@@ -31,37 +31,42 @@ func BenchmarkReadForm(b *testing.B) {
 	fw.Write(data)
 	w.Close()
 	form := body.Bytes()
+	// run reads the form b.N times with read, which returns the size of
+	// the file it read and the function that removes the form.
+	run := func(b *testing.B, read func() (int64, func() error, error)) {
+		b.SetBytes(size)
+		for b.Loop() {
+			got, removeAll, err := read()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if got != size {
+				b.Fatalf("file of %d bytes, want %d", got, size)
+			}
+			if err := removeAll(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 	for _, budget := range []int64{64 << 20, 4 << 20} {
 		b.Run(fmt.Sprintf("spool/budget=%dMiB", budget>>20), func(b *testing.B) {
 			m := newManager(b, spool.Options{MemoryBudget: budget})
-			b.SetBytes(size)
-			for b.Loop() {
+			run(b, func() (int64, func() error, error) {
 				f, err := spoolhttp.ReadForm(multipart.NewReader(bytes.NewReader(form), w.Boundary()), m, spoolhttp.Limits{})
 				if err != nil {
-					b.Fatal(err)
+					return 0, nil, err
 				}
-				if got := f.File["file"][0].Size; got != size {
-					b.Fatalf("file of %d bytes, want %d", got, size)
-				}
-				if err := f.RemoveAll(); err != nil {
-					b.Fatal(err)
-				}
-			}
+				return f.File["file"][0].Size, f.RemoveAll, nil
+			})
 		})
 		b.Run(fmt.Sprintf("multipart/maxMemory=%dMiB", budget>>20), func(b *testing.B) {
-			b.SetBytes(size)
-			for b.Loop() {
+			run(b, func() (int64, func() error, error) {
 				f, err := multipart.NewReader(bytes.NewReader(form), w.Boundary()).ReadForm(budget)
 				if err != nil {
-					b.Fatal(err)
+					return 0, nil, err
 				}
-				if got := f.File["file"][0].Size; got != size {
-					b.Fatalf("file of %d bytes, want %d", got, size)
-				}
-				if err := f.RemoveAll(); err != nil {
-					b.Fatal(err)
-				}
-			}
+				return f.File["file"][0].Size, f.RemoveAll, nil
+			})
 		})
 	}
 }
