@@ -508,8 +508,11 @@ type segment struct {
 	// parked, is out of it.
 	empty frameHeap
 	// recycle holds the frames emptied (frameRecycling) and not settled
-	// yet.
-	recycle []recycled
+	// yet. settle takes it whole, and gives its array back, emptied, as
+	// spare, which the next settle makes recycle: the list is not grown
+	// again from nothing at every settle (at 10,000 uploads in flight, 10
+	// MB of garbage per run).
+	recycle, spare []recycled
 	// cut is the cut off the end of the file in flight, if any: one at a
 	// time.
 	cut *cut
@@ -886,7 +889,7 @@ func (s *segment) settle() {
 		return
 	}
 	rs := s.recycle
-	s.recycle = nil
+	s.recycle, s.spare = s.spare, nil
 	k := 0
 	for _, r := range rs {
 		if s.frames[r.frame].punching != (bitmap{}) {
@@ -898,6 +901,7 @@ func (s *segment) settle() {
 	}
 	rs = rs[:k]
 	if len(rs) == 0 {
+		s.keepSpare(rs)
 		s.mu.Unlock()
 		return
 	}
@@ -944,8 +948,17 @@ func (s *segment) settle() {
 	for _, r := range punch {
 		back += s.recycled(r)
 	}
+	s.keepSpare(rs)
 	s.mu.Unlock()
 	s.a.land(back)
+}
+
+// keepSpare keeps rs's array, emptied, as the next recycle list, unless it
+// is large (after a burst of frees). s.mu is held.
+func (s *segment) keepSpare(rs []recycled) {
+	if cap(rs) <= 4096 {
+		s.spare = rs[:0]
+	}
 }
 
 // planCut marks for cutting off the frames at the end of the file that
