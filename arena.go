@@ -430,21 +430,31 @@ func (a *arena) writeAt(e extent, off int64, p []byte) error {
 	return err
 }
 
+// canMove reports whether segment s may copy in the kernel: its file is
+// of a kind that can try, and no segment file said it cannot
+// (copyExtent).
+func (a *arena) canMove(s *segment) bool {
+	if a.noMove.Load() {
+		return false
+	}
+	if _, ok := s.f.(mover); !ok {
+		a.noMove.Store(true)
+		return false
+	}
+	return true
+}
+
 // copyExtent copies the first n bytes of extent src to the start of
 // extent dst, of the same segment, in the kernel (mover), and reports
 // whether it could: if the segment file cannot, it returns false and nil,
 // and the caller copies through memory. Once a file said it cannot, no
 // other is asked.
 func (a *arena) copyExtent(src, dst extent, n int64) (bool, error) {
-	if a.noMove.Load() {
+	s := a.segment(src.seg())
+	if !a.canMove(s) {
 		return false, nil
 	}
-	mv, ok := a.segment(src.seg()).f.(mover)
-	if !ok {
-		a.noMove.Store(true)
-		return false, nil
-	}
-	err := mv.copyWithin(src.offset(), dst.offset(), n)
+	err := s.f.(mover).copyWithin(src.offset(), dst.offset(), n)
 	if errors.Is(err, errors.ErrUnsupported) {
 		a.noMove.Store(true)
 		return false, nil

@@ -348,6 +348,20 @@ func TestArenaMoveInKernel(t *testing.T) {
 			t.Fatalf("ReadAt of a block whose move was lost = %d, %v; want ErrCorrupt", n, err)
 		}
 	})
+	t.Run("unsupported", func(t *testing.T) {
+		// A file that turns out not to copy in the kernel (a seccomp
+		// filter's EPERM): the block is copied through memory into the
+		// extent already allocated, and no move is tried again.
+		f, b := setup(t)
+		f.FailMoves, f.Err = true, fmt.Errorf("copy_file_range: %w", errors.ErrUnsupported)
+		if _, err := write(b, 0, len(data)); err != nil {
+			t.Fatal(err)
+		}
+		wantContent(t, b, data)
+		if runtime.GOOS == "linux" && f.Moves() != 1 {
+			t.Errorf("%d moves tried in the kernel; want 1, then none once the file said it cannot", f.Moves())
+		}
+	})
 	for _, short := range []bool{false, true} {
 		t.Run(fmt.Sprint("fails/short=", short), func(t *testing.T) {
 			f, b := setup(t)

@@ -155,10 +155,27 @@ func (m *Manager) valid() bool { return m != nil && m.budget != nil }
 // NewBuffer returns a new, empty Buffer in memory. It takes no memory from
 // the budget until data is written. It returns ErrClosed after Close.
 func (m *Manager) NewBuffer() (*Buffer, error) {
+	return m.newBuffer(nil)
+}
+
+// waiting is the context a buffer made by NewBufferContext waits for disk
+// under, and the function that cancels it (store.Close).
+type waiting struct {
+	ctx  context.Context
+	stop func()
+}
+
+// newBuffer returns a new Buffer, whose writes wait for disk under w if w
+// is not nil. The context is set before the buffer is listed, where a
+// Manager.Close may close it.
+func (m *Manager) newBuffer(w *waiting) (*Buffer, error) {
 	if !m.valid() {
 		return nil, ErrInvalid
 	}
 	s := &store{m: m, id: m.nextID.Add(1)}
+	if w != nil {
+		s.ctx, s.stopWait = w.ctx, w.stop
+	}
 	s.lastUse.Store(m.clock.Add(1))
 	m.mu.Lock()
 	if m.closed {

@@ -168,10 +168,8 @@ func (sp *spill) writePart(i int64, lo int, seg []byte, grow bool) error {
 	if lo == 0 && hi >= int(m.valid) {
 		return sp.writeBlock(i, m, seg, room(len(seg)))
 	}
-	if appending && sp.seal == nil {
-		if moved, err := sp.moveAppend(i, m, seg, room(hi)); moved || err != nil {
-			return err
-		}
+	if appending && sp.seal == nil && sp.a.canMove(sp.seg) {
+		return sp.moveAppend(i, m, seg, room(hi))
 	}
 	bp := sp.a.getScratch()
 	defer sp.a.putScratch(bp)
@@ -206,25 +204,27 @@ func (sp *spill) appendBlock(i int64, m blockMeta, seg []byte) error {
 // written, is extended over seg: bytes that the old extent no longer
 // held as written (a lost write, a flipped bit) are carried over as they
 // are, and fail the check when the block is read, as they would have in
-// the old extent. It reports whether it handled the append; it did not,
-// and the caller moves the block through memory, if the segment file
-// cannot copy in the kernel.
-func (sp *spill) moveAppend(i int64, m blockMeta, seg []byte, room int) (bool, error) {
+// the old extent. If the segment file turns out not to copy in the kernel,
+// the bytes are read, checked and written through a scratch block into
+// the extent already allocated (so that room a reservation set aside is
+// not spent twice). The caller calls it only where the arena may move in
+// the kernel (arena.canMove); it returns the write's error.
+func (sp *spill) moveAppend(i int64, m blockMeta, seg []byte, room int) error {
 	a := sp.a
-	if a.noMove.Load() {
-		return false, nil
-	}
 	ext, err := a.alloc(sp.seg, a.classOf(int64(room)), sp.credit)
 	if err != nil {
-		return true, err
+		return err
 	}
 	moved, err := a.copyExtent(m.ext, ext, int64(m.n))
-	if moved && err == nil {
+	if err == nil && !moved {
+		err = sp.copyThrough(i, m, ext)
+	}
+	if err == nil {
 		err = a.writeAt(ext, int64(m.n), seg)
 	}
-	if !moved || err != nil {
+	if err != nil {
 		a.discard(ext)
-		return moved, err
+		return err
 	}
 	next := blockMeta{ext: ext, n: m.n + uint32(len(seg)), sum: crc64nvme.Update(m.sum, seg)}
 	next.valid = next.n
@@ -232,7 +232,19 @@ func (sp *spill) moveAppend(i int64, m blockMeta, seg []byte, room int) (bool, e
 	a.settle(sp.seg)
 	sp.addLive(int64(len(seg)))
 	sp.meta.set(i, next)
-	return true, nil
+	return nil
+}
+
+// copyThrough copies the m.n bytes of block i to the start of extent ext
+// through a scratch block, checking them on the way.
+func (sp *spill) copyThrough(i int64, m blockMeta, ext extent) error {
+	bp := sp.a.getScratch()
+	defer sp.a.putScratch(bp)
+	buf := (*bp)[:m.n]
+	if err := sp.readVerified(i, m, buf); err != nil {
+		return err
+	}
+	return sp.a.writeAt(ext, 0, buf)
 }
 
 // writeBlock makes p, at most a chunk, the whole content of block i, whose

@@ -68,14 +68,20 @@ func (f osFile) punch(off, n int64) error {
 }
 
 // copyWithin copies the n bytes at src to dst with copy_file_range, in
-// the kernel. Errors that mean the kernel or the file system cannot
-// (ENOSYS before Linux 4.5, EXDEV, EOPNOTSUPP, EINVAL) wrap
-// errors.ErrUnsupported.
+// the kernel. The errors that Go's own use of copy_file_range
+// (os.File.ReadFrom) takes to mean the kernel, the file system or a
+// sandbox will not copy (ENOSYS before Linux 4.5, EXDEV, EOPNOTSUPP,
+// EINVAL, EPERM under seccomp filters, EIO from some network file
+// systems, and 0 bytes copied at once, as kernels before 5.19 may report),
+// when nothing was copied yet, wrap errors.ErrUnsupported: the caller
+// copies through memory instead, which reports a real disk error again if
+// there was one.
 func (f osFile) copyWithin(src, dst, n int64) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return &os.PathError{Op: "copy_file_range", Path: f.Name(), Err: err}
 	}
+	copied := false
 	// Through SyscallConn for the reason punch gives.
 	cerr := rc.Control(func(fd uintptr) {
 		for n > 0 {
@@ -87,10 +93,14 @@ func (f osFile) copyWithin(src, dst, n int64) error {
 				continue
 			case err != nil:
 				return
+			case k == 0 && !copied:
+				err = errors.ErrUnsupported
+				return
 			case k == 0:
 				err = fmt.Errorf("%w: %d bytes short of the end of the file", ErrCorrupt, n)
 				return
 			}
+			copied = true
 			n -= int64(k) // src and dst advanced by k
 		}
 	})
@@ -100,10 +110,11 @@ func (f osFile) copyWithin(src, dst, n int64) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EXDEV), errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EINVAL):
-		return fmt.Errorf("copy_file_range: %w (%w)", errors.ErrUnsupported, err)
 	case errors.Is(err, ErrCorrupt):
 		return err
+	case !copied && (errors.Is(err, errors.ErrUnsupported) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EXDEV) ||
+		errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EIO)):
+		return fmt.Errorf("copy_file_range: %w (%w)", errors.ErrUnsupported, err)
 	}
 	return &os.PathError{Op: "copy_file_range", Path: f.Name(), Err: err}
 }

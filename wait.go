@@ -58,11 +58,12 @@ func (m *Manager) NewBufferContext(ctx context.Context) (*Buffer, error) {
 	if ctx == nil {
 		return nil, fmt.Errorf("%w: NewBufferContext with a nil Context", ErrInvalid)
 	}
-	b, err := m.NewBuffer()
+	ctx, stop := context.WithCancel(ctx)
+	b, err := m.newBuffer(&waiting{ctx, stop})
 	if err != nil {
+		stop()
 		return nil, err
 	}
-	b.s.ctx, b.s.stopWait = context.WithCancel(ctx)
 	return b, nil
 }
 

@@ -854,3 +854,31 @@ func TestCloseRacesGrant(t *testing.T) {
 		}
 	}
 }
+
+// TestNewBufferContextRacesClose: buffers made by NewBufferContext while
+// Manager.Close runs are either refused with ErrClosed or closed by it,
+// their waits ended (under -race: the buffer's context is set before
+// Close can see the buffer).
+func TestNewBufferContextRacesClose(t *testing.T) {
+	for range sized(20, 100, 200) {
+		m := waitManager(t, 8)
+		done := make(chan error)
+		var made atomic.Int64
+		go func() {
+			for {
+				if _, err := m.NewBufferContext(context.Background()); err != nil {
+					done <- err
+					return
+				}
+				made.Add(1)
+			}
+		}()
+		for made.Load() < 100 {
+			runtime.Gosched()
+		}
+		m.Close()
+		if err := <-done; !errors.Is(err, spool.ErrClosed) {
+			t.Fatalf("NewBufferContext after Close: %v; want ErrClosed", err)
+		}
+	}
+}
