@@ -111,7 +111,7 @@ func newManager(opts Options, fs fileSystem) (*Manager, error) {
 	}
 	cs := int64(o.ChunkSize)
 	bud := newBudget(o.MemoryBudget)
-	mem := newMemory(o.ChunkSize, max(cs, o.MemoryBudget/32))
+	mem := newMemory(o.ChunkSize, slackFor(o.MemoryBudget, o.ChunkSize))
 	mem.budget = bud
 	var seal *sealer
 	if o.EncryptSpill {
