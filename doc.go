@@ -193,10 +193,10 @@
 //     EncryptSpill);
 //   - slices given back wait in free lists for reuse (memory.go): whole
 //     chunks never outnumber the most ever in use, and the smaller classes
-//     that growing buffers trade in are kept up to 1/32 of the budget, the
-//     classes given back last first; past that they are left to the
-//     garbage collector, whose pace (GOGC, GOMEMLIMIT) then decides when
-//     their memory is reused.
+//     that growing buffers trade in are kept up to 1/32 of the budget (at
+//     most 8 chunks), the classes given back last first; past that they
+//     are left to the garbage collector, whose pace (GOGC, GOMEMLIMIT)
+//     then decides when their memory is reused.
 //
 // So the process's RSS is the budget plus these, plus what the collector
 // has not yet reclaimed: with GOGC alone, up to the live heap and the

@@ -31,11 +31,12 @@ import (
 // their list is empty, so the chunks in use and free together never
 // outnumber the most ever in use at once: no more than the budget holds.
 // The slices of the smaller classes, which a buffer trades for larger ones
-// as it grows, are kept up to a slack (1/32 of the budget) for all classes
-// together. A slice given back when the slack is full takes the place of
-// one of the class whose free list holds the most bytes, which is left to
-// the garbage collector (dropOther); only when no other class holds any
-// is the slice given back left to it instead. The slack so follows the
+// as it grows, are kept up to a slack (slackFor: 1/32 of the budget, at
+// most 8 chunks) for all classes together. A slice given back when the
+// slack is full takes the place of one of the class whose free list holds
+// the most bytes, which is left to the garbage collector (dropOther); only
+// when no other class holds any is the slice given back left to it
+// instead. The slack so follows the
 // classes given back last, which are those taken next: while buffers grow
 // together, each gives back the class the next one up is about to take.
 // Keeping the first classes given back instead, and dropping the rest,
