@@ -268,6 +268,7 @@ func ForceEvict(b *Buffer) {
 // progress.
 func StopPromoter(m *Manager) {
 	m.promoter.stop()
+	m.promoter.wg.Wait() // stop does not wait while the goroutine runs user code
 	m.promoter = nil
 }
 

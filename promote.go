@@ -50,6 +50,14 @@ func (p *promoter) run() {
 		case <-p.done:
 			return
 		case s := <-p.ch:
+			// A select picks at random among the cases ready: once done
+			// is closed, the queue must not be served any longer (stop,
+			// which may not wait for this goroutine, counts on it).
+			select {
+			case <-p.done:
+				return
+			default:
+			}
 			p.m.promote(s)
 			s.offered.Store(false)
 		}
