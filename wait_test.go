@@ -882,3 +882,31 @@ func TestNewBufferContextRacesClose(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitForDiskHolderAfterClose: a write that holds disk and waits for
+// more, while the only other holder of disk closes, is served with the
+// space that close freed, not refused as if every holder waited: freed
+// space the files still hold (slack, in frames the two shared) is given
+// back first.
+func TestWaitForDiskHolderAfterClose(t *testing.T) {
+	defer watchdog(t, time.Minute)()
+	for i := range sized(5, 20, 50) {
+		m := waitManager(t, 8)
+		hog := spilledFull(t, m, 6)
+		w, _ := m.NewBufferContext(context.Background())
+		w.Rollover()
+		data := randBytes(uint64(i), 5*blk)
+		done := make(chan error)
+		go func() {
+			_, err := w.WriteAt(data, 0) // 2 chunks fit, then it waits holding them
+			done <- err
+		}()
+		untilWaiting(t, m, 1)
+		hog.Close()
+		if err := <-done; err != nil {
+			t.Fatalf("round %d: the waiting write after the other holder closed: %v", i, err)
+		}
+		wantContent(t, w, data)
+		w.Close()
+	}
+}

@@ -25,6 +25,11 @@
 // of the whole form. Every limit has its own sentinel error, and StatusCode
 // turns any error of this package, or of spool, into an HTTP status.
 //
+// When the Manager's Options.DiskBudget is spent, a form fails at once
+// with 507 Insufficient Storage, unless Limits.WaitForDisk is set: its
+// files then wait in line for disk freed by other forms while the
+// request's context allows (ReadFormContext takes a context of its own).
+//
 // # Request bodies
 //
 // ReadBody spools a request body into a Buffer, within a size limit,

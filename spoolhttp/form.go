@@ -2,6 +2,7 @@ package spoolhttp
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -130,8 +131,18 @@ func (f *Form) RemoveAll() error {
 // wrapped. It is safe to call ReadForm for different readers at once,
 // with the same Manager.
 func ReadForm(r *multipart.Reader, m *spool.Manager, lim Limits) (*Form, error) {
+	return ReadFormContext(context.Background(), r, m, lim)
+}
+
+// ReadFormContext is ReadForm whose Buffers, with lim.WaitForDisk, wait
+// for disk budget while ctx allows. Without lim.WaitForDisk, ctx is not
+// used. ctx must not be nil.
+func ReadFormContext(ctx context.Context, r *multipart.Reader, m *spool.Manager, lim Limits) (*Form, error) {
+	if ctx == nil {
+		return nil, fmt.Errorf("%w: spoolhttp.ReadFormContext with a nil Context", spool.ErrInvalid)
+	}
 	f := &Form{Value: make(map[string][]string), File: make(map[string][]*FileHeader)}
-	if err := f.read(r, m, lim.withDefaults()); err != nil {
+	if err := f.read(ctx, r, m, lim.withDefaults()); err != nil {
 		f.RemoveAll()
 		return nil, err
 	}
@@ -139,7 +150,7 @@ func ReadForm(r *multipart.Reader, m *spool.Manager, lim Limits) (*Form, error) 
 }
 
 // read reads the parts of r into f.
-func (f *Form) read(r *multipart.Reader, m *spool.Manager, lim Limits) error {
+func (f *Form) read(ctx context.Context, r *multipart.Reader, m *spool.Manager, lim Limits) error {
 	var (
 		parts                      int
 		headerBytes, total, values int64
@@ -168,7 +179,7 @@ func (f *Form) read(r *multipart.Reader, m *spool.Manager, lim Limits) error {
 			continue
 		}
 		if filename != "" {
-			if err := f.addFile(m, name, filename, p.Header, nil, src); err != nil {
+			if err := f.addFile(ctx, m, lim.WaitForDisk, name, filename, p.Header, nil, src); err != nil {
 				return err
 			}
 			continue
@@ -193,7 +204,7 @@ func (f *Form) read(r *multipart.Reader, m *spool.Manager, lim Limits) error {
 				// readMax was what MaxValueBytes left.
 				return fmt.Errorf("%w: more than %d bytes", ErrValuesTooLarge, lim.MaxValueBytes)
 			}
-			if err := f.addFile(m, name, "", p.Header, b.Bytes(), src); err != nil {
+			if err := f.addFile(ctx, m, lim.WaitForDisk, name, "", p.Header, b.Bytes(), src); err != nil {
 				return err
 			}
 			continue
@@ -235,12 +246,18 @@ func skipPart(src *limitReader) error {
 
 // addFile stores a part in a new Buffer of m, head and then the rest of
 // src, and adds it to f.File, rewound.
-func (f *Form) addFile(m *spool.Manager, name, filename string, h textproto.MIMEHeader, head []byte, src io.Reader) error {
+func (f *Form) addFile(ctx context.Context, m *spool.Manager, wait bool, name, filename string, h textproto.MIMEHeader, head []byte, src io.Reader) error {
 	what := fmt.Sprintf("file %q", filename)
 	if filename == "" {
 		what = fmt.Sprintf("value %q", name)
 	}
-	buf, err := m.NewBuffer()
+	var buf *spool.Buffer
+	var err error
+	if wait {
+		buf, err = m.NewBufferContext(ctx)
+	} else {
+		buf, err = m.NewBuffer()
+	}
 	if err != nil {
 		return fmt.Errorf("spoolhttp: spooling %s: %w", what, err)
 	}
@@ -271,14 +288,16 @@ func headerSize(h textproto.MIMEHeader) int64 {
 	return n
 }
 
-// ParseMultipartForm reads the multipart/form-data body of req with
-// ReadForm, as req.ParseMultipartForm does, but into Buffers of m within
-// lim. It reads req.Body, so it can be called once per request, and it
-// does not set req.MultipartForm or req.Form. It returns ErrNotMultipart
-// if req's Content-Type is not multipart/form-data, ErrMalformed if it
-// has no valid boundary, and an error if req.ParseMultipartForm or
-// req.MultipartReader has already read the body; otherwise see ReadForm.
-// The caller must call RemoveAll on the Form.
+// ParseMultipartForm reads the multipart/form-data body of req as
+// req.ParseMultipartForm does, but into Buffers of m within lim: with
+// ReadFormContext and req's context, which bounds the waits for disk of
+// lim.WaitForDisk. It reads req.Body, so it can be called once per
+// request, and it does not set req.MultipartForm or req.Form. It returns
+// ErrNotMultipart if req's Content-Type is not multipart/form-data,
+// ErrMalformed if it has no valid boundary, and an error if
+// req.ParseMultipartForm or req.MultipartReader has already read the
+// body; otherwise see ReadForm. The caller must call RemoveAll on the
+// Form.
 func ParseMultipartForm(req *http.Request, m *spool.Manager, lim Limits) (*Form, error) {
 	ct := req.Header.Get("Content-Type")
 	mt, params, err := mime.ParseMediaType(ct)
@@ -305,7 +324,7 @@ func ParseMultipartForm(req *http.Request, m *spool.Manager, lim Limits) (*Form,
 	if err != nil || boundary == "" {
 		return nil, fmt.Errorf("%w: Content-Type %q: %w", ErrMalformed, ct, http.ErrMissingBoundary)
 	}
-	return ReadForm(multipart.NewReader(req.Body, boundary), m, lim)
+	return ReadFormContext(req.Context(), multipart.NewReader(req.Body, boundary), m, lim)
 }
 
 // errBodyTaken is returned by ParseMultipartForm for a request whose body

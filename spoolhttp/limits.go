@@ -62,6 +62,19 @@ type Limits struct {
 	// value and tell whether it is longer (about twice MaxInlineValue). Negative means every value is kept in memory, within
 	// MaxValueBytes, as mime/multipart does.
 	MaxInlineValue int64
+
+	// WaitForDisk makes the form's Buffers wait for disk budget (the
+	// Manager's Options.DiskBudget) when it is spent, instead of failing
+	// at once with spool.ErrDiskBudget (507): each is made with
+	// Manager.NewBufferContext, and waits in line with the Manager's other
+	// waiting writers while the context allows: the request's for
+	// ParseMultipartForm, ReadFormContext's own, and none for ReadForm,
+	// whose waits end only when room is freed or the Manager is closed.
+	// A wait that ends with its context returns an error wrapping both
+	// spool.ErrDiskBudget and the context's error. See NewBufferContext
+	// for the refusals that end waits that would wait for each other for
+	// ever. Default false: never wait.
+	WaitForDisk bool
 }
 
 // withDefaults returns l with zero fields replaced by their defaults and
