@@ -136,7 +136,7 @@ func ReadForm(r *multipart.Reader, m *spool.Manager, lim Limits) (*Form, error) 
 
 // ReadFormContext is ReadForm whose Buffers, with lim.WaitForDisk, wait
 // for disk budget while ctx allows. Without lim.WaitForDisk, ctx is not
-// used. ctx must not be nil.
+// used. A nil ctx is an error wrapping spool.ErrInvalid.
 func ReadFormContext(ctx context.Context, r *multipart.Reader, m *spool.Manager, lim Limits) (*Form, error) {
 	if ctx == nil {
 		return nil, fmt.Errorf("%w: spoolhttp.ReadFormContext with a nil Context", spool.ErrInvalid)
