@@ -267,6 +267,9 @@ func ForceEvict(b *Buffer) {
 // look at m while nothing moves. Call it while no operation is in
 // progress.
 func StopPromoter(m *Manager) {
+	if m.promoter == nil {
+		return
+	}
 	m.promoter.stop()
 	m.promoter.wg.Wait() // stop does not wait while the goroutine runs user code
 	m.promoter = nil

@@ -180,7 +180,11 @@ func runUploadsOn(store Store, w Workload, clients, piece int, st *uploadStats) 
 	wg.Wait()
 	wall := time.Since(start)
 	st.mu.Lock()
-	st.latencies = append(st.latencies, log.all()...)
+	if st.latencies == nil {
+		st.latencies = log.all()
+	} else {
+		st.latencies = append(st.latencies, log.all()...)
+	}
 	st.mu.Unlock()
 	return wall
 }

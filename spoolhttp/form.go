@@ -86,7 +86,9 @@ func (fh *FileHeader) Buffer() *spool.Buffer { return fh.buf }
 // Detach returns the Buffer that holds the file and hands it over to the
 // caller, who must Close it: RemoveAll will leave it open. A server that
 // keeps an uploaded file beyond the request detaches it, and so needs no
-// copy.
+// copy. A Buffer of a form read with Limits.WaitForDisk keeps the
+// request's context for its life: once the request is over, a write to it
+// that needs disk budget fails at once, as with Manager.NewBufferContext.
 func (fh *FileHeader) Detach() *spool.Buffer {
 	fh.detached = true
 	return fh.buf

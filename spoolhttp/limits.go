@@ -73,7 +73,10 @@ type Limits struct {
 	// A wait that ends with its context returns an error wrapping both
 	// spool.ErrDiskBudget and the context's error. See NewBufferContext
 	// for the refusals that end waits that would wait for each other for
-	// ever. Default false: never wait.
+	// ever. The context stays the Buffers' for their life, as
+	// NewBufferContext says: a file detached (FileHeader.Detach) and
+	// written to after the request is over no longer waits. Default
+	// false: never wait.
 	WaitForDisk bool
 }
 
