@@ -447,14 +447,10 @@ func (a *arena) canMove(s *segment) bool {
 // copyExtent copies the first n bytes of extent src to the start of
 // extent dst, of the same segment, in the kernel (mover), and reports
 // whether it could: if the segment file cannot, it returns false and nil,
-// and the caller copies through memory. Once a file said it cannot, no
-// other is asked.
+// and the caller copies through memory. The caller has checked canMove;
+// once a file said it cannot, canMove has no other asked.
 func (a *arena) copyExtent(src, dst extent, n int64) (bool, error) {
-	s := a.segment(src.seg())
-	if !a.canMove(s) {
-		return false, nil
-	}
-	err := s.f.(mover).copyWithin(src.offset(), dst.offset(), n)
+	err := a.segment(src.seg()).f.(mover).copyWithin(src.offset(), dst.offset(), n)
 	if errors.Is(err, errors.ErrUnsupported) {
 		a.noMove.Store(true)
 		return false, nil

@@ -42,8 +42,8 @@ import (
 // Keeping the first classes given back instead, and dropping the rest,
 // left the slack full of 1 KiB stages that nothing took again, while the
 // classes in demand went to the collector: in the slow scenario (10,000
-// io.Copy uploads into a 16 MiB budget), 180 MB allocated over the run
-// for 16 MiB in use, against 57-67 MB now.
+// io.Copy uploads into a 16 MiB budget), 140-160 MB allocated over the
+// run for 16 MiB in use, against 55-67 MB now.
 // So the slices spool keeps, in use or free, come to at most the budget
 // and that slack. When the budget shrinks (Manager.SetMemoryBudget), the
 // free chunks beyond what the new budget leaves room for are dropped
@@ -134,7 +134,8 @@ func slackFor(size int64, cs int) int64 {
 // in the RSS: at 1/32 of a 64 MiB budget (2 MiB), the bench's uploads
 // scenario peaked 1.5 MiB higher than with 512 KiB (80.3-80.8 MiB
 // against 78.7-79.2, three runs each), while 10,000 slow uploads into 16
-// MiB (512 KiB either way) made 20% more garbage with 128 KiB.
+// MiB (512 KiB either way) peaked higher with 128 KiB (140-146 MiB against
+// 122-139).
 const slackChunks = 8
 
 // trim drops free chunks beyond keep bytes, and slices of smaller classes

@@ -89,15 +89,14 @@ func (b *store) waitDisk(err error) error {
 		b.credit += need
 	}
 	b.mu.Unlock()
+	if closed && werr == nil {
+		// The buffer was closed just after the room was granted: nothing
+		// will spend it.
+		b.m.disk.release(need)
+	}
 	switch {
-	case closed:
-		// The buffer was closed while its write waited (Close cancels the
-		// wait), or just after the room was granted: nothing will spend it.
-		if werr == nil {
-			b.m.disk.release(need)
-		}
-		return fmt.Errorf("%w (waiting for disk budget: %w)", ErrClosed, err)
-	case errors.Is(werr, ErrClosed):
+	case closed || errors.Is(werr, ErrClosed):
+		// The buffer (Close cancels its wait) or the Manager was closed.
 		return fmt.Errorf("%w (waiting for disk budget: %w)", ErrClosed, err)
 	case werr != nil:
 		return fmt.Errorf("%w: waiting for room: %w", err, werr)
