@@ -14,6 +14,12 @@ import (
 // loaded chunks in. It runs for Managers with the LeastFrequentlyUsed
 // policy unless Options.DisablePromotion is set, and stops in
 // Manager.Close.
+//
+// The goroutine serves the densest candidate it holds first (pick), not
+// the first offered: a promotion loads a whole buffer and rolls others
+// over, so while reads come faster than promotions, the order decides
+// which buffers reach memory soon. Served first come first, the hot
+// buffers waited behind cold ones read once.
 type promoter struct {
 	m    *Manager
 	ch   chan *store
@@ -23,20 +29,34 @@ type promoter struct {
 	// calling is set while the promoter goroutine runs user code
 	// (OnPromote, OnSpill, the Logger), which may call Manager.Close.
 	calling atomic.Bool
+
+	// pending holds the candidates taken from ch and not yet served, at
+	// most maxPending; only the promoter goroutine uses it.
+	pending []*store
 }
 
+// promoteQueue is the capacity of the promoter's channel, and maxPending
+// the candidates it holds beyond it; a candidate offered when both are
+// full is dropped (and offered again by its next read from disk).
+const (
+	promoteQueue = 64
+	maxPending   = 256
+)
+
 func newPromoter(m *Manager) *promoter {
-	p := &promoter{m: m, ch: make(chan *store, 64), done: make(chan struct{})}
+	p := &promoter{m: m, ch: make(chan *store, promoteQueue), done: make(chan struct{})}
 	p.wg.Go(p.run)
 	return p
 }
 
-// offer queues s for promotion, unless it is queued already or the queue
-// is full. It never blocks.
-func (p *promoter) offer(s *store) {
+// offer queues s, a buffer of size bytes whose lock the caller holds,
+// for promotion, unless it is queued already or the queue is full. It
+// never blocks.
+func (p *promoter) offer(s *store, size int64) {
 	if p == nil || !s.offered.CompareAndSwap(false, true) {
 		return
 	}
+	s.offerSize = size // read by the promoter after it receives s
 	select {
 	case p.ch <- s:
 	default:
@@ -46,22 +66,79 @@ func (p *promoter) offer(s *store) {
 
 func (p *promoter) run() {
 	for {
-		select {
-		case <-p.done:
-			return
-		case s := <-p.ch:
-			// A select picks at random among the cases ready: once done
-			// is closed, the queue must not be served any longer (stop,
-			// which may not wait for this goroutine, counts on it).
+		if len(p.pending) == 0 {
 			select {
 			case <-p.done:
 				return
-			default:
+			case s := <-p.ch:
+				p.pending = append(p.pending, s)
 			}
-			p.m.promote(s)
-			s.offered.Store(false)
+		}
+		p.take()
+		// A select picks at random among the cases ready: once done is
+		// closed, the queue must not be served any longer (stop, which
+		// may not wait for this goroutine, counts on it).
+		select {
+		case <-p.done:
+			return
+		default:
+		}
+		s := p.pick()
+		p.m.promote(s)
+		s.offered.Store(false)
+	}
+}
+
+// take moves the candidates queued in ch to pending. Beyond maxPending,
+// the least dense are dropped.
+func (p *promoter) take() {
+	for {
+		select {
+		case s := <-p.ch:
+			if len(p.pending) == maxPending {
+				i := p.extreme(false)
+				if p.worth(s) <= p.worth(p.pending[i]) {
+					s.offered.Store(false)
+					continue
+				}
+				p.pending[i].offered.Store(false)
+				p.pending[i] = s
+				continue
+			}
+			p.pending = append(p.pending, s)
+		default:
+			return
 		}
 	}
+}
+
+// pick removes the densest candidate from pending and returns it.
+func (p *promoter) pick() *store {
+	i := p.extreme(true)
+	s := p.pending[i]
+	last := len(p.pending) - 1
+	p.pending[i] = p.pending[last]
+	p.pending[last] = nil
+	p.pending = p.pending[:last]
+	return s
+}
+
+// extreme returns the index of the densest candidate in pending (the
+// least dense if !densest). pending is not empty.
+func (p *promoter) extreme(densest bool) int {
+	best, bw := 0, p.worth(p.pending[0])
+	for i, s := range p.pending[1:] {
+		if w := p.worth(s); densest && w > bw || !densest && w < bw {
+			best, bw = i+1, w
+		}
+	}
+	return best
+}
+
+// worth is candidate s's density now: its aged count over the memory its
+// size when offered would take. promote checks everything again.
+func (p *promoter) worth(s *store) float64 {
+	return density(p.m.freq.count(&s.freq), p.m.memFor(s.offerSize))
 }
 
 // stop ends the promoter goroutine and waits for it, unless that
@@ -81,8 +158,13 @@ func (p *promoter) stop() {
 	}
 }
 
-// user runs f, user code, on the promoter goroutine.
+// user runs f, user code, on the promoter goroutine (or, for tests, on
+// any goroutine if p is nil).
 func (p *promoter) user(f func()) {
+	if p == nil {
+		f()
+		return
+	}
 	p.calling.Store(true)
 	defer p.calling.Store(false)
 	f()
@@ -106,14 +188,20 @@ const promoteMargin = 1.1
 // so budget held across that code would outlive Manager.Close.
 func (m *Manager) promote(s *store) {
 	s.mu.RLock()
-	ok := !s.closed && s.file != nil && s.mem.Load() == 0 && s.size > 0 && s.size <= m.memLimit.Load()
-	size, version := s.size, s.version
+	ok := !s.closed && s.file != nil && s.size > 0 && s.size <= m.memLimit.Load()
+	size, version, held := s.size, s.version, s.mem.Load()
+	var need int64 // the memory of the slots on disk
+	if ok {
+		need = m.missing(s, size)
+	}
 	s.mu.RUnlock()
-	if !ok {
+	if !ok || need == 0 {
 		return
 	}
-	need := m.memFor(size)
-	score := density(m.freq.count(&s.freq), need)
+	// What s is worth is counted over the memory it takes whole, like a
+	// victim's over the memory it holds: the memory already held serves
+	// reads too.
+	score := density(m.freq.count(&s.freq), held+need)
 	if !m.adm.admit(s.id, need) {
 		m.promoteRejected.Add(1)
 		return
@@ -132,12 +220,13 @@ func (m *Manager) promote(s *store) {
 			return
 		}
 	}
-	if !m.swapIn(s, size, version, need) {
+	loaded, ok := m.swapIn(s, size, version, held, need)
+	if !ok {
 		m.promoter.user(func() { m.deliver(ev) })
 		return
 	}
 	m.promotions.Add(1)
-	m.promotedBytes.Add(size)
+	m.promotedBytes.Add(loaded)
 	m.promoter.user(func() {
 		s.unlock() // delivers s's pending spill events, if any
 		m.deliver(ev)
@@ -150,13 +239,35 @@ func (m *Manager) promote(s *store) {
 	})
 }
 
-// swapIn loads the size bytes of spilled buffer s into need bytes of
+// missing returns the memory that the slots of spilled buffer s, of size
+// bytes, that are not held in memory would take in memory. s.mu is held,
+// for reading at least.
+func (m *Manager) missing(s *store, size int64) int64 {
+	var need int64
+	for i := int64(0); i*m.cs < size; i++ {
+		if !s.resident(i) {
+			need += int64(m.mem.classFor(int(min(m.cs, size-i*m.cs))))
+		}
+	}
+	return need
+}
+
+// swapIn loads the slots of spilled buffer s (of size bytes, held bytes of
+// memory in the slots it holds) that are on disk into need bytes of
 // chunks, which the caller has taken from the budget, and swaps them in if
-// s is unchanged since version and its lock is free at that instant. It
-// reports whether it did; s is then locked for writing, and the caller
-// unlocks it. Otherwise the chunks and their memory are given back.
-func (m *Manager) swapIn(s *store, size int64, version uint64, need int64) bool {
-	chunks := make([]*[]byte, (size+m.cs-1)/m.cs)
+// s is unchanged since version (and held) and its lock is free at that
+// instant: s is then wholly in memory and its spill is closed. It reports
+// whether it did, and the bytes it loaded; s is then locked for writing,
+// and the caller unlocks it. Otherwise the chunks and their memory are
+// given back.
+//
+// A buffer partly in memory, as an eviction that stopped after a few
+// chunks leaves it, is promoted like one wholly on disk: otherwise, held
+// at a density counted over the little memory it holds, it would neither
+// be rolled over nor come back, and every whole read of it would go to
+// disk for good.
+func (m *Manager) swapIn(s *store, size int64, version uint64, held, need int64) (loaded int64, ok bool) {
+	var chunks []*[]byte
 	discard := func() {
 		for _, c := range chunks {
 			if c != nil {
@@ -165,44 +276,62 @@ func (m *Manager) swapIn(s *store, size int64, version uint64, need int64) bool 
 		}
 		m.budget.release(need)
 	}
+	// The memory s holds changes only with its slots (an eviction, a
+	// write, a Truncate), and a write or Truncate changes version too.
+	unchanged := func() bool {
+		return !s.closed && s.file != nil && s.version == version && s.mem.Load() == held
+	}
 	// Load with the lock held for reading: readers go on meanwhile.
 	s.mu.RLock()
-	if s.closed || s.file == nil || s.version != version || s.mem.Load() != 0 {
+	if !unchanged() {
 		s.mu.RUnlock()
 		discard()
-		return false
+		return 0, false
 	}
+	// The new table is as long as the old one, if that is longer: a
+	// resident slot past the size (there is none: Truncate gives them
+	// back) would be kept, never lost from the count of held memory.
+	chunks = make([]*[]byte, max((size+m.cs-1)/m.cs, int64(len(s.chunks))))
 	for i := range chunks {
 		start := int64(i) * m.cs
+		if s.resident(int64(i)) || start >= size {
+			continue
+		}
 		n := min(m.cs, size-start)
 		c := m.mem.get(m.mem.classFor(int(n)))
 		chunks[i] = c
 		if _, err := s.readFile((*c)[:n], start); err != nil {
 			s.mu.RUnlock()
 			discard()
-			return false
+			return 0, false
 		}
+		loaded += n
 	}
 	s.mu.RUnlock()
 	// Swap the chunks in, if nobody changed the buffer meanwhile and the
 	// lock is free this instant.
 	if !s.mu.TryLock() {
 		discard()
-		return false
+		return 0, false
 	}
-	if s.closed || s.file == nil || s.version != version || s.mem.Load() != 0 {
+	if !unchanged() {
 		discard()
 		// s.pending is empty: s's operations deliver their events before
 		// they release its lock, and swapIn recorded none.
 		s.mu.Unlock()
-		return false
+		return 0, false
+	}
+	for i, c := range chunks {
+		if c == nil {
+			chunks[i] = s.chunks[i] // held in memory already
+		}
 	}
 	s.dropWindow()
 	s.chunks = chunks
 	s.addMem(need)
 	// The data is in memory now: its extents go back to the arena.
 	s.closeFile()
-	return true
+	return loaded, true
 }
 
 // memFor returns the memory a buffer of size bytes written densely holds:

@@ -1,6 +1,10 @@
 package spool
 
-import "testing"
+import (
+	"bytes"
+	"math"
+	"testing"
+)
 
 // TestPromoterStopsServing: once stop has closed done, the promoter
 // goroutine takes nothing more from its queue, even though a select picks
@@ -31,5 +35,133 @@ func TestPromoterStopsServing(t *testing.T) {
 		case <-p.ch:
 		default:
 		}
+	}
+}
+
+// TestPromoterServesDensestFirst: the promoter serves the densest
+// candidate it holds first, whatever the order they were offered in, and
+// holds at most maxPending of them, dropping the least dense (which can
+// then be offered again).
+func TestPromoterServesDensestFirst(t *testing.T) {
+	m, err := NewManager(Options{TempDir: t.TempDir(), Policy: LeastFrequentlyUsed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	n := maxPending + 40
+	p := &promoter{m: m, ch: make(chan *store, n), done: make(chan struct{})}
+	bufs := make([]*Buffer, n)
+	for i := range n {
+		b, err := m.NewBuffer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		bufs[i] = b
+		s := b.s
+		for range i%37 + 1 {
+			m.freq.hit(&s.freq)
+		}
+		s.offered.Store(true)
+		s.offerSize = int64(1+i%5) << 10
+		p.ch <- s
+	}
+	p.take()
+	if len(p.pending) != maxPending {
+		t.Fatalf("%d candidates pending, want maxPending (%d)", len(p.pending), maxPending)
+	}
+	least := math.Inf(1)
+	for _, s := range p.pending {
+		least = min(least, p.worth(s))
+	}
+	dropped := 0
+	for i, b := range bufs {
+		if b.s.offered.Load() {
+			continue
+		}
+		dropped++
+		if w := p.worth(b.s); w > least {
+			t.Errorf("candidate %d (density %g) dropped while one of density %g is kept", i, w, least)
+		}
+	}
+	if dropped != n-maxPending {
+		t.Errorf("%d candidates dropped, want %d", dropped, n-maxPending)
+	}
+	prev := math.Inf(1)
+	for served := 0; len(p.pending) > 0; served++ {
+		w := p.worth(p.pick())
+		if w > prev {
+			t.Fatalf("candidate %d served has density %g, above the %g served before it", served, w, prev)
+		}
+		prev = w
+	}
+}
+
+// TestPromotePartlyResident: a buffer that an eviction left partly in
+// memory (evict stops once the writer short of memory is served) is
+// promoted like one wholly on disk: the slots on disk are loaded, the
+// slots held are kept, the spill is closed, and the budget counts exactly
+// what the buffer holds. Before, promote skipped any buffer holding
+// memory, and such a buffer, whose density as a victim is counted over the
+// little memory it holds, stayed half on disk for good.
+func TestPromotePartlyResident(t *testing.T) {
+	const cs = 64 << 10
+	m, err := NewManager(Options{TempDir: t.TempDir(), Policy: LeastFrequentlyUsed, MemoryBudget: 16 * cs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	StopPromoter(m) // promote is called by hand
+	m.mem.poison = 0xa5
+	b, err := m.NewBuffer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	want := make([]byte, 3*cs+1000)
+	for i := range want {
+		want[i] = byte(i*7 + i>>16)
+	}
+	if _, err := b.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	s := b.s
+	// Roll one slot over, as an eviction whose writer needed one chunk.
+	if _, satisfied, err := m.evict(s, func() bool { return true }); err != nil || !satisfied {
+		t.Fatalf("evict: satisfied %v, err %v", satisfied, err)
+	}
+	if !b.OnDisk() || s.mem.Load() == 0 {
+		t.Fatalf("after the eviction: on disk %v, %d bytes in memory; want partly in memory", b.OnDisk(), s.mem.Load())
+	}
+	memBefore := m.Stats().MemoryInUse
+	held := s.mem.Load()
+	for range 5 { // reads make it hot; the first one reads the slot on disk
+		if _, err := b.ReadAt(make([]byte, 100), 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.promote(s)
+	st := m.Stats()
+	if b.OnDisk() {
+		t.Fatalf("still on disk after promote (Promotions %d, NoRoom %d, Rejected %d)", st.Promotions, st.PromotionsNoRoom, st.PromotionsRejected)
+	}
+	if got, wantMem := s.mem.Load(), m.memFor(int64(len(want))); got != wantMem {
+		t.Errorf("buffer holds %d bytes of memory, want %d", got, wantMem)
+	}
+	if d := st.MemoryInUse - memBefore; d != s.mem.Load()-held {
+		t.Errorf("MemoryInUse rose by %d, the buffer's memory by %d", d, s.mem.Load()-held)
+	}
+	if st.PromotedBytes != cs {
+		t.Errorf("PromotedBytes %d, want %d (the slot that was on disk)", st.PromotedBytes, cs)
+	}
+	if st.DiskInUse != 0 {
+		t.Errorf("DiskInUse %d after promotion, want 0", st.DiskInUse)
+	}
+	got := make([]byte, len(want))
+	if _, err := b.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("data changed by the promotion")
 	}
 }

@@ -28,6 +28,7 @@ type store struct {
 	freq      atomic.Uint64   // access count for LeastFrequentlyUsed (frequency.go)
 	lastWrite atomic.Bool     // the last access was a write
 	offered   atomic.Bool     // queued for promotion
+	offerSize int64           // size when offered; written by the offerer that set offered, read by the promoter after receiving
 	mem       atomic.Int64    // bytes of memory held in chunks; changed only by addMem, under mu; read anywhere
 	idx       int             // index in m.bufs; guarded by m.mu
 	holdIdx   int             // 1 + index in m.holding, 0 if not there; guarded by m.mu
@@ -693,7 +694,7 @@ func (b *store) readAt(p []byte, off int64) (int, error) {
 	}
 	b.m.countRead(n, fromFile)
 	if fromFile > 0 {
-		b.m.promoter.offer(b)
+		b.m.promoter.offer(b, b.size)
 	}
 	if n < len(p) {
 		return n, io.EOF
