@@ -330,8 +330,9 @@ func (m *Manager) unregister(b *store) {
 // makeRoom rolls other buffers over to disk until need bytes of the budget
 // can be taken, takes them, and reports whether it did; it returns the
 // spill events of the buffers it rolled over, for the caller to deliver
-// once it holds no lock. self, if not nil, is the buffer whose lock the
-// caller holds; other buffers are only ever TryLocked (see lock.go), so a
+// once it holds no lock. self, if not nil, is a buffer never rolled
+// over: the one whose lock the caller holds, or the one a promotion makes
+// room for; other buffers are only ever TryLocked (see lock.go), so a
 // buffer in use elsewhere is skipped. Under LeastFrequentlyUsed only
 // buffers whose density is below limit (at most limit if inclusive) are
 // rolled over. If all the memory but self's cannot make need, nothing is

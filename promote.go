@@ -16,10 +16,10 @@ import (
 // Manager.Close.
 //
 // The goroutine serves the densest candidate it holds first (pick), not
-// the first offered: a promotion loads a whole buffer and rolls others
-// over, so while reads come faster than promotions, the order decides
-// which buffers reach memory soon. Served first come first, the hot
-// buffers waited behind cold ones read once.
+// the first offered: a promotion loads the buffer's data on disk and
+// rolls others over, so while reads come faster than promotions, the order
+// decides which buffers reach memory soon. Served first come first, the
+// hot buffers waited behind cold ones read once.
 type promoter struct {
 	m    *Manager
 	ch   chan *store
@@ -36,8 +36,11 @@ type promoter struct {
 }
 
 // promoteQueue is the capacity of the promoter's channel, and maxPending
-// the candidates it holds beyond it; a candidate offered when both are
-// full is dropped (and offered again by its next read from disk).
+// the candidates the goroutine holds once it has taken them from the
+// channel. An offer is dropped when the channel is full (the goroutine
+// takes what it holds each time it picks); a full pending keeps the
+// densest (take). A candidate dropped is offered again by its next read
+// from disk.
 const (
 	promoteQueue = 64
 	maxPending   = 256
@@ -80,6 +83,7 @@ func (p *promoter) run() {
 		// may not wait for this goroutine, counts on it).
 		select {
 		case <-p.done:
+			p.pending = nil // no closed buffer stays reachable
 			return
 		default:
 		}
@@ -89,50 +93,66 @@ func (p *promoter) run() {
 	}
 }
 
-// take moves the candidates queued in ch to pending. Beyond maxPending,
-// the least dense are dropped.
+// take moves the candidates queued in ch to pending. Once pending holds
+// maxPending, each candidate taken replaces the least dense one held, if
+// it is denser; the one left out is dropped (its next read from disk
+// offers it again). The densities of a full pending are computed once per
+// take.
 func (p *promoter) take() {
+	var ws []float64 // densities of pending, once it is full
+	least := 0
 	for {
 		select {
 		case s := <-p.ch:
-			if len(p.pending) == maxPending {
-				i := p.extreme(false)
-				if p.worth(s) <= p.worth(p.pending[i]) {
-					s.offered.Store(false)
-					continue
-				}
-				p.pending[i].offered.Store(false)
-				p.pending[i] = s
+			if len(p.pending) < maxPending {
+				p.pending = append(p.pending, s)
 				continue
 			}
-			p.pending = append(p.pending, s)
+			if ws == nil {
+				ws = make([]float64, len(p.pending))
+				for i, c := range p.pending {
+					ws[i] = p.worth(c)
+				}
+				least = lowest(ws)
+			}
+			if w := p.worth(s); w > ws[least] {
+				p.pending[least].offered.Store(false)
+				p.pending[least], ws[least] = s, w
+				least = lowest(ws)
+				continue
+			}
+			s.offered.Store(false)
 		default:
 			return
 		}
 	}
 }
 
+// lowest returns the index of the least of ws, which is not empty.
+func lowest(ws []float64) int {
+	i := 0
+	for j, w := range ws {
+		if w < ws[i] {
+			i = j
+		}
+	}
+	return i
+}
+
 // pick removes the densest candidate from pending and returns it.
 func (p *promoter) pick() *store {
-	i := p.extreme(true)
+	i, best := 0, p.worth(p.pending[0])
+	for j, s := range p.pending[1:] {
+		if w := p.worth(s); w > best {
+			i, best = j+1, w
+		}
+	}
 	s := p.pending[i]
 	last := len(p.pending) - 1
 	p.pending[i] = p.pending[last]
 	p.pending[last] = nil
 	p.pending = p.pending[:last]
 	return s
-}
-
-// extreme returns the index of the densest candidate in pending (the
-// least dense if !densest). pending is not empty.
-func (p *promoter) extreme(densest bool) int {
-	best, bw := 0, p.worth(p.pending[0])
-	for i, s := range p.pending[1:] {
-		if w := p.worth(s); densest && w > bw || !densest && w < bw {
-			best, bw = i+1, w
-		}
-	}
-	return best
 }
 
 // worth is candidate s's density now: its aged count over the memory its
@@ -202,7 +222,7 @@ func (m *Manager) promote(s *store) {
 	// victim's over the memory it holds: the memory already held serves
 	// reads too.
 	score := density(m.freq.count(&s.freq), held+need)
-	if !m.adm.admit(s.id, need) {
+	if !m.adm.admit(s.id, held+need) {
 		m.promoteRejected.Add(1)
 		return
 	}
@@ -212,7 +232,8 @@ func (m *Manager) promote(s *store) {
 		// the margin, aging noise near the cut-off would swap buffers in
 		// and out for nothing.
 		var got bool
-		ev, got = m.makeRoom(need, nil, score/promoteMargin, false)
+		// s itself is never a victim: partly resident, it holds memory.
+		ev, got = m.makeRoom(need, s, score/promoteMargin, false)
 		if !got {
 			m.promoteNoRoom.Add(1)
 			m.adm.forget(s.id)

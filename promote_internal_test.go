@@ -165,3 +165,59 @@ func TestPromotePartlyResident(t *testing.T) {
 		t.Fatal("data changed by the promotion")
 	}
 }
+
+// TestPromoteNotItsOwnVictim: a buffer partly in memory holds memory, so
+// it is in the victim search; the room its promotion needs must never be
+// made by rolling it over (found by review: a victim-queue entry made
+// before its reads still listed it as the coldest, since a buffer read
+// alone does not move in the order; the promotion then failed, and the
+// buffer had lost another slot to disk).
+func TestPromoteNotItsOwnVictim(t *testing.T) {
+	const cs = 64 << 10
+	m, err := NewManager(Options{TempDir: t.TempDir(), Policy: LeastFrequentlyUsed, MemoryBudget: 8 * cs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	StopPromoter(m) // promote is called by hand
+	b, err := m.NewBuffer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Write(make([]byte, 3*cs)); err != nil {
+		t.Fatal(err)
+	}
+	s := b.s
+	if _, _, err := m.evict(s, func() bool { return true }); err != nil { // slot 0 on disk
+		t.Fatal(err)
+	}
+	for range 6 { // the budget is full: 2 + 6 chunks
+		o, err := m.NewBuffer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		if _, err := o.Write(make([]byte, cs)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := o.ReadAt(make([]byte, 1), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.ReadAt(make([]byte, 1), cs); err != nil { // b touched last
+		t.Fatal(err)
+	}
+	m.refillQueue(&candidate{}) // a victim search: b first, its density low
+	for range 100 {             // hot now, and still first in the queue
+		if _, err := b.ReadAt(make([]byte, 1), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := s.mem.Load()
+	m.promote(s)
+	if b.OnDisk() && s.mem.Load() < held {
+		st := m.Stats()
+		t.Fatalf("promote rolled its own candidate over: held %d, then %d (promotions %d, no room %d)", held, s.mem.Load(), st.Promotions, st.PromotionsNoRoom)
+	}
+}

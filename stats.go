@@ -92,7 +92,9 @@ type Stats struct {
 	// Close; their memory and disk were released then.
 	Leaked int64
 	// Promotions is the number of spilled buffers brought back into
-	// memory (LeastFrequentlyUsed), and PromotedBytes their bytes.
+	// memory (LeastFrequentlyUsed), and PromotedBytes the bytes loaded
+	// from disk to do it (of a buffer partly in memory, only the part on
+	// disk).
 	Promotions    int64
 	PromotedBytes int64
 	// PromotionsRejected counts candidates that ristretto's TinyLFU
