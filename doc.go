@@ -49,9 +49,10 @@
 // when ristretto's TinyLFU admission finds it worth more than what it
 // would displace and the budget has room, or can make room by rolling over
 // buffers colder than it. Promotion runs on a goroutine of the Manager and
-// never makes a reader wait; a read from disk offers its buffer, and while
-// offers come faster than promotions, the densest offered buffer (reads
-// per byte) is promoted first. Options.DisablePromotion turns it off.
+// never makes a reader wait; a read from disk offers its buffer, and
+// while offers pile up faster than promotions, the densest offered buffer
+// (reads per byte) is promoted first. Options.DisablePromotion turns it
+// off.
 //
 // A rollover copies chunk by chunk and gives each chunk back as soon as it
 // is on disk, so memory falls while it runs. No operation ever waits for

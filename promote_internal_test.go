@@ -38,10 +38,11 @@ func TestPromoterStopsServing(t *testing.T) {
 	}
 }
 
-// TestPromoterServesDensestFirst: the promoter serves the densest
-// candidate it holds first, whatever the order they were offered in, and
-// holds at most maxPending of them, dropping the least dense (which can
-// then be offered again).
+// TestPromoterServesDensestFirst: while more than promoteQueue
+// candidates wait, the promoter serves the densest first, whatever the
+// order they were offered in; it holds at most maxPending, dropping the
+// least dense (which can then be offered again); and with fewer waiting it
+// serves them in the order they were offered.
 func TestPromoterServesDensestFirst(t *testing.T) {
 	m, err := NewManager(Options{TempDir: t.TempDir(), Policy: LeastFrequentlyUsed})
 	if err != nil {
@@ -88,12 +89,25 @@ func TestPromoterServesDensestFirst(t *testing.T) {
 		t.Errorf("%d candidates dropped, want %d", dropped, n-maxPending)
 	}
 	prev := math.Inf(1)
-	for served := 0; len(p.pending) > 0; served++ {
+	for served := 0; len(p.pending) > promoteQueue; served++ {
 		w := p.worth(p.pick())
 		if w > prev {
 			t.Fatalf("candidate %d served has density %g, above the %g served before it", served, w, prev)
 		}
 		prev = w
+	}
+	// The rest, in the order they were offered.
+	index := make(map[*store]int, n)
+	for i, b := range bufs {
+		index[b.s] = i
+	}
+	last := -1
+	for len(p.pending) > 0 {
+		i := index[p.pick()]
+		if i < last {
+			t.Fatalf("with %d waiting, candidate %d served after candidate %d: not in the order offered", len(p.pending)+1, i, last)
+		}
+		last = i
 	}
 }
 
