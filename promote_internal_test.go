@@ -120,18 +120,8 @@ func TestPromoterServesDensestFirst(t *testing.T) {
 // little memory it holds, stayed half on disk for good.
 func TestPromotePartlyResident(t *testing.T) {
 	const cs = 64 << 10
-	m, err := NewManager(Options{TempDir: t.TempDir(), Policy: LeastFrequentlyUsed, MemoryBudget: 16 * cs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	StopPromoter(m) // promote is called by hand
+	m, b := promoteByHand(t, 16*cs)
 	m.mem.poison = 0xa5
-	b, err := m.NewBuffer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
 	want := make([]byte, 3*cs+1000)
 	for i := range want {
 		want[i] = byte(i*7 + i>>16)
@@ -188,17 +178,7 @@ func TestPromotePartlyResident(t *testing.T) {
 // buffer had lost another slot to disk).
 func TestPromoteNotItsOwnVictim(t *testing.T) {
 	const cs = 64 << 10
-	m, err := NewManager(Options{TempDir: t.TempDir(), Policy: LeastFrequentlyUsed, MemoryBudget: 8 * cs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	StopPromoter(m) // promote is called by hand
-	b, err := m.NewBuffer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	m, b := promoteByHand(t, 8*cs)
 	if _, err := b.Write(make([]byte, 3*cs)); err != nil {
 		t.Fatal(err)
 	}
@@ -234,4 +214,23 @@ func TestPromoteNotItsOwnVictim(t *testing.T) {
 		st := m.Stats()
 		t.Fatalf("promote rolled its own candidate over: held %d, then %d (promotions %d, no room %d)", held, s.mem.Load(), st.Promotions, st.PromotionsNoRoom)
 	}
+}
+
+// promoteByHand returns a LeastFrequentlyUsed Manager with a budget of
+// budget bytes whose promoter is stopped, for a test to call promote
+// itself, and a Buffer of it; both are closed when the test ends.
+func promoteByHand(t *testing.T, budget int64) (*Manager, *Buffer) {
+	t.Helper()
+	m, err := NewManager(Options{TempDir: t.TempDir(), Policy: LeastFrequentlyUsed, MemoryBudget: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	StopPromoter(m)
+	b, err := m.NewBuffer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return m, b
 }
