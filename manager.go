@@ -467,8 +467,9 @@ func (m *Manager) evict(v *store, done func() bool) (ev SpillEvent, satisfied bo
 // (unless it offered none): busy buffers a search skipped do not come back
 // in it. nextVictim records the candidate it returns in *after.
 func (m *Manager) nextVictim(self *store, limit float64, inclusive bool, after *candidate) (*store, bool) {
-	for refilled := false; ; refilled = true {
+	for refills := 0; ; refills++ {
 		m.mu.Lock()
+		queued := len(m.queue)
 		for i := 0; i < len(m.queue); {
 			c := &m.queue[i]
 			if c.b.mem.Load() <= 0 || c.b.lastUse.Load() != c.lastUse || c.b.holdIdx == 0 {
@@ -493,12 +494,21 @@ func (m *Manager) nextVictim(self *store, limit float64, inclusive bool, after *
 			return v, true
 		}
 		m.mu.Unlock()
-		if refilled {
+		// A refill that found nothing ends the search. One whose every
+		// entry went stale before it could be used (readers touched them
+		// all, while this goroutine was descheduled) says nothing about
+		// the buffers: search again, a few times at most, rather than
+		// roll the writer's own buffer over with colder ones in memory.
+		if (refills > 0 && queued == 0) || refills == maxRefills {
 			return nil, false
 		}
 		m.refillQueue(after)
 	}
 }
+
+// maxRefills bounds the victim searches one nextVictim makes when the
+// candidates of each went stale before they could be used.
+const maxRefills = 4
 
 // requeue puts v, which a victim search rolled over only in part, at the
 // head of the victim queue, with its numbers as they are now.
