@@ -83,25 +83,34 @@ func (b *store) waitDisk(err error) error {
 		b.m.arena.reclaim() // freed space the files still hold: give it back first
 	}
 	werr := b.m.disk.wait(b.ctx, need, &b.holdsDisk)
-	b.mu.Lock()
-	closed := b.closed
-	if werr == nil && !closed {
-		b.credit += need
+	if werr == nil && b.keepGranted(need, false) {
+		return nil
 	}
-	b.mu.Unlock()
-	if closed && werr == nil {
-		// The buffer was closed just after the room was granted: nothing
-		// will spend it.
-		b.m.disk.release(need)
-	}
-	switch {
-	case closed || errors.Is(werr, ErrClosed):
+	if werr == nil || errors.Is(werr, ErrClosed) || b.Closed() {
 		// The buffer (Close cancels its wait) or the Manager was closed.
 		return fmt.Errorf("%w (waiting for disk budget: %w)", ErrClosed, err)
-	case werr != nil:
-		return fmt.Errorf("%w: waiting for room: %w", err, werr)
 	}
-	return nil
+	return fmt.Errorf("%w: waiting for room: %w", err, werr)
+}
+
+// keepGranted adds need bytes of disk budget granted to b to its credit,
+// and if reserved to what ReserveDisk set aside, unless b was closed
+// meanwhile: then nothing will spend them, they go back, and keepGranted
+// reports false. b.mu is not held.
+func (b *store) keepGranted(need int64, reserved bool) bool {
+	b.mu.Lock()
+	closed := b.closed
+	if !closed {
+		b.credit += need
+		if reserved {
+			b.reserved += need
+		}
+	}
+	b.mu.Unlock()
+	if closed {
+		b.m.disk.release(need)
+	}
+	return !closed
 }
 
 // reserveDisk implements Buffer.ReserveDisk.
@@ -130,7 +139,7 @@ func (b *store) reserveDisk(n int64) error {
 	}
 	if b.ctx == nil || holding {
 		err = b.m.disk.reserve(need, nil)
-	} else if err = b.m.disk.wait(b.ctx, need, &b.holdsDisk); errors.Is(err, ErrClosed) || (err != nil && b.Closed()) {
+	} else if err = b.m.disk.wait(b.ctx, need, &b.holdsDisk); err != nil && (errors.Is(err, ErrClosed) || b.Closed()) {
 		err = fmt.Errorf("%w (waiting for disk budget)", ErrClosed)
 	} else if err != nil && !errors.Is(err, ErrDiskBudget) {
 		err = fmt.Errorf("%w: waiting for room: %w", ErrDiskBudget, err)
@@ -138,15 +147,9 @@ func (b *store) reserveDisk(n int64) error {
 	if err != nil {
 		return fmt.Errorf("spool: reserve disk: %w", err)
 	}
-	b.mu.Lock()
-	if b.closed { // closed while it waited: nothing will spend it
-		b.mu.Unlock()
-		b.m.disk.release(need)
+	if !b.keepGranted(need, true) { // closed while it waited
 		return ErrClosed
 	}
-	b.credit += need
-	b.reserved += need
-	b.mu.Unlock()
 	return nil
 }
 

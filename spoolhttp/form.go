@@ -158,6 +158,10 @@ func (f *Form) read(ctx context.Context, r *multipart.Reader, m *spool.Manager, 
 		headerBytes, total, values int64
 	)
 	tooLarge := fmt.Errorf("%w: form contents exceed %d bytes", ErrTooLarge, lim.MaxTotalBytes)
+	newBuffer := m.NewBuffer
+	if lim.WaitForDisk {
+		newBuffer = func() (*spool.Buffer, error) { return m.NewBufferContext(ctx) }
+	}
 	for {
 		p, err := r.NextPart()
 		if err == io.EOF {
@@ -181,7 +185,7 @@ func (f *Form) read(ctx context.Context, r *multipart.Reader, m *spool.Manager, 
 			continue
 		}
 		if filename != "" {
-			if err := f.addFile(ctx, m, lim.WaitForDisk, name, filename, p.Header, nil, src); err != nil {
+			if err := f.addFile(newBuffer, name, filename, p.Header, nil, src); err != nil {
 				return err
 			}
 			continue
@@ -206,7 +210,7 @@ func (f *Form) read(ctx context.Context, r *multipart.Reader, m *spool.Manager, 
 				// readMax was what MaxValueBytes left.
 				return fmt.Errorf("%w: more than %d bytes", ErrValuesTooLarge, lim.MaxValueBytes)
 			}
-			if err := f.addFile(ctx, m, lim.WaitForDisk, name, "", p.Header, b.Bytes(), src); err != nil {
+			if err := f.addFile(newBuffer, name, "", p.Header, b.Bytes(), src); err != nil {
 				return err
 			}
 			continue
@@ -246,20 +250,14 @@ func skipPart(src *limitReader) error {
 	return nil
 }
 
-// addFile stores a part in a new Buffer of m, head and then the rest of
-// src, and adds it to f.File, rewound.
-func (f *Form) addFile(ctx context.Context, m *spool.Manager, wait bool, name, filename string, h textproto.MIMEHeader, head []byte, src io.Reader) error {
+// addFile stores a part in a Buffer from newBuffer, head and then the
+// rest of src, and adds it to f.File, rewound.
+func (f *Form) addFile(newBuffer func() (*spool.Buffer, error), name, filename string, h textproto.MIMEHeader, head []byte, src io.Reader) error {
 	what := fmt.Sprintf("file %q", filename)
 	if filename == "" {
 		what = fmt.Sprintf("value %q", name)
 	}
-	var buf *spool.Buffer
-	var err error
-	if wait {
-		buf, err = m.NewBufferContext(ctx)
-	} else {
-		buf, err = m.NewBuffer()
-	}
+	buf, err := newBuffer()
 	if err != nil {
 		return fmt.Errorf("spoolhttp: spooling %s: %w", what, err)
 	}
