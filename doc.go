@@ -198,14 +198,32 @@
 //     chunks never outnumber the most ever in use, and the smaller classes
 //     that growing buffers trade in are kept up to 1/32 of the budget (at
 //     most 8 chunks), the classes given back last first; past that they
-//     are left to the garbage collector, whose pace (GOGC, GOMEMLIMIT)
-//     then decides when their memory is reused.
+//     are let go.
 //
-// So the process's RSS is the budget plus these, plus what the collector
-// has not yet reclaimed: with GOGC alone, up to the live heap and the
-// goroutine stacks again. A server whose buffers all grow at once (10,000
-// buffers filled round robin, the bench's scale scenario) peaked at 126
-// MiB on a 64 MiB budget; with GOMEMLIMIT set to 90 MiB, at 89 MiB, at the
-// same speed. Set GOMEMLIMIT (debug.SetMemoryLimit) to what the process
-// may use, and the budget to a part of it (Options.MemoryLimitFraction).
+// # Where the budget's memory lives
+//
+// On Unix systems (outside the race detector), the slices of 16 KiB and
+// more that are whole pages, whole chunks among them, are mapped from the
+// operating system (mmap), not taken from Go's heap, and unmapped as soon
+// as spool lets them go: the RSS follows the memory in use down at once,
+// and the garbage collector neither scans them nor paces itself on them,
+// so filling the budget starts no collection (whose start stalls every
+// goroutine that allocates meanwhile). The smaller classes come from Go's
+// heap; let go, they wait for the collector, whose pace (GOGC,
+// GOMEMLIMIT) decides when their memory is reused.
+//
+// So the process's RSS is the budget plus what is listed above, plus what
+// the collector has not yet reclaimed of the heap: with GOGC alone, up to
+// the live heap and the goroutine stacks again. GOMEMLIMIT bounds Go's own
+// memory, not the mapped slices: with a process limit L and a budget B,
+// set GOMEMLIMIT (debug.SetMemoryLimit) to about L − B. A server whose
+// buffers all grow at once (10,000 buffers of 52 KiB filled round robin,
+// the bench's scale scenario) peaked at 77 MiB on a 64 MiB budget, where
+// it peaked at 111-129 MiB with every slice on Go's heap.
+//
+// The budget's slices, mapped ones among them, are handed to the Read of
+// the io.Reader given to ReadFrom and to the Write of the io.Writer given
+// to WriteTo. Like any io.Reader and io.Writer, those must not retain the
+// slice once they return: a mapped one may be unmapped afterwards, and
+// touching it then faults.
 package spool

@@ -72,6 +72,13 @@ func MemoryLimit() (limit int64, source string, err error) {
 // The result is at least 1, so that it never reads as the 0 of
 // Options.MemoryBudget (which means DefaultMemoryBudget): a limit too
 // small for a budget makes NewManager fail, not pick 64 MiB.
+//
+// Most of the budget's memory is mapped outside Go's heap, where
+// GOMEMLIMIT does not reach (see "Where the budget's memory lives" in the
+// package documentation). Where the limit is the cgroup's, the budget and
+// the heap share it; where GOMEMLIMIT is set for the whole process, lower
+// it by the budget (debug.SetMemoryLimit) so that the two together stay
+// within it.
 func MemoryLimitFraction(fraction float64) (int64, error) {
 	if !(fraction > 0 && fraction <= 1) {
 		return 0, fmt.Errorf("%w: memory limit fraction %v is not in (0, 1]", ErrInvalidOptions, fraction)

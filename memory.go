@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -19,7 +20,11 @@ import (
 // buffers keep whole chunks and their speed. Every class is also a size
 // class of Go's allocator (runtime/sizeclasses.go) or, above 32 KiB, a
 // whole number of its 8 KiB pages, so the budget, which counts the
-// capacity of the slices, is what the heap really holds for them.
+// capacity of the slices, is what the heap really holds for them. The
+// classes of whole pages from minMapped up, the chunk size among them,
+// are not on Go's heap where the system can map memory: pages.go maps
+// each such slice from the system, exactly its size, and unmaps it when
+// memory lets it go.
 //
 // The free lists are not sync.Pools: a sync.Pool drops what it holds at
 // every garbage collection, and slices of many classes given back and
@@ -34,9 +39,9 @@ import (
 // as it grows, are kept up to a slack (slackFor: 1/32 of the budget, at
 // most 8 chunks) for all classes together. A slice given back when the
 // slack is full takes the place of one of the class whose free list holds
-// the most bytes, which is left to the garbage collector (dropOther); only
-// when no other class holds any is the slice given back left to it
-// instead. The slack so follows the
+// the most bytes, which is let go (dropOther, let: unmapped, or left to
+// the garbage collector); only when no other class holds any is the slice
+// given back let go instead. The slack so follows the
 // classes given back last, which are those taken next: while buffers grow
 // together, each gives back the class the next one up is about to take.
 // Keeping the first classes given back instead, and dropping the rest,
@@ -49,7 +54,8 @@ import (
 // free chunks beyond what the new budget leaves room for are dropped
 // (trim), and so are chunks given back while the buffers hold more than
 // the new budget (they pay that off): the chunks in use and free then
-// come to at most the new budget, and the heap follows it down.
+// come to at most the new budget, and the RSS follows it down: at once
+// for mapped chunks, after a collection for the others.
 //
 // A slice taken from a free list may hold bytes of another buffer: the
 // buffer code never shows a byte it has not written or zeroed itself (see
@@ -62,6 +68,8 @@ type memory struct {
 	held    atomic.Int64 // bytes those free lists hold
 	chunks  atomic.Int64 // bytes of the free list of chunks
 	budget  *budget      // if not nil, free chunks and memory in use fit its size
+	os      *pages       // the slices of the classes mapped from the system
+	dropped atomic.Bool  // the Manager is closed: slices given back are let go
 
 	// poison, when non-zero, is written over every slice given back.
 	// Tests set it (export_test.go) to prove that no stale byte leaks into
@@ -112,8 +120,10 @@ func newMemory(cs int, slack int64) *memory {
 		c = next
 	}
 	classes = append(classes, cs)
-	a := &memory{classes: classes, lists: make([]freeList, len(classes))}
+	a := &memory{classes: classes, lists: make([]freeList, len(classes)), os: new(pages)}
 	a.slack.Store(slack)
+	// A Manager dropped without Close: nothing can reach its slices.
+	runtime.AddCleanup(a, (*pages).freeAll, a.os)
 	return a
 }
 
@@ -139,8 +149,11 @@ func slackFor(size int64, cs int) int64 {
 const slackChunks = 8
 
 // trim drops free chunks beyond keep bytes, and slices of smaller classes
-// beyond the slack, for the garbage collector.
+// beyond the slack: mapped ones are unmapped, the others left to the
+// garbage collector.
 func (a *memory) trim(keep int64) {
+	var gone []*[]byte
+	defer func() { a.let(gone...) }()
 	for i := range a.lists {
 		l := &a.lists[i]
 		size := int64(a.classes[i])
@@ -158,11 +171,22 @@ func (a *memory) trim(keep int64) {
 				a.held.Add(-size)
 			}
 			n := len(l.items) - 1
+			gone = append(gone, l.items[n])
 			l.items[n] = nil
 			l.items = l.items[:n]
 			l.bytes.Add(-size)
 		}
 		l.mu.Unlock()
+	}
+}
+
+// let lets slices go that the free lists do not keep: a mapped one is
+// unmapped (pages), one from Go's heap is left to the garbage collector.
+// It is called with no free list's lock held: unmapping is a system
+// call.
+func (a *memory) let(gone ...*[]byte) {
+	for _, c := range gone {
+		a.os.free(*c)
 	}
 }
 
@@ -201,12 +225,15 @@ func (a *memory) get(size int) *[]byte {
 		return c
 	}
 	l.mu.Unlock()
+	if b, ok := a.os.alloc(size); ok {
+		return &b
+	}
 	b := make([]byte, size)
 	return &b
 }
 
 // put gives back a slice that get returned. The caller must not use it
-// afterwards.
+// afterwards: it may be unmapped.
 func (a *memory) put(c *[]byte) {
 	b := *c
 	if a.poison != 0 {
@@ -214,31 +241,53 @@ func (a *memory) put(c *[]byte) {
 			b[i] = a.poison
 		}
 	}
+	if a.dropped.Load() {
+		a.let(c)
+		return
+	}
 	n := int64(len(b))
 	idx := sort.SearchInts(a.classes, len(b))
 	if len(b) != a.chunkSize() {
 		for a.held.Add(n) > a.slack.Load() {
 			a.held.Add(-n)
 			if !a.dropOther(idx) {
-				return // for the garbage collector
+				a.let(c)
+				return
 			}
 		}
 	} else if free := a.chunks.Add(n); a.budget != nil && (a.budget.owing() > 0 || free > a.budget.size.Load()) {
 		// The budget shrank: this chunk pays what the buffers owe it, or
 		// would be more than the budget, free.
 		a.chunks.Add(-n)
+		a.let(c)
 		return
 	}
 	l := &a.lists[idx]
 	l.mu.Lock()
+	if a.dropped.Load() {
+		// drop emptied the lists meanwhile: nothing would take it again.
+		l.mu.Unlock()
+		a.unhold(c)
+		a.let(c)
+		return
+	}
 	l.items = append(l.items, c)
 	l.bytes.Add(n)
 	l.mu.Unlock()
 }
 
+// unhold takes back the count put added for c, which no list took.
+func (a *memory) unhold(c *[]byte) {
+	if n := int64(len(*c)); n != int64(a.chunkSize()) {
+		a.held.Add(-n)
+	} else {
+		a.chunks.Add(-n)
+	}
+}
+
 // dropOther drops a slice of the small class that holds the most bytes in
-// its free list, other than class idx, for the garbage collector, and
-// reports whether it found one.
+// its free list, other than class idx (let), and reports whether it found
+// one.
 func (a *memory) dropOther(idx int) bool {
 	best, most := -1, int64(0)
 	for i := range len(a.lists) - 1 {
@@ -256,30 +305,32 @@ func (a *memory) dropOther(idx int) bool {
 		l.mu.Unlock()
 		return true // taken meanwhile: look again
 	}
+	c := l.items[k-1]
 	l.items[k-1] = nil
 	l.items = l.items[:k-1]
 	size := int64(a.classes[best])
 	l.bytes.Add(-size)
 	l.mu.Unlock()
 	a.held.Add(-size)
+	a.let(c)
 	return true
 }
 
-// drop empties the free lists, for the garbage collector: the Manager is
-// closed.
+// drop empties the free lists (let): the Manager is closed. A slice given
+// back later, by a ReadFrom or WriteTo whose Read or Write was still in
+// progress, is let go at once (put).
 func (a *memory) drop() {
+	a.dropped.Store(true)
 	for i := range a.lists {
 		l := &a.lists[i]
 		l.mu.Lock()
-		for _, c := range l.items {
-			if len(*c) != a.chunkSize() {
-				a.held.Add(-int64(len(*c)))
-			} else {
-				a.chunks.Add(-int64(len(*c)))
-			}
+		items := l.items
+		for _, c := range items {
+			a.unhold(c)
 		}
 		l.items = nil
 		l.bytes.Store(0)
 		l.mu.Unlock()
+		a.let(items...)
 	}
 }

@@ -1,0 +1,175 @@
+package spool
+
+import (
+	"errors"
+	"io"
+	"runtime"
+	"testing"
+)
+
+// TestPagesMapAndUnmap: pages maps the classes of whole pages from
+// minMapped up, zeroed and writable, unmaps each once, and leaves any
+// other slice alone.
+func TestPagesMapAndUnmap(t *testing.T) {
+	if !mapping {
+		t.Skip("no mapped memory on this system or under the race detector (pages.go)")
+	}
+	p := new(pages)
+	for _, size := range []int{minMapped - pageSize, minMapped + 1, 1000} {
+		if _, ok := p.alloc(size); ok {
+			t.Errorf("alloc(%d) mapped a slice that is not whole pages from %d bytes", size, minMapped)
+		}
+	}
+	b, ok := p.alloc(64 << 10)
+	if !ok || len(b) != 64<<10 || cap(b) != 64<<10 {
+		t.Fatalf("alloc(64 KiB) = %d bytes (cap %d), %v", len(b), cap(b), ok)
+	}
+	for i, c := range b {
+		if c != 0 {
+			t.Fatalf("byte %d of a new mapping is %#x", i, c)
+		}
+	}
+	for i := range b {
+		b[i] = byte(i)
+	}
+	if got := p.mapped(); got != 64<<10 {
+		t.Errorf("mapped %d bytes, want 64 KiB", got)
+	}
+	if !p.free(b) {
+		t.Error("free did not unmap a mapping")
+	}
+	if p.free(b) {
+		t.Error("free unmapped a mapping twice")
+	}
+	if p.free(make([]byte, 64<<10)) {
+		t.Error("free took a slice of Go's heap for a mapping")
+	}
+	if got := p.mapped(); got != 0 {
+		t.Errorf("mapped %d bytes after free, want 0", got)
+	}
+}
+
+// TestMemoryUnmapsWhatItLetsGo: the allocator keeps mapped slices in its
+// free lists, and unmaps those it lets go: chunks trimmed, small-class
+// slices past the slack, given back or dropped for another class, and
+// everything its free lists hold when the Manager closes. A slice in use
+// when it closes stays mapped, and writable, until it is given back.
+func TestMemoryUnmapsWhatItLetsGo(t *testing.T) {
+	if !mapping {
+		t.Skip("no mapped memory on this system or under the race detector (pages.go)")
+	}
+	const cs, slack = 64 << 10, 64 << 10
+	a := newMemory(cs, slack)
+	want := func(what string, n int64) {
+		t.Helper()
+		if got := a.os.mapped(); got != n {
+			t.Errorf("%s: %d KiB mapped, want %d KiB", what, got>>10, n>>10)
+		}
+	}
+	c1, c2 := a.get(cs), a.get(cs)
+	want("two chunks taken", 2*cs)
+	a.put(c1)
+	a.put(c2)
+	want("two chunks given back to the free list", 2*cs)
+	a.trim(cs)
+	want("free chunks trimmed to one", cs)
+
+	var small []*[]byte
+	for range 5 {
+		small = append(small, a.get(16<<10))
+	}
+	want("five 16 KiB slices taken", cs+5*16<<10)
+	for _, c := range small {
+		a.put(c)
+	}
+	want("five 16 KiB slices given back, four within the slack", cs+4*16<<10)
+	a.put(a.get(32 << 10))
+	want("a 32 KiB slice given back in place of two 16 KiB ones", cs+2*16<<10+32<<10)
+
+	inUse := a.get(cs)
+	want("a chunk taken from the free list", 2*16<<10+32<<10+cs)
+	a.drop()
+	want("the Manager closed with a chunk in use", cs)
+	for i := range *inUse {
+		(*inUse)[i] = 1 // still mapped: a Read in progress may write here
+	}
+	a.put(inUse)
+	want("the chunk given back after the close", 0)
+}
+
+// TestMemoryUnmappedWhenUnreachable: an allocator dropped without Close
+// (a Manager that was never closed) unmaps its slices once the garbage
+// collector finds it unreachable, those in use included.
+func TestMemoryUnmappedWhenUnreachable(t *testing.T) {
+	if !mapping {
+		t.Skip("no mapped memory on this system or under the race detector (pages.go)")
+	}
+	p := func() *pages {
+		a := newMemory(64<<10, 64<<10)
+		a.put(a.get(64 << 10))
+		_ = a.get(32 << 10) // in use, never given back
+		return a.os
+	}()
+	for i := 0; p.mapped() != 0; i++ {
+		if i == 100 {
+			t.Fatalf("%d bytes still mapped after %d collections", p.mapped(), i)
+		}
+		runtime.GC() // the cleanup runs after the allocator is found unreachable
+		runtime.Gosched()
+	}
+}
+
+// TestCloseDuringReadFromKeepsStage: Manager.Close while a ReadFrom's Read
+// is writing into its stage, a whole mapped chunk, does not unmap the
+// stage under it: the Read finishes writing, ReadFrom returns ErrClosed,
+// and the stage is unmapped when it comes back.
+func TestCloseDuringReadFromKeepsStage(t *testing.T) {
+	m, err := NewManager(Options{MemoryBudget: 1 << 20, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.NewBuffer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &blockingReader{inRead: make(chan struct{}), release: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.ReadFrom(r)
+		done <- err
+	}()
+	<-r.inRead // the stage has grown to a chunk, and Read holds it
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(r.release)
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Errorf("ReadFrom across Manager.Close: %v, want ErrClosed", err)
+	}
+	if got := m.mem.os.mapped(); got != 0 {
+		t.Errorf("%d bytes still mapped after Close and the end of ReadFrom", got)
+	}
+}
+
+// blockingReader fills every slice it is given until one is a whole
+// chunk; that Read reports it (inRead), waits for release, then fills it
+// too.
+type blockingReader struct {
+	inRead, release chan struct{}
+	blocked         bool
+}
+
+func (r *blockingReader) Read(p []byte) (int, error) {
+	if r.blocked {
+		return 0, io.EOF
+	}
+	if len(p) == DefaultChunkSize {
+		r.blocked = true
+		close(r.inRead)
+		<-r.release
+	}
+	for i := range p {
+		p[i] = 0xA5
+	}
+	return len(p), nil
+}

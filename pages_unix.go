@@ -1,0 +1,40 @@
+//go:build unix && !race
+
+package spool
+
+import (
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// mapping reports whether pages maps slices: true on systems with mmap,
+// outside the race detector (pages.go).
+const mapping = true
+
+var pageSize = os.Getpagesize()
+
+// mapAnon maps n bytes of private anonymous memory, read and write, zeroed,
+// without transparent huge pages (declineHugePages).
+//
+// unix.Mmap is not used: it holds one lock of the whole process across the
+// system call, and with 200 goroutines on 2 cores its holder, preempted,
+// kept the others waiting for milliseconds (runtime/trace of the uploads
+// scenario). MmapPtr takes no lock; pages keeps the mappings itself.
+func mapAnon(n int) ([]byte, error) {
+	p, err := unix.MmapPtr(-1, 0, nil, uintptr(n), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		return nil, err
+	}
+	b := unsafe.Slice((*byte)(p), n)
+	declineHugePages(b)
+	return b, nil
+}
+
+// unmap unmaps a mapping of mapAnon, whole.
+func unmap(b []byte) {
+	// It fails only for an address range that is not a mapping, and pages
+	// unmaps only its own, once.
+	_ = unix.MunmapPtr(unsafe.Pointer(unsafe.SliceData(b)), uintptr(len(b)))
+}
