@@ -111,7 +111,7 @@ func TestMemoryUnmappedWhenUnreachable(t *testing.T) {
 		return a.os
 	}()
 	for i := 0; p.mapped() != 0; i++ {
-		if i == 100 {
+		if i == 1000 {
 			t.Fatalf("%d bytes still mapped after %d collections", p.mapped(), i)
 		}
 		runtime.GC() // the cleanup runs after the allocator is found unreachable
