@@ -192,13 +192,25 @@ func (e extent) offset() int64 { return int64(e&(1<<40-1)) << extentUnit }
 
 // pick returns the segment a buffer that spills for the first time puts
 // its blocks in, creating it if needed. Buffers take the segments in
-// turn, so that writers spread over their files.
+// turn, so that writers spread over their files. While another goroutine
+// creates a segment, a buffer whose turn falls on one not yet created
+// takes the next that exists instead of waiting for those system calls:
+// in traces of the bench's uploads scenario, 11-16 of the 50 writes
+// slowest to return waited here, at the first spills.
 func (a *arena) pick() (*segment, error) {
-	i := int((a.next.Add(1) - 1) % uint64(len(a.segs)))
+	n := len(a.segs)
+	i := int((a.next.Add(1) - 1) % uint64(n))
 	if s := a.segs[i].Load(); s != nil {
 		return s, nil
 	}
-	a.mu.Lock()
+	if !a.mu.TryLock() {
+		for j := 1; j < n; j++ {
+			if s := a.segs[(i+j)%n].Load(); s != nil {
+				return s, nil
+			}
+		}
+		a.mu.Lock() // none yet: wait for the first
+	}
 	defer a.mu.Unlock()
 	if s := a.segs[i].Load(); s != nil {
 		return s, nil

@@ -207,19 +207,24 @@
 // operating system (mmap), not taken from Go's heap, and unmapped as soon
 // as spool lets them go: the RSS follows the memory in use down at once,
 // and the garbage collector neither scans them nor paces itself on them,
-// so filling the budget starts no collection (whose start stalls every
-// goroutine that allocates meanwhile). The smaller classes come from Go's
-// heap; let go, they wait for the collector, whose pace (GOGC,
-// GOMEMLIMIT) decides when their memory is reused.
+// so filling the budget with them starts no collection (whose start
+// stalls every goroutine that allocates meanwhile). At most 16,384
+// slices are mapped at once (1 GiB of 64 KiB chunks), to stay well within
+// the kernel's limit on a process's mappings; past that, and for the
+// smaller classes (a budget filled with small blobs lives mostly in
+// them), slices come from Go's heap: let go, they wait for the collector,
+// whose pace (GOGC, GOMEMLIMIT) decides when their memory is reused.
 //
 // So the process's RSS is the budget plus what is listed above, plus what
 // the collector has not yet reclaimed of the heap: with GOGC alone, up to
 // the live heap and the goroutine stacks again. GOMEMLIMIT bounds Go's own
 // memory, not the mapped slices: with a process limit L and a budget B,
-// set GOMEMLIMIT (debug.SetMemoryLimit) to about L − B. A server whose
-// buffers all grow at once (10,000 buffers of 52 KiB filled round robin,
-// the bench's scale scenario) peaked at 77 MiB on a 64 MiB budget, where
-// it peaked at 111-129 MiB with every slice on Go's heap.
+// set GOMEMLIMIT (debug.SetMemoryLimit) to about L − B, unless the budget
+// is read from GOMEMLIMIT itself with Options.MemoryLimitRefresh, which
+// would then follow it down (MemoryLimitFraction). A server whose buffers
+// all grow at once (10,000 buffers of 52 KiB filled round robin, the
+// bench's scale scenario) peaked at 76 MiB on a 64 MiB budget, where it
+// peaked at 110-129 MiB with every slice on Go's heap.
 //
 // The budget's slices, mapped ones among them, are handed to the Read of
 // the io.Reader given to ReadFrom and to the Write of the io.Writer given

@@ -78,7 +78,11 @@ func MemoryLimit() (limit int64, source string, err error) {
 // package documentation). Where the limit is the cgroup's, the budget and
 // the heap share it; where GOMEMLIMIT is set for the whole process, lower
 // it by the budget (debug.SetMemoryLimit) so that the two together stay
-// within it.
+// within it. With Options.MemoryLimitRefresh the budget is taken from
+// the limit again at each refresh: if that limit is GOMEMLIMIT, so lowered,
+// the budget follows it down (a fraction of the lowered limit); size
+// GOMEMLIMIT once, from the budget first set, or take the budget from the
+// cgroup's limit.
 func MemoryLimitFraction(fraction float64) (int64, error) {
 	if !(fraction > 0 && fraction <= 1) {
 		return 0, fmt.Errorf("%w: memory limit fraction %v is not in (0, 1]", ErrInvalidOptions, fraction)

@@ -70,6 +70,7 @@ type memory struct {
 	budget  *budget      // if not nil, free chunks and memory in use fit its size
 	os      *pages       // the slices of the classes mapped from the system
 	dropped atomic.Bool  // the Manager is closed: slices given back are let go
+	headers headers      // the *[]byte that new slices are kept in
 
 	// poison, when non-zero, is written over every slice given back.
 	// Tests set it (export_test.go) to prove that no stale byte leaks into
@@ -187,7 +188,71 @@ func (a *memory) trim(keep int64) {
 func (a *memory) let(gone ...*[]byte) {
 	for _, c := range gone {
 		a.os.free(*c)
+		a.headers.recycle(c)
 	}
+}
+
+// headers hands out the *[]byte that memory keeps slices in, so that a new
+// slice costs no allocation of its own: they come from arrays of
+// headerBatch, and those of slices let go are reused (up to maxHeaders).
+// A mapped slice is the only allocation on Go's heap that a write making
+// it would otherwise do, and a write that allocates while a collection
+// runs may have to help it and wait for its end: in traces of the bench's
+// uploads scenario, that was most of the writes slowest to return in the
+// runs where a collection came mid-run.
+type headers struct {
+	mu    sync.Mutex
+	batch [][]byte  // not handed out yet
+	free  []*[]byte // given back by let
+}
+
+const (
+	headerBatch = 64
+	maxHeaders  = 1024
+)
+
+// wrap returns a header holding b. It allocates, when it must, with its
+// lock released (see freeList's growth in put).
+func (h *headers) wrap(b []byte) *[]byte {
+	h.mu.Lock()
+	for len(h.free) == 0 && len(h.batch) == 0 {
+		h.mu.Unlock()
+		batch := make([][]byte, headerBatch)
+		h.mu.Lock()
+		if len(h.free) == 0 && len(h.batch) == 0 {
+			h.batch = batch
+		}
+	}
+	var c *[]byte
+	if n := len(h.free); n > 0 {
+		c = h.free[n-1]
+		h.free[n-1] = nil
+		h.free = h.free[:n-1]
+	} else {
+		c = &h.batch[0]
+		h.batch = h.batch[1:]
+	}
+	h.mu.Unlock()
+	*c = b
+	return c
+}
+
+// recycle takes back the header of a slice let go, which nothing uses.
+func (h *headers) recycle(c *[]byte) {
+	*c = nil
+	h.mu.Lock()
+	if h.free == nil {
+		h.mu.Unlock()
+		free := make([]*[]byte, 0, maxHeaders)
+		h.mu.Lock()
+		if h.free == nil {
+			h.free = free
+		}
+	}
+	if len(h.free) < maxHeaders {
+		h.free = append(h.free, c) // within its capacity
+	}
+	h.mu.Unlock()
 }
 
 // chunkSize returns the largest class: a full slot.
@@ -226,10 +291,9 @@ func (a *memory) get(size int) *[]byte {
 	}
 	l.mu.Unlock()
 	if b, ok := a.os.alloc(size); ok {
-		return &b
+		return a.headers.wrap(b)
 	}
-	b := make([]byte, size)
-	return &b
+	return a.headers.wrap(make([]byte, size))
 }
 
 // put gives back a slice that get returned. The caller must not use it
@@ -264,6 +328,19 @@ func (a *memory) put(c *[]byte) {
 	}
 	l := &a.lists[idx]
 	l.mu.Lock()
+	for len(l.items) == cap(l.items) {
+		// Grow the list with its lock released: an allocation while a
+		// collection runs may wait for it, and every get and put of
+		// this class would wait behind it.
+		size := 2*cap(l.items) + 8
+		l.mu.Unlock()
+		grown := make([]*[]byte, 0, size)
+		l.mu.Lock()
+		if len(l.items) < cap(l.items) {
+			break // another put grew it meanwhile
+		}
+		l.items = append(grown, l.items...)
+	}
 	if a.dropped.Load() {
 		// drop emptied the lists meanwhile: nothing would take it again.
 		l.mu.Unlock()

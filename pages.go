@@ -1,6 +1,10 @@
 package spool
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
 
 // pages maps the slices of the larger size classes straight from the
 // operating system, outside Go's heap, and unmaps them when the memory
@@ -29,10 +33,15 @@ import "sync"
 // Which slices: those of a class that is a whole number of pages and at
 // least minMapped bytes (mappable), which includes the chunk size. A
 // smaller slice would waste most of a page, and a mapping per slice would
-// cost a system call where Go's allocator serves it from a span. If a
-// mapping fails (the limit on mappings, vm.max_map_count, or on address
-// space), the slice comes from Go's heap instead: memory works the same
-// either way, and keeps the kind of each slice apart (unmap reports it).
+// cost a system call where Go's allocator serves it from a span. Each
+// mapping is an entry in the kernel's list of the process's mappings,
+// which is bounded (vm.max_map_count, 65,530 by default on Linux; past it
+// every mmap fails, the Go runtime's own included, and so does a munmap
+// that would split one): pages keeps at most maxMappings (1 GiB of 64 KiB
+// chunks). Past that, or if a mapping fails, the slice comes from Go's
+// heap instead; memory keeps the kind of each slice apart (free reports
+// it). A munmap that fails anyway leaves the mapping listed, its pages
+// given back to the system (MADV_DONTNEED), for freeAll to try again.
 //
 // Safety: a mapped slice must not be touched after it is unmapped, or the
 // program faults. The buffer code touches a slot's slice only under its
@@ -40,20 +49,44 @@ import "sync"
 // WriteTo hand their stage to the caller's Read and Write, which io.Reader
 // and io.Writer forbid to retain it, and give it back only when that call
 // has returned. The allocator unmaps only slices given back to it. When
-// the Manager is closed (memory.drop) or becomes unreachable without being
-// closed (a cleanup of the allocator), every mapping it still has is
-// unmapped: nothing can reach one then.
+// the Manager is closed (memory.drop), it unmaps what its free lists hold,
+// and each slice still in use (a stage whose Read or Write is still
+// running) when it is given back. When the allocator becomes unreachable
+// without Close (a cleanup), it unmaps every mapping it still has:
+// nothing can reach one then.
 //
 // Where the system has no mmap (pages_other.go), or under the race
 // detector, which does not see memory outside Go's heap and would stop
 // checking the buffers' bytes, every slice comes from Go's heap.
 type pages struct {
+	// shards list every mapping not yet unmapped, by its first byte, in
+	// pageShards maps by address: a map grows by allocating, and an
+	// allocation while a collection runs may wait for it; under one lock
+	// that stalled every get and put of the Manager (traces of the bench's
+	// uploads scenario).
+	shards [pageShards]pageShard
+	count  atomic.Int64 // mappings listed, and mmap calls in progress
+}
+
+type pageShard struct {
 	mu   sync.Mutex
-	live map[*byte][]byte // every mapping not yet unmapped, by its first byte
+	live map[*byte][]byte
+	_    [40]byte // a cache line each
+}
+
+const pageShards = 16
+
+// shard returns the shard that lists the mapping starting at b.
+func (p *pages) shard(b *byte) *pageShard {
+	return &p.shards[uintptr(unsafe.Pointer(b))/minMapped%pageShards]
 }
 
 // minMapped is the smallest slice that pages maps.
 const minMapped = 16 << 10
+
+// maxMappings bounds the mappings pages holds at once: a quarter of
+// Linux's default vm.max_map_count.
+const maxMappings = 16 << 10
 
 // mappable reports whether slices of size bytes are mapped: a whole number
 // of pages, at least minMapped.
@@ -66,17 +99,28 @@ func (p *pages) alloc(size int) ([]byte, bool) {
 	if !mappable(size) {
 		return nil, false
 	}
-	b, err := mapAnon(size)
-	if err != nil {
+	if p.count.Add(1) > maxMappings {
+		p.count.Add(-1)
 		return nil, false
 	}
-	p.mu.Lock()
-	if p.live == nil {
-		p.live = make(map[*byte][]byte)
+	b, err := mapAnon(size)
+	if err != nil {
+		p.count.Add(-1)
+		return nil, false
 	}
-	p.live[&b[0]] = b
-	p.mu.Unlock()
+	p.list(b)
 	return b, true
+}
+
+// list adds mapping b to its shard.
+func (p *pages) list(b []byte) {
+	sh := p.shard(&b[0])
+	sh.mu.Lock()
+	if sh.live == nil {
+		sh.live = make(map[*byte][]byte, 64)
+	}
+	sh.live[&b[0]] = b
+	sh.mu.Unlock()
 }
 
 // free unmaps b if it is a mapping of p, and reports whether it was. A
@@ -85,36 +129,49 @@ func (p *pages) free(b []byte) bool {
 	if len(b) == 0 || !mappable(len(b)) {
 		return false
 	}
-	p.mu.Lock()
-	m, ok := p.live[&b[0]]
+	sh := p.shard(&b[0])
+	sh.mu.Lock()
+	m, ok := sh.live[&b[0]]
 	if ok {
-		delete(p.live, &b[0])
+		delete(sh.live, &b[0])
 	}
-	p.mu.Unlock()
-	if ok {
-		unmap(m)
+	sh.mu.Unlock()
+	if !ok {
+		return false
 	}
-	return ok
+	if unmap(m) != nil {
+		p.list(m) // still mapped: for freeAll
+		return true
+	}
+	p.count.Add(-1)
+	return true
 }
 
 // freeAll unmaps every mapping of p: nothing uses them any more.
 func (p *pages) freeAll() {
-	p.mu.Lock()
-	live := p.live
-	p.live = nil
-	p.mu.Unlock()
-	for _, m := range live {
-		unmap(m)
+	for i := range p.shards {
+		sh := &p.shards[i]
+		sh.mu.Lock()
+		live := sh.live
+		sh.live = nil
+		sh.mu.Unlock()
+		for _, m := range live {
+			_ = unmap(m) // nothing more can be done: the process is short of mappings
+		}
+		p.count.Add(-int64(len(live)))
 	}
 }
 
 // mapped returns the bytes p has mapped and not unmapped.
 func (p *pages) mapped() int64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	var n int64
-	for _, m := range p.live {
-		n += int64(len(m))
+	for i := range p.shards {
+		sh := &p.shards[i]
+		sh.mu.Lock()
+		for _, m := range sh.live {
+			n += int64(len(m))
+		}
+		sh.mu.Unlock()
 	}
 	return n
 }

@@ -35,8 +35,14 @@ func TestPagesMapAndUnmap(t *testing.T) {
 	if got := p.mapped(); got != 64<<10 {
 		t.Errorf("mapped %d bytes, want 64 KiB", got)
 	}
+	if mapped, known := mappedNow(b); known && !mapped {
+		t.Error("a mapping of alloc is not mapped")
+	}
 	if !p.free(b) {
 		t.Error("free did not unmap a mapping")
+	}
+	if mapped, known := mappedNow(b); known && mapped {
+		t.Error("free left the mapping mapped")
 	}
 	if p.free(b) {
 		t.Error("free unmapped a mapping twice")
@@ -66,13 +72,21 @@ func TestMemoryUnmapsWhatItLetsGo(t *testing.T) {
 			t.Errorf("%s: %d KiB mapped, want %d KiB", what, got>>10, n>>10)
 		}
 	}
+	gone := func(what string, b []byte) {
+		t.Helper()
+		if mapped, known := mappedNow(b); known && mapped {
+			t.Errorf("%s: still mapped", what)
+		}
+	}
 	c1, c2 := a.get(cs), a.get(cs)
 	want("two chunks taken", 2*cs)
+	second := *c2
 	a.put(c1)
 	a.put(c2)
 	want("two chunks given back to the free list", 2*cs)
 	a.trim(cs)
 	want("free chunks trimmed to one", cs)
+	gone("the chunk trimmed", second) // the free list is a stack: the last one given back goes first
 
 	var small []*[]byte
 	for range 5 {
@@ -95,6 +109,42 @@ func TestMemoryUnmapsWhatItLetsGo(t *testing.T) {
 	}
 	a.put(inUse)
 	want("the chunk given back after the close", 0)
+	if h, c := a.held.Load(), a.chunks.Load(); h != 0 || c != 0 {
+		t.Errorf("after Close: free lists count %d bytes of small classes and %d of chunks, want 0", h, c)
+	}
+	for i := range a.lists {
+		if n := len(a.lists[i].items); n != 0 || a.lists[i].bytes.Load() != 0 {
+			t.Errorf("after Close: class %d holds %d slices, %d bytes", a.classes[i], n, a.lists[i].bytes.Load())
+		}
+	}
+}
+
+// TestPagesBounded: pages maps no more than maxMappings slices at once;
+// past that, alloc declines and memory takes the slice from Go's heap.
+func TestPagesBounded(t *testing.T) {
+	if !mapping {
+		t.Skip("no mapped memory on this system or under the race detector (pages.go)")
+	}
+	a := newMemory(64<<10, 64<<10)
+	a.os.count.Store(maxMappings - 1) // as if that many were mapped
+	last := a.get(64 << 10)
+	if got := a.os.mapped(); got != 64<<10 {
+		t.Fatalf("the last mapping allowed was not made: %d bytes mapped", got)
+	}
+	c := a.get(64 << 10)
+	if len(*c) != 64<<10 {
+		t.Fatalf("get past the bound: %d bytes", len(*c))
+	}
+	if a.os.free(*c) {
+		t.Error("a slice got past the bound was mapped")
+	}
+	a.os.count.Add(-(maxMappings - 1))
+	a.put(c)
+	a.put(last)
+	a.drop()
+	if got, n := a.os.mapped(), a.os.count.Load(); got != 0 || n != 0 {
+		t.Errorf("after drop: %d bytes mapped, %d mappings counted", got, n)
+	}
 }
 
 // TestMemoryUnmappedWhenUnreachable: an allocator dropped without Close
@@ -119,11 +169,49 @@ func TestMemoryUnmappedWhenUnreachable(t *testing.T) {
 	}
 }
 
+// TestUnclosedManagerUnmapped: a Manager dropped without Close, with a
+// Buffer holding mapped chunks also dropped, has its mappings unmapped
+// once the garbage collector finds them unreachable (the Buffer's own
+// cleanup gives its chunks back first).
+func TestUnclosedManagerUnmapped(t *testing.T) {
+	if !mapping {
+		t.Skip("no mapped memory on this system or under the race detector (pages.go)")
+	}
+	dir := t.TempDir()
+	p := func() *pages {
+		m, err := NewManager(Options{MemoryBudget: 1 << 20, TempDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := m.NewBuffer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Write(make([]byte, 3*DefaultChunkSize)); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.mem.os.mapped(); got < 3*DefaultChunkSize {
+			t.Fatalf("%d bytes mapped for 3 chunks", got)
+		}
+		return m.mem.os
+	}()
+	for i := 0; p.mapped() != 0; i++ {
+		if i == 1000 {
+			t.Fatalf("%d bytes still mapped after %d collections", p.mapped(), i)
+		}
+		runtime.GC()
+		runtime.Gosched()
+	}
+}
+
 // TestCloseDuringReadFromKeepsStage: Manager.Close while a ReadFrom's Read
 // is writing into its stage, a whole mapped chunk, does not unmap the
 // stage under it: the Read finishes writing, ReadFrom returns ErrClosed,
 // and the stage is unmapped when it comes back.
 func TestCloseDuringReadFromKeepsStage(t *testing.T) {
+	if !mapping {
+		t.Skip("no mapped memory on this system or under the race detector (pages.go)")
+	}
 	m, err := NewManager(Options{MemoryBudget: 1 << 20, TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -139,6 +227,9 @@ func TestCloseDuringReadFromKeepsStage(t *testing.T) {
 		done <- err
 	}()
 	<-r.inRead // the stage has grown to a chunk, and Read holds it
+	if got := m.mem.os.mapped(); got < DefaultChunkSize {
+		t.Fatalf("%d bytes mapped with a chunk-sized stage in use, want at least %d", got, DefaultChunkSize)
+	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}

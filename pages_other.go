@@ -12,4 +12,4 @@ var pageSize = 4096
 
 func mapAnon(int) ([]byte, error) { return nil, errors.ErrUnsupported }
 
-func unmap([]byte) {}
+func unmap([]byte) error { return errors.ErrUnsupported }

@@ -32,9 +32,15 @@ func mapAnon(n int) ([]byte, error) {
 	return b, nil
 }
 
-// unmap unmaps a mapping of mapAnon, whole.
-func unmap(b []byte) {
-	// It fails only for an address range that is not a mapping, and pages
-	// unmaps only its own, once.
-	_ = unix.MunmapPtr(unsafe.Pointer(unsafe.SliceData(b)), uintptr(len(b)))
+// unmap unmaps a mapping of mapAnon, whole. If munmap fails (ENOMEM:
+// unmapping it would split a mapping of the kernel's list past
+// vm.max_map_count), it gives the pages back to the system instead
+// (MADV_DONTNEED: the range stays mapped, and reads as zeros) and returns
+// the error.
+func unmap(b []byte) error {
+	err := unix.MunmapPtr(unsafe.Pointer(unsafe.SliceData(b)), uintptr(len(b)))
+	if err != nil {
+		_ = unix.Madvise(b, unix.MADV_DONTNEED) // the RSS, at least
+	}
+	return err
 }

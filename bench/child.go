@@ -95,6 +95,11 @@ type Result struct {
 	// be read.
 	Mutex      *MutexProfile `json:"mutex,omitempty"`
 	MutexError string        `json:"mutex_error,omitempty"`
+	// Tail is where the child's slowest writes spent their time, from its
+	// execution trace (-trace only; the parent reads it, see tracetail.go),
+	// or TailError why it could not be read.
+	Tail      *TraceTail `json:"tail,omitempty"`
+	TailError string     `json:"tail_error,omitempty"`
 
 	Store StoreStats `json:"store"`
 
@@ -249,12 +254,20 @@ func childMain(cfg Config, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: child %s: profile: %v\n", cfg.Child, err)
 		return 2
 	}
+	stopTrace, err := startTrace(cfg.Trace, jobFile(cfg.Scenario, job))
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: child %s: trace: %v\n", cfg.Child, err)
+		return 2
+	}
 	waitBefore := lockWait()
 
 	res, err := sc.run(cfg, job)
 	waitAfter := lockWait()
 	ioAfter := readProcIO() // before the profile is written out
 	samples := sampler.stop()
+	if terr := stopTrace(); terr != nil && err == nil {
+		err = fmt.Errorf("trace: %w", terr)
+	}
 	if perr := stopProfile(); perr != nil && err == nil {
 		err = fmt.Errorf("profile: %w", perr)
 	}

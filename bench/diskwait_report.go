@@ -69,6 +69,7 @@ func printDiskWaitReport(w io.Writer, run Run) {
 		fmt.Fprintln(w)
 	}
 	printLatency(w, run.Results, run.NumCPU)
+	printTail(w, run.Results)
 
 	if rr := diskwaitResult(run.Results, diskwaitReserve); rr != nil && rr.DiskWait.Reservations.Count > 0 {
 		l := rr.DiskWait.Reservations

@@ -6,6 +6,7 @@ require (
 	github.com/djherbis/buffer v1.2.1
 	github.com/minio/crc64nvme v1.1.1
 	github.com/spoolkit/spool v0.0.0-00010101000000-000000000000
+	golang.org/x/exp v0.0.0-20261113113407-e3970619a1a4
 	gonum.org/v1/plot v0.17.0
 )
 

@@ -201,6 +201,7 @@ type Config struct {
 	ScaleLoad    int     `json:"scale_load"`    // concurrent buffers of the budget sweep
 
 	Profile string `json:"-"` // directory for each child's CPU, heap and mutex profiles; "" = none
+	Trace   string `json:"-"` // directory for each child's execution trace; "" = none
 
 	JSON  bool   `json:"-"` // print JSON instead of a table (parent only)
 	Plot  string `json:"-"` // write plots to files named after this one (parent only); see plotPath
@@ -590,6 +591,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&cfg.ScaleLoad, "scale-load", cfg.ScaleLoad, "scale: `number` of buffers held at once in the budget sweep")
 	fs.BoolVar(&cfg.JSON, "json", cfg.JSON, "print results as JSON instead of a table (and no progress line)")
 	fs.StringVar(&cfg.Plot, "plot", cfg.Plot, "draw plots into image `file`s (.png or .svg) named after this one: -plot DIR/NAME.png writes DIR/uploads-NAME.png\n    \t(RSS over time of each implementation), DIR/scale-NAME.png (the scale curves), DIR/blobs-NAME.png (memory and hit ratio),\n    \tDIR/slow-NAME.png (RSS over time next to the harness) and DIR/shrink-NAME.png (RSS and MemoryInUse around the shrink), for the scenarios that run")
+	fs.StringVar(&cfg.Trace, "trace", cfg.Trace, "write an execution trace of each child into `dir`ectory, for go tool trace (see tracetail.go);\n    \tthe uploads, shrink and diskwait reports show where each implementation's slowest writes spent their time")
 	fs.StringVar(&cfg.Profile, "profile", cfg.Profile, "write a CPU profile, heap profiles and a mutex profile of each child into `dir`ectory, for go tool pprof (see child.go);\n    \tthe uploads and shrink reports show the lock contention the mutex profiles record")
 	fs.StringVar(&cfg.Child, "child", "", "internal: run one implementation in this process and print its result as JSON")
 	fs.Float64Var(&cfg.ChildZipf, "child-zipf", 0, "internal: the Zipf exponent of a cache child")
@@ -824,6 +826,7 @@ func (cfg Config) childArgs(job Job) []string {
 		"-seed", fmt.Sprint(cfg.Seed),
 		"-tempdir", cfg.TempDir,
 		"-profile", cfg.Profile,
+		"-trace", cfg.Trace,
 		"-cache-budget", fmt.Sprint(cfg.CacheBudget),
 		"-blobs", fmt.Sprint(cfg.Blobs),
 		"-blob-min-size", fmt.Sprint(cfg.BlobMinSize),
@@ -923,8 +926,11 @@ func parentMain(cfg Config, stdout, stderr io.Writer) int {
 		}
 		cfg.TempDir = abs
 	}
-	if cfg.Profile != "" {
-		abs, err := filepath.Abs(cfg.Profile)
+	for _, dir := range []*string{&cfg.Profile, &cfg.Trace} {
+		if *dir == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*dir)
 		if err == nil {
 			err = os.MkdirAll(abs, 0o755)
 		}
@@ -932,7 +938,7 @@ func parentMain(cfg Config, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "bench:", err)
 			return 2
 		}
-		cfg.Profile = abs
+		*dir = abs
 	}
 	if cfg.Plot != "" {
 		plots := false
@@ -1008,6 +1014,7 @@ func runScenario(sc scenario, cfg Config, names []string, stdout, stderr io.Writ
 		res, childStderr, err := runChild(cfg, job)
 		if res.Impl != "" {
 			finishProfile(cfg, job, &res)
+			finishTrace(cfg, job, &res)
 			if sc.finish != nil {
 				sc.finish(cfg, job, &res)
 			}

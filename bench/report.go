@@ -61,6 +61,7 @@ func printReport(w io.Writer, run Run) {
 	t.print(w)
 	fmt.Fprintln(w)
 	printLatency(w, run.Results, run.NumCPU)
+	printTail(w, run.Results)
 	if printMutex(w, run.Results) {
 		fmt.Fprintln(w)
 	}
@@ -185,6 +186,39 @@ func printLatencyTarget(w io.Writer, sp, peer *Result) {
 		r := sp.WriteLatency.P999 / peer.WriteLatency.P999
 		printTarget(w, r <= latencyTarget, true, fmt.Sprintf("%s: %s (%s vs %s %s)", text, targetRatio(r, latencyTarget),
 			latCell(sp.WriteLatency.P999), peer.Label, latCell(peer.WriteLatency.P999)))
+	}
+}
+
+// printTail prints, for the results that have a trace tail (-trace),
+// where their slowest writes spent their time.
+func printTail(w io.Writer, rs []Result) {
+	var lines, errs []string
+	for _, r := range rs {
+		if r.TailError != "" {
+			errs = append(errs, fmt.Sprintf("%s: %s", r.Label, r.TailError))
+		}
+		t := r.Tail
+		if t == nil || t.Slow == 0 {
+			continue
+		}
+		var parts []string
+		for _, p := range t.Parts {
+			parts = append(parts, fmt.Sprintf("%s %s (%s; most of %s slow writes)", pctCell(p.Seconds/t.Seconds), p.What, latCell(p.Seconds*1e3), commas(int64(p.Writes))))
+		}
+		lines = append(lines, fmt.Sprintf("  %s: %s writes of %s at or above %s, %s in all: %s", r.Label, commas(int64(t.Slow)), commas(int64(t.Writes)),
+			latCell(t.Threshold), latCell(t.Seconds*1e3), strings.Join(parts, "; ")))
+	}
+	if len(lines) > 0 {
+		fmt.Fprintln(w, "Where the slowest writes (at or above the p99.9 of the writes each execution trace saw) spent their time (-trace, tracetail.go):")
+		for _, l := range lines {
+			fmt.Fprintln(w, l)
+		}
+	}
+	for _, e := range errs {
+		fmt.Fprintf(w, "NOTE: no trace for %s\n", e)
+	}
+	if len(lines) > 0 || len(errs) > 0 {
+		fmt.Fprintln(w)
 	}
 }
 

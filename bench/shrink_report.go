@@ -116,6 +116,7 @@ func printShrinkReport(w io.Writer, run Run) {
 		commas(s.Final.Spills), formatSize(s.Final.SpilledBytes), formatSize(s.Final.DiskWritten))
 	fmt.Fprintln(w)
 	printLatency(w, run.Results, run.NumCPU)
+	printTail(w, run.Results)
 	if printMutex(w, run.Results) {
 		fmt.Fprintln(w)
 	}

@@ -242,7 +242,9 @@ func upload(store Store, u Upload, idx int, buf []byte, h hash32, st *uploadStat
 		g.fill(p)
 		want = crc32.Update(want, castagnoli, p)
 		t0 := time.Now()
+		markWrite("b")
 		n, err := sink.Write(p)
+		markWrite("e")
 		log.add(time.Since(t0))
 		if st.onWrite != nil {
 			st.onWrite(n)
