@@ -178,8 +178,9 @@
 // outside it, measured with Go 1.26 on linux/amd64:
 //   - per Buffer: about 260 bytes for the handle and its state, 8 bytes per
 //     slot of its slot table (holes included, kept within a few times the
-//     slots it holds: a write far past the end sends the buffer to disk),
-//     and about 32 bytes per slice it holds;
+//     slots it holds: a write far past the end sends the buffer to disk;
+//     a table that grew has room for up to 4 times its slots below 256,
+//     twice above), and about 32 bytes per slice it holds;
 //   - per spilled buffer: about 100 bytes, and 16 bytes per block on disk
 //     (its extent, length and checksum; 40 with EncryptSpill);
 //   - per Manager: a few KiB, the spill arena's open files and about 56

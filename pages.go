@@ -71,7 +71,7 @@ type pages struct {
 type pageShard struct {
 	mu   sync.Mutex
 	live map[*byte][]byte
-	_    [40]byte // a cache line each
+	_    [48]byte // a cache line each
 }
 
 const pageShards = 16

@@ -902,9 +902,10 @@ func (b *store) runEnd(i, end int64) int64 {
 // end; new entries are nil. The table is never longer than the last chunk
 // written needs: chunks past its end read as holes too.
 //
-// The table grows by 4× while it is small (from 8 slots), by 2× from 256:
-// a buffer written in pieces reallocates it a few times, not once per
-// doubling from one slot. Those allocations are on the write path, and a
+// A new table is exactly as long as the write needs (a small blob costs
+// one entry); from there it grows by 4× while below 256 slots, by 2×
+// past that: a buffer written in pieces reallocates it a few times, not
+// once per doubling from one slot. Those allocations are on the write path, and a
 // write that allocates while a collection runs may have to help it and
 // wait for its end: in traces of the bench's uploads scenario, 21 of the
 // writes slowest to return waited so in growTable.
@@ -920,7 +921,7 @@ func (b *store) growTable(end int64) {
 		} else {
 			c *= 2
 		}
-		t := make([]*[]byte, len(b.chunks), max(n, c, 8))
+		t := make([]*[]byte, len(b.chunks), max(n, c))
 		copy(t, b.chunks)
 		b.chunks = t
 	}
