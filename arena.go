@@ -107,14 +107,16 @@ type arena struct {
 	// be punched out: sends copy from then on (copyout.go).
 	noZeroCopy atomic.Bool
 	// landMu guards inflight, the number of punches and cuts in flight
-	// (marked, and not yet given back: fly, land), and landed, which is
-	// closed, and replaced, each time one lands: an allocation refused by
-	// the disk budget waits for it (awaitLanding). Both change together,
-	// so that a refused allocation that finds one in flight waits for a
-	// landing still to come. It is a leaf, held for no I/O.
+	// (marked, and not yet given back: fly, land), and the changes of
+	// landed, the channel closed, and replaced, each time one lands: an
+	// allocation refused by the disk budget waits for it (awaitLanding).
+	// Both change together, so that a refused allocation that finds one
+	// in flight waits for a landing still to come. It is a leaf, held for
+	// no I/O. landed is read without it by every allocation (landing), so
+	// that a block written takes no lock of the whole arena.
 	landMu   sync.Mutex
 	inflight int64
-	landed   chan struct{}
+	landed   atomic.Pointer[chan struct{}]
 	// waitHook, if set (by tests), is called before an allocation blocks
 	// until a punch or a cut in flight lands or returns.
 	waitHook func()
@@ -137,7 +139,8 @@ func newArena(dir, pattern string, fs fileSystem, disk *diskBudget, cs int64, ma
 		segs: make([]atomic.Pointer[segment], maxFiles),
 	}
 	a.grans = int(a.frame / a.gran)
-	a.landed = make(chan struct{})
+	first := make(chan struct{})
+	a.landed.Store(&first)
 	a.scratch.New = func() any {
 		b := make([]byte, cs+16+sideSize)
 		return &b
@@ -303,19 +306,16 @@ func (a *arena) fly() {
 // flight and wakes the allocations waiting for a landing.
 func (a *arena) land(back int64) {
 	a.disk.release(back)
+	next := make(chan struct{})
 	a.landMu.Lock()
 	a.inflight--
-	close(a.landed)
-	a.landed = make(chan struct{})
+	close(*a.landed.Load())
+	a.landed.Store(&next)
 	a.landMu.Unlock()
 }
 
 // landing returns the channel the next landing closes.
-func (a *arena) landing() chan struct{} {
-	a.landMu.Lock()
-	defer a.landMu.Unlock()
-	return a.landed
-}
+func (a *arena) landing() chan struct{} { return *a.landed.Load() }
 
 // inFlight returns the number of punches and cuts in flight.
 func (a *arena) inFlight() int64 {
@@ -330,7 +330,7 @@ func (a *arena) inFlight() int64 {
 // reports false, at once, if none has landed and none is in flight.
 func (a *arena) awaitLanding(since chan struct{}) bool {
 	a.landMu.Lock()
-	cur, n := a.landed, a.inflight
+	cur, n := *a.landed.Load(), a.inflight
 	a.landMu.Unlock()
 	switch {
 	case cur != since:
