@@ -209,7 +209,8 @@
 // as spool lets them go: the RSS follows the memory in use down at once,
 // and the garbage collector neither scans them nor paces itself on them,
 // so filling the budget with them starts no collection (whose start
-// stalls every goroutine that allocates meanwhile). At most 16,384
+// stalls every goroutine that allocates meanwhile). Stats.MemoryMapped
+// says how much is mapped. At most 16,384
 // slices are mapped at once (1 GiB of 64 KiB chunks), to stay well within
 // the kernel's limit on a process's mappings; past that, and for the
 // smaller classes (a budget filled with small blobs lives mostly in

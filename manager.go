@@ -213,6 +213,7 @@ func (m *Manager) Stats() Stats {
 		MemoryBudget:    m.budget.size.Load(),
 		MemoryInUse:     m.budget.used(),
 		PeakMemoryInUse: m.budget.peak.Load(),
+		MemoryMapped:    m.mem.os.bytes.Load(),
 		ReadWindows:     int(m.nwindows.Load()),
 		DiskBudget:      m.disk.limit.Load(),
 		DiskInUse:       m.disk.used(),

@@ -66,6 +66,7 @@ type pages struct {
 	// uploads scenario).
 	shards [pageShards]pageShard
 	count  atomic.Int64 // mappings listed, and mmap calls in progress
+	bytes  atomic.Int64 // of the mappings listed (Stats.MemoryMapped)
 }
 
 type pageShard struct {
@@ -108,6 +109,7 @@ func (p *pages) alloc(size int) ([]byte, bool) {
 		p.count.Add(-1)
 		return nil, false
 	}
+	p.bytes.Add(int64(size))
 	p.list(b)
 	return b, true
 }
@@ -144,6 +146,7 @@ func (p *pages) free(b []byte) bool {
 		return true
 	}
 	p.count.Add(-1)
+	p.bytes.Add(-int64(len(m)))
 	return true
 }
 
@@ -157,6 +160,7 @@ func (p *pages) freeAll() {
 		sh.mu.Unlock()
 		for _, m := range live {
 			_ = unmap(m) // nothing more can be done: the process is short of mappings
+			p.bytes.Add(-int64(len(m)))
 		}
 		p.count.Add(-int64(len(live)))
 	}

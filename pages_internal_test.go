@@ -264,3 +264,35 @@ func (r *blockingReader) Read(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// TestStatsMemoryMapped: Stats.MemoryMapped counts the chunks a buffer
+// holds mapped, and falls to 0 once the Manager is closed; with nothing
+// mapped (no mmap, or under the race detector) it stays 0.
+func TestStatsMemoryMapped(t *testing.T) {
+	m, err := NewManager(Options{MemoryBudget: 1 << 20, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.NewBuffer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Write(make([]byte, 3*DefaultChunkSize)); err != nil {
+		t.Fatal(err)
+	}
+	got := m.Stats().MemoryMapped
+	switch {
+	case mapping && got < 3*DefaultChunkSize:
+		t.Errorf("MemoryMapped %d with 3 chunks held, want at least %d", got, 3*DefaultChunkSize)
+	case !mapping && got != 0:
+		t.Errorf("MemoryMapped %d with nothing mapped", got)
+	case got != m.mem.os.mapped():
+		t.Errorf("MemoryMapped %d, the mappings listed hold %d", got, m.mem.os.mapped())
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Stats().MemoryMapped; got != 0 {
+		t.Errorf("MemoryMapped %d after Close", got)
+	}
+}

@@ -24,6 +24,14 @@ type Stats struct {
 	// created: what the budget had to cover at worst. It never exceeds
 	// MemoryBudget.
 	PeakMemoryInUse int64
+	// MemoryMapped is the bytes of budget memory mapped from the operating
+	// system outside Go's heap: the slices of 16 KiB and more that are
+	// whole pages, in use (part of MemoryInUse) or waiting in the free
+	// lists for reuse (see "Where the budget's memory lives" in the
+	// package documentation). Go's runtime metrics and GOMEMLIMIT do not
+	// see this memory; the process's RSS does. 0 where nothing is mapped
+	// (no mmap, or under the race detector).
+	MemoryMapped int64
 	// ReadWindows is the number of read windows held: checked copies of
 	// one block (a chunk) of spilled data each, which make small reads of
 	// spilled data read and check each block once. They take only budget

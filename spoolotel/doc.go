@@ -39,6 +39,10 @@
 //     shrink of the budget is paid off.
 //   - spool.memory.peak (Int64ObservableGauge, By): Highest
 //     spool.memory.usage since the manager was created.
+//   - spool.memory.mapped (Int64ObservableUpDownCounter, By): Bytes of
+//     budget memory mapped from the operating system outside Go's heap, in
+//     use or in the free lists: not in Go's runtime metrics, and not
+//     bounded by GOMEMLIMIT.
 //   - spool.read_window.count (Int64ObservableUpDownCounter, {window}):
 //     Read windows held: checked copies of one spilled chunk each, for
 //     small reads of spilled data; counted in spool.memory.usage.

@@ -107,6 +107,8 @@ var metrics = []def{
 		one(func(s spool.Stats) int64 { return s.MemoryInUse })},
 	{"spool.memory.peak", "By", "Highest spool.memory.usage since the manager was created.", gauge, "",
 		one(func(s spool.Stats) int64 { return s.PeakMemoryInUse })},
+	{"spool.memory.mapped", "By", "Bytes of budget memory mapped from the operating system outside Go's heap, in use or in the free lists: not in Go's runtime metrics, and not bounded by GOMEMLIMIT.", upDownCounter, "",
+		one(func(s spool.Stats) int64 { return s.MemoryMapped })},
 	{"spool.read_window.count", "{window}", "Read windows held: checked copies of one spilled chunk each, for small reads of spilled data; counted in spool.memory.usage.", upDownCounter, "",
 		one(func(s spool.Stats) int64 { return int64(s.ReadWindows) })},
 	{"spool.disk.limit", "By", "Limit on spool.disk.usage: the disk budget; not observed when there is no limit.", upDownCounter, "",

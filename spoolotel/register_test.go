@@ -94,6 +94,7 @@ func want(s spool.Stats) map[string]map[string]float64 {
 		"spool.memory.limit":         f(s.MemoryBudget),
 		"spool.memory.usage":         f(s.MemoryInUse),
 		"spool.memory.peak":          f(s.PeakMemoryInUse),
+		"spool.memory.mapped":        f(s.MemoryMapped),
 		"spool.read_window.count":    f(int64(s.ReadWindows)),
 		"spool.disk.usage":           f(s.DiskInUse),
 		"spool.disk.live":            f(s.DiskLive),

@@ -20,6 +20,9 @@
 //     the budget, but while a shrink of the budget is paid off.
 //   - spool_memory_in_use_peak_bytes (gauge): Highest memory_in_use_bytes
 //     since the manager was created.
+//   - spool_memory_mapped_bytes (gauge): Bytes of budget memory mapped from
+//     the operating system outside Go's heap, in use or in the free lists:
+//     not in Go's runtime metrics, and not bounded by GOMEMLIMIT.
 //   - spool_read_windows (gauge): Read windows held: checked copies of
 //     spilled blocks (a chunk each) for small reads, counted in
 //     memory_in_use_bytes.
@@ -107,6 +110,7 @@ func NewCollector(m *spool.Manager, labels prometheus.Labels) *Collector {
 	one("memory_budget_bytes", "Bytes of memory all buffers of the manager may hold.", gauge, func(s spool.Stats) float64 { return f(s.MemoryBudget) })
 	one("memory_in_use_bytes", "Bytes of budget memory in use: buffer data, read windows and the stages of ReadFrom and WriteTo; never above the budget, but while a shrink of the budget is paid off.", gauge, func(s spool.Stats) float64 { return f(s.MemoryInUse) })
 	one("memory_in_use_peak_bytes", "Highest memory_in_use_bytes since the manager was created.", gauge, func(s spool.Stats) float64 { return f(s.PeakMemoryInUse) })
+	one("memory_mapped_bytes", "Bytes of budget memory mapped from the operating system outside Go's heap, in use or in the free lists: not in Go's runtime metrics, and not bounded by GOMEMLIMIT.", gauge, func(s spool.Stats) float64 { return f(s.MemoryMapped) })
 	one("read_windows", "Read windows held: checked copies of spilled blocks (a chunk each) for small reads, counted in memory_in_use_bytes.", gauge, func(s spool.Stats) float64 { return float64(s.ReadWindows) })
 	one("disk_budget_bytes", "Limit on disk_in_use_bytes; 0 means none.", gauge, func(s spool.Stats) float64 { return f(s.DiskBudget) })
 	one("disk_in_use_bytes", "Disk space the spill files may hold: the granules of their live extents, and freed space not yet given back; never above the disk budget.", gauge, func(s spool.Stats) float64 { return f(s.DiskInUse) })
