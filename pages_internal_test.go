@@ -179,17 +179,7 @@ func TestUnclosedManagerUnmapped(t *testing.T) {
 	}
 	dir := t.TempDir()
 	p := func() *pages {
-		m, err := NewManager(Options{MemoryBudget: 1 << 20, TempDir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := m.NewBuffer()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := b.Write(make([]byte, 3*DefaultChunkSize)); err != nil {
-			t.Fatal(err)
-		}
+		m := holdingChunks(t, dir, 3)
 		if got := m.mem.os.mapped(); got < 3*DefaultChunkSize {
 			t.Fatalf("%d bytes mapped for 3 chunks", got)
 		}
@@ -269,17 +259,7 @@ func (r *blockingReader) Read(p []byte) (int, error) {
 // holds mapped, and falls to 0 once the Manager is closed; with nothing
 // mapped (no mmap, or under the race detector) it stays 0.
 func TestStatsMemoryMapped(t *testing.T) {
-	m, err := NewManager(Options{MemoryBudget: 1 << 20, TempDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := m.NewBuffer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Write(make([]byte, 3*DefaultChunkSize)); err != nil {
-		t.Fatal(err)
-	}
+	m := holdingChunks(t, t.TempDir(), 3)
 	got := m.Stats().MemoryMapped
 	switch {
 	case mapping && got < 3*DefaultChunkSize:
@@ -295,4 +275,22 @@ func TestStatsMemoryMapped(t *testing.T) {
 	if got := m.Stats().MemoryMapped; got != 0 {
 		t.Errorf("MemoryMapped %d after Close", got)
 	}
+}
+
+// holdingChunks returns a Manager with a 1 MiB budget spilling into dir,
+// with one Buffer (not closed) holding n whole chunks in memory.
+func holdingChunks(t *testing.T, dir string, n int) *Manager {
+	t.Helper()
+	m, err := NewManager(Options{MemoryBudget: 1 << 20, TempDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.NewBuffer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Write(make([]byte, n*DefaultChunkSize)); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
