@@ -339,6 +339,9 @@ func (a *memory) put(c *[]byte) {
 		if len(l.items) < cap(l.items) {
 			break // another put grew it meanwhile
 		}
+		if len(l.items) >= cap(grown) {
+			continue // grown by others, and filled, meanwhile: too small
+		}
 		l.items = append(grown, l.items...)
 	}
 	if a.dropped.Load() {

@@ -75,11 +75,14 @@ type pageShard struct {
 	_    [48]byte // a cache line each
 }
 
-const pageShards = 16
+const pageShards = 16 // 1<<4: shard takes the hash's top 4 bits
 
-// shard returns the shard that lists the mapping starting at b.
+// shard returns the shard that lists the mapping starting at b: a hash of
+// its page number (Fibonacci hashing), since consecutive mappings of a
+// chunk each would otherwise fall in a few shards, or one.
 func (p *pages) shard(b *byte) *pageShard {
-	return &p.shards[uintptr(unsafe.Pointer(b))/minMapped%pageShards]
+	h := uint64(uintptr(unsafe.Pointer(b))>>12) * 0x9E3779B97F4A7C15
+	return &p.shards[h>>(64-4)]
 }
 
 // minMapped is the smallest slice that pages maps.

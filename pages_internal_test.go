@@ -294,3 +294,31 @@ func holdingChunks(t *testing.T, dir string, n int) *Manager {
 	}
 	return m
 }
+
+// TestPageShardsSpread: mappings of whole chunks, which the system tends
+// to place next to each other, spread over the shards (no shard lists
+// more than three times its share of 256), at every chunk size.
+func TestPageShardsSpread(t *testing.T) {
+	if !mapping {
+		t.Skip("no mapped memory on this system or under the race detector (pages.go)")
+	}
+	for _, size := range []int{64 << 10, MaxChunkSize} {
+		p := new(pages)
+		var bs [][]byte
+		for range 256 {
+			b, ok := p.alloc(size)
+			if !ok {
+				t.Fatalf("alloc(%d) failed", size)
+			}
+			bs = append(bs, b)
+		}
+		for i := range p.shards {
+			if n := len(p.shards[i].live); n > 3*256/pageShards {
+				t.Errorf("chunks of %d bytes: shard %d lists %d of 256 mappings", size, i, n)
+			}
+		}
+		for _, b := range bs {
+			p.free(b)
+		}
+	}
+}

@@ -118,11 +118,12 @@ func (s *stage) grow() {
 	s.buf, s.charged = s.m.mem.get(size), true
 }
 
-// renew gives the stage a new slice of the same size after its slice was
-// adopted by a buffer, which now holds it and its share of the budget. If
-// the budget has no room, it falls back to a spare.
-func (s *stage) renew() {
-	size := len(*s.buf)
+// renew gives the stage a new slice of size bytes, the size of the slice
+// a buffer adopted, which now holds it and its share of the budget. The
+// caller passes the size: the adopted header belongs to the buffer, which
+// may give it back (a Close) and so let memory reuse it at once. If the
+// budget has no room, it falls back to a spare.
+func (s *stage) renew(size int) {
 	if s.m.budget.tryAcquire(int64(size)) {
 		s.buf = s.m.mem.get(size)
 		return
@@ -168,9 +169,9 @@ func (b *store) ReadFrom(r io.Reader) (n int64, err error) {
 		}
 		if k > 0 {
 			if k == len(p) && st.charged && b.adopt(st.buf) {
-				// The buffer holds the stage's slice now.
+				// The buffer holds the stage's slice, and its header, now.
 				n += int64(k)
-				st.renew()
+				st.renew(k)
 			} else {
 				nw, werr := b.writeWait(p[:k])
 				n += int64(nw)

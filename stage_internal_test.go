@@ -1,0 +1,42 @@
+package spool
+
+import "testing"
+
+// TestRenewAfterAdoptAndClose: a ReadFrom stage adopted by its buffer
+// belongs to the buffer, header and all; if the Manager closes before the
+// stage is renewed, the buffer gives the slice back and memory reuses its
+// header. renew must not read the stage's size from that header: it gets
+// a stage of the adopted size (or a spare), never an empty one, which a
+// Read returning 0, nil would spin on.
+func TestRenewAfterAdoptAndClose(t *testing.T) {
+	m, err := NewManager(Options{MemoryBudget: 1 << 20, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.NewBuffer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := int(m.cs)
+	st, ok := b.s.takeStage(cs)
+	if !ok || !st.charged {
+		t.Fatal("no chunk-sized stage from a free budget")
+	}
+	if !b.s.adopt(st.buf) {
+		t.Fatal("an empty buffer in memory did not adopt a whole chunk")
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st.renew(cs)
+	switch n := len(*st.buf); {
+	case st.charged && n != cs:
+		t.Errorf("renewed stage: %d bytes of budget, want %d", n, cs)
+	case !st.charged && n != minStage:
+		t.Errorf("renewed spare: %d bytes, want %d", n, minStage)
+	}
+	st.release()
+	if got := m.Stats().MemoryInUse; got != 0 {
+		t.Errorf("MemoryInUse %d after Close and the stage's release", got)
+	}
+}
