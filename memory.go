@@ -297,7 +297,9 @@ func (a *memory) get(size int) *[]byte {
 }
 
 // put gives back a slice that get returned. The caller must not use it
-// afterwards: it may be unmapped.
+// afterwards, not even to read its length: the slice may be unmapped, and
+// its header reused for another slice at once (headers). The same holds
+// for whoever hands a slice off to another owner (store.adopt).
 func (a *memory) put(c *[]byte) {
 	b := *c
 	if a.poison != 0 {

@@ -281,14 +281,7 @@ func TestStatsMemoryMapped(t *testing.T) {
 // with one Buffer (not closed) holding n whole chunks in memory.
 func holdingChunks(t *testing.T, dir string, n int) *Manager {
 	t.Helper()
-	m, err := NewManager(Options{MemoryBudget: 1 << 20, TempDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := m.NewBuffer()
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, b := managerAndBuffer(t, dir)
 	if _, err := b.Write(make([]byte, n*DefaultChunkSize)); err != nil {
 		t.Fatal(err)
 	}

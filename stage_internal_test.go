@@ -9,14 +9,7 @@ import "testing"
 // a stage of the adopted size (or a spare), never an empty one, which a
 // Read returning 0, nil would spin on.
 func TestRenewAfterAdoptAndClose(t *testing.T) {
-	m, err := NewManager(Options{MemoryBudget: 1 << 20, TempDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := m.NewBuffer()
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, b := managerAndBuffer(t, t.TempDir())
 	cs := int(m.cs)
 	st, ok := b.s.takeStage(cs)
 	if !ok || !st.charged {
@@ -39,4 +32,19 @@ func TestRenewAfterAdoptAndClose(t *testing.T) {
 	if got := m.Stats().MemoryInUse; got != 0 {
 		t.Errorf("MemoryInUse %d after Close and the stage's release", got)
 	}
+}
+
+// managerAndBuffer returns a Manager with a 1 MiB budget spilling into
+// dir, and an empty Buffer of it.
+func managerAndBuffer(t *testing.T, dir string) (*Manager, *Buffer) {
+	t.Helper()
+	m, err := NewManager(Options{MemoryBudget: 1 << 20, TempDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.NewBuffer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, b
 }
