@@ -307,10 +307,6 @@ func (a *memory) put(c *[]byte) {
 			b[i] = a.poison
 		}
 	}
-	if a.dropped.Load() {
-		a.let(c)
-		return
-	}
 	n := int64(len(b))
 	idx := sort.SearchInts(a.classes, len(b))
 	if len(b) != a.chunkSize() {
@@ -347,7 +343,8 @@ func (a *memory) put(c *[]byte) {
 		l.items = append(grown, l.items...)
 	}
 	if a.dropped.Load() {
-		// drop emptied the lists meanwhile: nothing would take it again.
+		// The Manager is closed (drop emptied the lists, maybe while
+		// this put ran): nothing would take it again.
 		l.mu.Unlock()
 		a.unhold(c)
 		a.let(c)

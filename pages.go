@@ -168,17 +168,3 @@ func (p *pages) freeAll() {
 		p.count.Add(-int64(len(live)))
 	}
 }
-
-// mapped returns the bytes p has mapped and not unmapped.
-func (p *pages) mapped() int64 {
-	var n int64
-	for i := range p.shards {
-		sh := &p.shards[i]
-		sh.mu.Lock()
-		for _, m := range sh.live {
-			n += int64(len(m))
-		}
-		sh.mu.Unlock()
-	}
-	return n
-}

@@ -315,3 +315,18 @@ func TestPageShardsSpread(t *testing.T) {
 		}
 	}
 }
+
+// mapped returns the bytes p lists as mapped, counted from its shards: an
+// oracle for p.bytes (Stats.MemoryMapped), kept out of the package.
+func (p *pages) mapped() int64 {
+	var n int64
+	for i := range p.shards {
+		sh := &p.shards[i]
+		sh.mu.Lock()
+		for _, m := range sh.live {
+			n += int64(len(m))
+		}
+		sh.mu.Unlock()
+	}
+	return n
+}
