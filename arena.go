@@ -740,20 +740,23 @@ func (s *segment) alloc(c int, credit *int64) (int64, <-chan struct{}, error) {
 	for s.empty.Len() > 0 && s.frames[s.empty.min()].punching != (bitmap{}) {
 		s.frames[s.empty.pop()].parked = true
 	}
-	var fresh frameState
-	fs := &fresh
+	// A frame appended is charged in place (a local frameState would
+	// add its size to every spilling writer's stack), and taken off again
+	// if the budget refuses.
+	i := len(s.frames)
 	if s.empty.Len() > 0 {
-		fs = &s.frames[s.empty.min()]
+		i = s.empty.min()
+	} else {
+		s.frames = append(s.frames, frameState{})
 	}
-	if err := s.charge(fs, c, 0, credit); err != nil {
+	if err := s.charge(&s.frames[i], c, 0, credit); err != nil {
+		if i == len(s.frames)-1 && s.empty.Len() == 0 {
+			s.frames = s.frames[:i]
+		}
 		return 0, nil, err
 	}
-	var i int
 	if s.empty.Len() > 0 {
-		i = s.empty.pop()
-	} else {
-		i = len(s.frames)
-		s.frames = append(s.frames, fresh)
+		s.empty.pop()
 	}
 	s.frames[i] = frameState{class: int8(c), used: 1, disk: s.frames[i].disk}
 	s.frames[i].bits.set(0)

@@ -20,11 +20,11 @@ import (
 // buffers keep whole chunks and their speed. Every class is also a size
 // class of Go's allocator (runtime/sizeclasses.go) or, above 32 KiB, a
 // whole number of its 8 KiB pages, so the budget, which counts the
-// capacity of the slices, is what the heap really holds for them. The
-// classes of whole pages from minMapped up, the chunk size among them,
-// are not on Go's heap where the system can map memory: pages.go maps
-// each such slice from the system, exactly its size, and unmaps it when
-// memory lets it go.
+// capacity of the slices, is what the heap holds for them where they are
+// on it. Where the system can map memory, none is: pages.go maps each
+// slice of the classes of whole pages from minMapped up, the chunk size
+// among them, exactly its size, and unmaps it when memory lets it go, and
+// carves the smaller classes out of slabs (slab.go).
 //
 // The free lists are not sync.Pools: a sync.Pool drops what it holds at
 // every garbage collection, and slices of many classes given back and
@@ -39,8 +39,8 @@ import (
 // as it grows, are kept up to a slack (slackFor: 1/32 of the budget, at
 // most 8 chunks) for all classes together. A slice given back when the
 // slack is full takes the place of one of the class whose free list holds
-// the most bytes, which is let go (dropOther, let: unmapped, or left to
-// the garbage collector); only when no other class holds any is the slice
+// the most bytes, which is let go (dropOther, let: back to pages, or left
+// to the garbage collector); only when no other class holds any is the slice
 // given back let go instead. The slack so follows the
 // classes given back last, which are those taken next: while buffers grow
 // together, each gives back the class the next one up is about to take.
@@ -150,8 +150,8 @@ func slackFor(size int64, cs int) int64 {
 const slackChunks = 8
 
 // trim drops free chunks beyond keep bytes, and slices of smaller classes
-// beyond the slack: mapped ones are unmapped, the others left to the
-// garbage collector.
+// beyond the slack: mapped ones go back to pages (unmapped, or to their
+// slab), the others are left to the garbage collector.
 func (a *memory) trim(keep int64) {
 	var gone []*[]byte
 	defer func() { a.let(gone...) }()
@@ -181,10 +181,10 @@ func (a *memory) trim(keep int64) {
 	}
 }
 
-// let lets slices go that the free lists do not keep: a mapped one is
-// unmapped (pages), one from Go's heap is left to the garbage collector.
-// It is called with no free list's lock held: unmapping is a system
-// call.
+// let lets slices go that the free lists do not keep: a mapped one goes
+// back to pages (unmapped, or its slot to its slab), one from Go's heap is
+// left to the garbage collector. It is called with no free list's lock
+// held: unmapping is a system call.
 func (a *memory) let(gone ...*[]byte) {
 	for _, c := range gone {
 		a.os.free(*c)
@@ -400,6 +400,7 @@ func (a *memory) dropOther(idx int) bool {
 // progress, is let go at once (put).
 func (a *memory) drop() {
 	a.dropped.Store(true)
+	a.os.drop()
 	for i := range a.lists {
 		l := &a.lists[i]
 		l.mu.Lock()

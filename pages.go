@@ -6,9 +6,10 @@ import (
 	"unsafe"
 )
 
-// pages maps the slices of the larger size classes straight from the
-// operating system, outside Go's heap, and unmaps them when the memory
-// allocator lets them go.
+// pages maps the slices of the budget straight from the operating system,
+// outside Go's heap: those of the larger size classes each in a mapping of
+// its own, unmapped when the memory allocator lets it go, and those of
+// the small classes in slabs (slab.go).
 //
 // Why: slices on Go's heap are counted by its garbage collector, which
 // runs a cycle each time the heap doubles. A Manager filling a 64 MiB
@@ -31,16 +32,17 @@ import (
 // more CPU in eight alternating pairs of runs.
 //
 // Which slices: those of a class that is a whole number of pages and at
-// least minMapped bytes (mappable), which includes the chunk size. A
-// smaller slice would waste most of a page, and a mapping per slice would
-// cost a system call where Go's allocator serves it from a span. Each
-// mapping is an entry in the kernel's list of the process's mappings,
+// least minMapped bytes (mappable), which includes the chunk size, get a
+// mapping of their own. A smaller slice would waste most of a page, and a
+// mapping per slice would cost a system call where a slab hands out a
+// slot: those of the other classes up to maxSlabbed (slabbed) are slots
+// of slabs. Each mapping, slabs included, is an entry in the kernel's list of the process's mappings,
 // which is bounded (vm.max_map_count, 65,530 by default on Linux; past it
 // every mmap fails, the Go runtime's own included, and so does a munmap
 // that would split one): pages keeps at most maxMappings (1 GiB of 64 KiB
 // chunks). Past that, or if a mapping fails, the slice comes from Go's
-// heap instead; memory keeps the kind of each slice apart (free reports
-// it). A munmap that fails anyway leaves the mapping listed, its pages
+// heap instead, and so do slices of any other size; free tells the kinds
+// apart. A munmap that fails anyway leaves the mapping listed, its pages
 // given back to the system (MADV_DONTNEED), for freeAll to try again.
 //
 // Safety: a mapped slice must not be touched after it is unmapped, or the
@@ -51,7 +53,7 @@ import (
 // has returned. The allocator unmaps only slices given back to it. When
 // the Manager is closed (memory.drop), it unmaps what its free lists hold,
 // and each slice still in use (a stage whose Read or Write is still
-// running) when it is given back. When the allocator becomes unreachable
+// running) when it is given back; a slab, when its last slice is. When the allocator becomes unreachable
 // without Close (a cleanup), it unmaps every mapping it still has:
 // nothing can reach one then.
 //
@@ -67,12 +69,20 @@ type pages struct {
 	shards [pageShards]pageShard
 	count  atomic.Int64 // mappings listed, and mmap calls in progress
 	bytes  atomic.Int64 // of the mappings listed (Stats.MemoryMapped)
+	slabs  slabs        // the mappings the small classes are carved from
 }
 
 type pageShard struct {
 	mu   sync.Mutex
-	live map[*byte][]byte
-	_    [48]byte // a cache line each
+	live map[*byte]listed // by first byte
+	room int              // entries live was made for: it grows past them with mu released (list)
+	_    [32]byte         // a cache line each
+}
+
+// listed is a mapping pages lists: a slice's own, or a slab.
+type listed struct {
+	mem  []byte
+	slab *slab // nil for a slice's own mapping
 }
 
 const pageShards = 16 // 1<<4: shard takes the hash's top 4 bits
@@ -98,8 +108,13 @@ func mappable(size int) bool {
 	return mapping && size >= minMapped && size%pageSize == 0
 }
 
-// alloc maps size bytes, zeroed, and reports whether it did.
+// alloc returns size bytes mapped from the system, and reports whether it
+// did: a slot of a slab (slabs) for a small class, with unspecified
+// contents, or a mapping of its own, zeroed, for a larger one.
 func (p *pages) alloc(size int) ([]byte, bool) {
+	if slabbed(size) {
+		return p.slabs.alloc(p, size)
+	}
 	if !mappable(size) {
 		return nil, false
 	}
@@ -113,27 +128,70 @@ func (p *pages) alloc(size int) ([]byte, bool) {
 		return nil, false
 	}
 	p.bytes.Add(int64(size))
-	p.list(b)
+	p.list(b, nil)
 	return b, true
 }
 
-// list adds mapping b to its shard.
-func (p *pages) list(b []byte) {
+// list adds mapping b, a slab if sl is not nil, to its shard.
+//
+// A map allocates as it grows, and an allocation while a collection runs
+// may wait for its end: under the shard's lock, every get and put of
+// mapped memory waited behind it (traces of the bench's uploads scenario:
+// most of the slowest writes of a run). So the map is made for room
+// entries, and replaced by one twice as large, made with the lock
+// released, before it fills: a map made for n entries takes n without
+// allocating.
+func (p *pages) list(b []byte, sl *slab) {
 	sh := p.shard(&b[0])
 	sh.mu.Lock()
-	if sh.live == nil {
-		sh.live = make(map[*byte][]byte, 64)
+	for len(sh.live) >= sh.room {
+		room := max(2*sh.room, 64)
+		sh.mu.Unlock()
+		grown := make(map[*byte]listed, room)
+		sh.mu.Lock()
+		if len(sh.live) < sh.room {
+			break // grown by another meanwhile
+		}
+		if len(sh.live) >= room {
+			continue // filled past room meanwhile: too small
+		}
+		for k, v := range sh.live {
+			grown[k] = v
+		}
+		sh.live, sh.room = grown, room
 	}
-	sh.live[&b[0]] = b
+	sh.live[&b[0]] = listed{mem: b, slab: sl}
 	sh.mu.Unlock()
 }
 
-// free unmaps b if it is a mapping of p, and reports whether it was. A
-// slice from Go's heap is left to the garbage collector.
+// slabOf returns the slab that starts at base, or nil.
+func (p *pages) slabOf(base *byte) *slab {
+	sh := p.shard(base)
+	sh.mu.Lock()
+	sl := sh.live[base].slab
+	sh.mu.Unlock()
+	return sl
+}
+
+// free gives b back if alloc mapped it, and reports whether it did: to its
+// slab, or unmapped if it is a mapping of its own. A slice from Go's heap
+// is left to the garbage collector.
 func (p *pages) free(b []byte) bool {
-	if len(b) == 0 || !mappable(len(b)) {
+	if len(b) == 0 {
 		return false
 	}
+	if slabbed(len(b)) {
+		return p.slabs.free(p, b)
+	}
+	if !mappable(len(b)) {
+		return false
+	}
+	return p.unlistAndUnmap(b)
+}
+
+// unlistAndUnmap unmaps the mapping starting at b's first byte, if p
+// lists one, and reports whether it did.
+func (p *pages) unlistAndUnmap(b []byte) bool {
 	sh := p.shard(&b[0])
 	sh.mu.Lock()
 	m, ok := sh.live[&b[0]]
@@ -144,26 +202,31 @@ func (p *pages) free(b []byte) bool {
 	if !ok {
 		return false
 	}
-	if unmap(m) != nil {
-		p.list(m) // still mapped: for freeAll
+	if unmap(m.mem) != nil {
+		p.list(m.mem, nil) // still mapped: for freeAll
 		return true
 	}
 	p.count.Add(-1)
-	p.bytes.Add(-int64(len(m)))
+	p.bytes.Add(-int64(len(m.mem)))
 	return true
 }
 
+// drop stops p mapping slabs: the allocator is closed. A slab is unmapped
+// when its last slice comes back, as always.
+func (p *pages) drop() { p.slabs.dropped.Store(true) }
+
 // freeAll unmaps every mapping of p: nothing uses them any more.
 func (p *pages) freeAll() {
+	p.drop()
 	for i := range p.shards {
 		sh := &p.shards[i]
 		sh.mu.Lock()
 		live := sh.live
-		sh.live = nil
+		sh.live, sh.room = nil, 0
 		sh.mu.Unlock()
 		for _, m := range live {
-			_ = unmap(m) // nothing more can be done: the process is short of mappings
-			p.bytes.Add(-int64(len(m)))
+			_ = unmap(m.mem) // nothing more can be done: the process is short of mappings
+			p.bytes.Add(-int64(len(m.mem)))
 		}
 		p.count.Add(-int64(len(live)))
 	}

@@ -9,15 +9,15 @@ import (
 
 // TestPagesMapAndUnmap: pages maps the classes of whole pages from
 // minMapped up, zeroed and writable, unmaps each once, and leaves any
-// other slice alone.
+// other slice alone (the small classes come from slabs: slab_test.go).
 func TestPagesMapAndUnmap(t *testing.T) {
 	if !mapping {
 		t.Skip("no mapped memory on this system or under the race detector (pages.go)")
 	}
 	p := new(pages)
-	for _, size := range []int{minMapped - pageSize, minMapped + 1, 1000} {
+	for _, size := range []int{minMapped + 1, 1000, minClass - slabAlign, maxSlabbed + slabAlign} {
 		if _, ok := p.alloc(size); ok {
-			t.Errorf("alloc(%d) mapped a slice that is not whole pages from %d bytes", size, minMapped)
+			t.Errorf("alloc(%d) mapped a slice that is neither whole pages from %d bytes nor of a slab", size, minMapped)
 		}
 	}
 	b, ok := p.alloc(64 << 10)
@@ -324,7 +324,7 @@ func (p *pages) mapped() int64 {
 		sh := &p.shards[i]
 		sh.mu.Lock()
 		for _, m := range sh.live {
-			n += int64(len(m))
+			n += int64(len(m.mem))
 		}
 		sh.mu.Unlock()
 	}

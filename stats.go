@@ -25,10 +25,11 @@ type Stats struct {
 	// MemoryBudget.
 	PeakMemoryInUse int64
 	// MemoryMapped is the bytes of budget memory mapped from the operating
-	// system outside Go's heap: the slices of 16 KiB and more that are
-	// whole pages, in use (part of MemoryInUse) or waiting in the free
-	// lists for reuse (see "Where the budget's memory lives" in the
-	// package documentation). Go's runtime metrics and GOMEMLIMIT do not
+	// system outside Go's heap: the slices in use (part of MemoryInUse) or
+	// waiting in the free lists for reuse, and the rest of the slabs the
+	// small ones are cut from (see "Where the budget's memory lives" in
+	// the package documentation). Of a slab, only the pages ever used
+	// take memory. Go's runtime metrics and GOMEMLIMIT do not
 	// see this memory; the process's RSS does. 0 where nothing is mapped
 	// (no mmap, or under the race detector).
 	MemoryMapped int64

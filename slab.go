@@ -1,0 +1,213 @@
+package spool
+
+import (
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// slabs carves the slices of the small classes, up to maxSlabbed bytes,
+// out of mappings of slabSize bytes (slabs), each holding slices of one
+// class, so that no byte of the budget is on Go's heap (pages.go says why
+// that matters).
+//
+// Why slabs: in the bench's slow scenario (10,000 io.Copy uploads into a
+// 16 MiB budget, every buffer in classes of a few KiB), the budget's
+// slices on Go's heap made the collector's goal twice their size: a peak
+// heap of 62-69 MiB against 10.7 MiB for the same uploads discarded; with
+// slabs, 17-28 MiB (three alternating pairs of runs). A mapping of its
+// own per slice would waste most of a page for the smallest classes and
+// cost a system call where a slab hands out a slot.
+//
+// A slab is aligned to its size, so the slab of a slice is found from the
+// slice's address (pages.shards lists it by its first byte). Its slots are
+// handed out from the first up, those given back first (a stack), so the
+// pages of a slab the system backs with memory are those used. A slab
+// whose last slice comes back is unmapped at once: what the slabs hold
+// mapped is the slices in use (in buffers, or in memory's free lists), the
+// partly used pages of slabs where slices came back out of order, and the
+// tails of slabs that are not a whole number of slices (at most 1/32 of a
+// slab: slotsPerSlab; TestSlabClassesOfEveryChunkSize).
+//
+// Lock protocol: a class's mu guards its list of slabs with free slots and
+// the fields of its slabs; a shard's mu (pages) guards its maps. No
+// goroutine holds both: the slab of a slice given back is looked up in
+// its shard, that lock released, then its class's mu taken. That slab
+// cannot be unmapped meanwhile: the slice given back keeps one of its
+// slots in use until its class's mu is held.
+type slabs struct {
+	classes [maxSlabbed/slabAlign + 1]atomic.Pointer[slabClass]
+	dropped atomic.Bool // the allocator is closed: no slab is mapped any more
+}
+
+const (
+	// slabSize is the size of every slab, and its alignment.
+	slabSize = 256 << 10
+	// maxSlabbed is the largest slice carved from slabs; larger ones
+	// are mapped each on its own.
+	maxSlabbed = 32 << 10
+	// slabAlign: a slabbed size is a multiple of it.
+	slabAlign = 64
+)
+
+// slabbed reports whether slices of size bytes are carved from slabs:
+// those of the classes up to maxSlabbed that are not mapped each on its
+// own (mappable).
+func slabbed(size int) bool {
+	return mapping && size >= minClass && size <= maxSlabbed && size%slabAlign == 0 && !mappable(size)
+}
+
+// slabClass holds the slabs of one size.
+type slabClass struct {
+	mu      sync.Mutex
+	size    int
+	slabs   int     // mapped
+	partial []*slab // the slabs with a free slot; the last is used first
+}
+
+// slab is a mapping of slabSize bytes cut into slots of its class's size.
+type slab struct {
+	mem   []byte
+	class *slabClass
+	free  []uint16 // slots given back, taken again first
+	next  int      // slots from next up were never handed out
+	used  int      // slots handed out and not given back
+	at    int      // index in class.partial, or -1
+	slots int
+}
+
+// class returns the class of size, made on first use.
+func (s *slabs) class(size int) *slabClass {
+	p := &s.classes[size/slabAlign]
+	if c := p.Load(); c != nil {
+		return c
+	}
+	p.CompareAndSwap(nil, &slabClass{size: size})
+	return p.Load()
+}
+
+// alloc returns a slice of size bytes (slabbed) from a slab of pages p,
+// with unspecified contents, and reports whether it could map one.
+func (s *slabs) alloc(p *pages, size int) ([]byte, bool) {
+	c := s.class(size)
+	c.mu.Lock()
+	for len(c.partial) == 0 {
+		// Map a slab with the lock released: a system call, and it
+		// allocates on Go's heap, which may wait for a collection (see
+		// freeList's growth in memory.put). The list of slabs with free
+		// slots is made to hold every slab of the class, so that free
+		// never grows it under the lock.
+		need := c.slabs + 1
+		c.mu.Unlock()
+		sl := p.mapSlab(c)
+		if sl == nil {
+			return nil, false
+		}
+		grown := make([]*slab, 0, 2*need)
+		c.mu.Lock()
+		c.slabs++
+		if cap(c.partial) < c.slabs {
+			c.partial = append(grown, c.partial...)
+		}
+		sl.at = len(c.partial)
+		c.partial = append(c.partial, sl)
+	}
+	sl := c.partial[len(c.partial)-1]
+	var i int
+	if n := len(sl.free); n > 0 {
+		i = int(sl.free[n-1])
+		sl.free = sl.free[:n-1]
+	} else {
+		i = sl.next
+		sl.next++
+	}
+	sl.used++
+	if sl.used == sl.slots {
+		c.unlist(sl)
+	}
+	c.mu.Unlock()
+	off := i * size
+	return sl.mem[off : off+size : off+size], true
+}
+
+// free gives b back to its slab, if it is a slice of one of p's slabs,
+// and reports whether it was. A slab that no slice uses any more is
+// unmapped.
+func (s *slabs) free(p *pages, b []byte) bool {
+	// The slab's first byte: within the same mapping as b's.
+	off := uintptr(unsafe.Pointer(unsafe.SliceData(b))) & (slabSize - 1)
+	base := (*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(b)), -int(off)))
+	sl := p.slabOf(base)
+	if sl == nil {
+		return false
+	}
+	c := sl.class
+	c.mu.Lock()
+	sl.free = append(sl.free, uint16(int(off)/c.size))
+	sl.used--
+	if sl.at < 0 && sl.used > 0 {
+		sl.at = len(c.partial)
+		c.partial = append(c.partial, sl)
+	}
+	empty := sl.used == 0
+	if empty {
+		if sl.at >= 0 {
+			c.unlist(sl)
+		}
+		c.slabs--
+	}
+	c.mu.Unlock()
+	if empty {
+		p.unmapSlab(sl)
+	}
+	return true
+}
+
+// unlist takes sl out of c.partial. c.mu is held.
+func (c *slabClass) unlist(sl *slab) {
+	last := len(c.partial) - 1
+	moved := c.partial[last]
+	c.partial[sl.at] = moved
+	moved.at = sl.at
+	c.partial[last] = nil
+	c.partial = c.partial[:last]
+	sl.at = -1
+}
+
+// slotsPerSlab returns the number of slices of size bytes a slab holds.
+func slotsPerSlab(size int) int { return slabSize / size }
+
+// mapSlab maps a slab for class c, aligned to its size, and lists it; it
+// returns nil if it cannot (no mmap, maxMappings reached, or the system
+// refused).
+func (p *pages) mapSlab(c *slabClass) *slab {
+	if p.slabs.dropped.Load() {
+		return nil
+	}
+	if p.count.Add(1) > maxMappings {
+		p.count.Add(-1)
+		return nil
+	}
+	// Map twice the size and unmap what lies outside the aligned slab.
+	m, err := mapAnon(2 * slabSize)
+	if err != nil {
+		p.count.Add(-1)
+		return nil
+	}
+	start := uintptr(unsafe.Pointer(&m[0]))
+	skip := int((start+slabSize-1)&^(slabSize-1) - start)
+	if skip > 0 {
+		_ = unmap(m[:skip])
+	}
+	if tail := m[skip+slabSize:]; len(tail) > 0 {
+		_ = unmap(tail)
+	}
+	n := slotsPerSlab(c.size)
+	sl := &slab{mem: m[skip : skip+slabSize : skip+slabSize], class: c, free: make([]uint16, 0, n), slots: n}
+	p.bytes.Add(slabSize)
+	p.list(sl.mem, sl)
+	return sl
+}
+
+// unmapSlab unlists and unmaps a slab that no slice uses.
+func (p *pages) unmapSlab(sl *slab) { p.unlistAndUnmap(sl.mem) }

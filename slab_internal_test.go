@@ -1,0 +1,180 @@
+package spool
+
+import (
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"unsafe"
+)
+
+func skipWithoutMapping(t *testing.T) {
+	t.Helper()
+	if !mapping {
+		t.Skip("no mapped memory on this system or under the race detector (pages.go)")
+	}
+}
+
+// TestSlabClassesOfEveryChunkSize: the classes memory carves from slabs
+// are those of the small classes not mapped each on its own, and each
+// wastes at most 1/32 of its slab in a tail too short for a slice.
+func TestSlabClassesOfEveryChunkSize(t *testing.T) {
+	skipWithoutMapping(t)
+	for cs := MinChunkSize; cs <= MaxChunkSize; cs *= 2 {
+		for _, c := range newMemory(cs, int64(cs)).classes {
+			switch {
+			case c <= maxSlabbed && !mappable(c) && !slabbed(c):
+				t.Errorf("chunk size %d: class %d is neither slabbed nor mapped", cs, c)
+			case slabbed(c) && mappable(c):
+				t.Errorf("chunk size %d: class %d is both slabbed and mapped", cs, c)
+			case slabbed(c) && slabSize-slotsPerSlab(c)*c > slabSize/32:
+				t.Errorf("class %d wastes %d bytes of each slab", c, slabSize-slotsPerSlab(c)*c)
+			}
+		}
+	}
+}
+
+// TestSlabSlots: a slab hands out slices of its class that lie within it,
+// apart, each with its capacity its length; a full slab makes pages map
+// another; a slice given back is the next handed out; a slab is unmapped
+// when its last slice comes back, and a slice of Go's heap is not taken
+// for one of a slab.
+func TestSlabSlots(t *testing.T) {
+	skipWithoutMapping(t)
+	const size = 3072
+	p := new(pages)
+	n := slotsPerSlab(size)
+	var got [][]byte
+	for range n + 1 {
+		b, ok := p.alloc(size)
+		if !ok {
+			t.Fatalf("alloc(%d) failed after %d slices", size, len(got))
+		}
+		if len(b) != size || cap(b) != size {
+			t.Fatalf("alloc(%d): len %d, cap %d", size, len(b), cap(b))
+		}
+		for i := range b {
+			b[i] = byte(len(got))
+		}
+		got = append(got, b)
+	}
+	base := func(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) &^ (slabSize - 1) }
+	first := base(got[0])
+	for i, b := range got[:n] {
+		if base(b) != first {
+			t.Fatalf("slice %d of a slab of %d slots lies in another slab", i, n)
+		}
+		if b[0] != byte(i) || b[size-1] != byte(i) {
+			t.Fatalf("slice %d was overwritten by another: %d ... %d", i, b[0], b[size-1])
+		}
+	}
+	if base(got[n]) == first {
+		t.Fatalf("slice %d, past a full slab, lies in it", n)
+	}
+	if want := int64(2 * slabSize); p.mapped() != want || p.bytes.Load() != want || p.count.Load() != 2 {
+		t.Errorf("two slabs: %d bytes listed, %d counted, %d mappings; want %d, %d, 2", p.mapped(), p.bytes.Load(), p.count.Load(), want, want)
+	}
+	if p.free(make([]byte, size)) {
+		t.Error("free took a slice of Go's heap for one of a slab")
+	}
+	mid := got[n/2]
+	if !p.free(mid) {
+		t.Fatal("free did not take back a slice of a slab")
+	}
+	again, _ := p.alloc(size)
+	if &again[0] != &mid[0] {
+		t.Error("the slot given back was not the next handed out")
+	}
+	for _, b := range got {
+		if !p.free(b) {
+			t.Fatal("free did not take back a slice of a slab")
+		}
+	}
+	if p.mapped() != 0 || p.bytes.Load() != 0 || p.count.Load() != 0 {
+		t.Errorf("every slice given back: %d bytes listed, %d counted, %d mappings; want none", p.mapped(), p.bytes.Load(), p.count.Load())
+	}
+	if mapped, known := mappedNow(got[0]); known && mapped {
+		t.Error("an empty slab is still mapped")
+	}
+}
+
+// TestSlabsBoundedAndDropped: slabs count among the mappings pages bounds
+// (maxMappings); once dropped, pages maps no more slabs, and those still
+// in use are unmapped when their last slice comes back.
+func TestSlabsBoundedAndDropped(t *testing.T) {
+	skipWithoutMapping(t)
+	p := new(pages)
+	p.count.Store(maxMappings)
+	if _, ok := p.alloc(1024); ok {
+		t.Error("a slab was mapped past maxMappings")
+	}
+	p.count.Store(0)
+	b, ok := p.alloc(1024)
+	if !ok {
+		t.Fatal("alloc(1024) failed")
+	}
+	p.drop()
+	if _, ok := p.alloc(2048); ok {
+		t.Error("a slab was mapped after drop")
+	}
+	c, ok := p.alloc(1024) // a slot of the slab that exists
+	if !ok {
+		t.Fatal("alloc(1024) from a slab with free slots failed after drop")
+	}
+	p.free(b)
+	if p.mapped() == 0 {
+		t.Fatal("a slab with a slice in use was unmapped")
+	}
+	c[0] = 1 // still writable
+	p.free(c)
+	if p.mapped() != 0 || p.count.Load() != 0 {
+		t.Errorf("after drop and the last slice given back: %d bytes, %d mappings", p.mapped(), p.count.Load())
+	}
+}
+
+// TestSlabsConcurrent: goroutines taking and giving back slices of
+// several classes at once each find their slice as they wrote it, and
+// every slab is unmapped at the end.
+func TestSlabsConcurrent(t *testing.T) {
+	skipWithoutMapping(t)
+	p := new(pages)
+	sizes := []int{256, 1280, 4096, 9472, 18432}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 1))
+			var held [][]byte
+			for i := range 4000 {
+				if len(held) > 0 && rng.IntN(2) == 0 {
+					k := rng.IntN(len(held))
+					b := held[k]
+					for j := range b {
+						if b[j] != byte(g) {
+							t.Errorf("goroutine %d: byte %d of a %d-byte slice is %d", g, j, len(b), b[j])
+							return
+						}
+					}
+					p.free(b)
+					held[k] = held[len(held)-1]
+					held = held[:len(held)-1]
+					continue
+				}
+				b, ok := p.alloc(sizes[(i+g)%len(sizes)])
+				if !ok {
+					t.Errorf("alloc failed")
+					return
+				}
+				for j := range b {
+					b[j] = byte(g)
+				}
+				held = append(held, b)
+			}
+			for _, b := range held {
+				p.free(b)
+			}
+		})
+	}
+	wg.Wait()
+	if p.mapped() != 0 || p.count.Load() != 0 {
+		t.Errorf("every slice given back: %d bytes, %d mappings left", p.mapped(), p.count.Load())
+	}
+}
