@@ -76,11 +76,16 @@ type arena struct {
 	gran         int64   // bytes of a granule: max(4 KiB, cs/64)
 	grans        int     // granules in a frame: frame/gran, at most 192
 
-	// segs[i] is segment i once created (lazily, under mu, which guards
-	// nothing else); read without mu.
-	mu   sync.Mutex
-	segs []atomic.Pointer[segment]
-	next atomic.Uint64 // segment for the next buffer to spill, round robin
+	// segs[i] is segment i once created (lazily, under mu); read without
+	// mu. mu also guards closed.
+	mu     sync.Mutex
+	segs   []atomic.Pointer[segment]
+	closed bool
+	next   atomic.Uint64 // segment for the next buffer to spill, round robin
+	// ahead is set once the first segment's creation ahead of need has
+	// started (prepare); early waits for it (close).
+	ahead atomic.Bool
+	early sync.WaitGroup
 
 	open    atomic.Int64 // segments open
 	live    atomic.Int64 // bytes of data in extents
@@ -218,6 +223,11 @@ func (a *arena) pick() (*segment, error) {
 	if s := a.segs[i].Load(); s != nil {
 		return s, nil
 	}
+	return a.create(i)
+}
+
+// create creates segment i, which does not exist. a.mu is held.
+func (a *arena) create(i int) (*segment, error) {
 	f, err := a.fs.createTemp(a.dir, a.pattern)
 	if err != nil {
 		return nil, fmt.Errorf("create spill file: %w", err)
@@ -228,6 +238,34 @@ func (a *arena) pick() (*segment, error) {
 	return s, nil
 }
 
+// prepare creates the first segment in the background, once, if none
+// exists yet; the budget calls it when the memory in use first reaches
+// half of it, so that the first spills do not wait for a file to be
+// created. They did: every writer that needed room at once queued on mu
+// behind the one creating it, and, woken, waited for a CPU behind the
+// other goroutines (in traces of the bench's uploads scenario, 14 of the
+// 50 slowest writes of a run). If the creation fails, pick tries again
+// and reports the error, at the first spill.
+func (a *arena) prepare() {
+	if a.ahead.Load() || !a.ahead.CompareAndSwap(false, true) {
+		return
+	}
+	if !a.mu.TryLock() {
+		return // a segment is being created, or the arena closed
+	}
+	defer a.mu.Unlock()
+	if a.closed || a.segs[0].Load() != nil {
+		return
+	}
+	a.early.Go(func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if !a.closed && a.segs[0].Load() == nil {
+			_, _ = a.create(0) // pick reports a failure
+		}
+	})
+}
+
 // segment returns segment i, which exists.
 func (a *arena) segment(i int) *segment { return a.segs[i].Load() }
 
@@ -236,6 +274,7 @@ func (a *arena) segment(i int) *segment { return a.segs[i].Load() }
 // closed and no spill is left.
 func (a *arena) close() error {
 	a.mu.Lock()
+	a.closed = true
 	var segs []*segment
 	for i := range a.segs {
 		if s := a.segs[i].Swap(nil); s != nil {
@@ -243,6 +282,7 @@ func (a *arena) close() error {
 		}
 	}
 	a.mu.Unlock()
+	a.early.Wait() // a prepare started before: it found the arena closed
 	var errs []error
 	for _, s := range segs {
 		s.mu.Lock()

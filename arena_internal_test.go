@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -1285,5 +1286,106 @@ func TestArenaConcurrentGiveBack(t *testing.T) {
 	}
 	if used := a.disk.used(); used != 0 {
 		t.Fatalf("disk in use %d after close", used)
+	}
+}
+
+// TestPrepareCreatesFirstSegment: once the memory in use first reaches
+// half the budget, the first spill file is created in the background,
+// before anything spills; the first spill then uses it.
+func TestPrepareCreatesFirstSegment(t *testing.T) {
+	const cs = 4 << 10
+	m, err := NewManager(Options{ChunkSize: cs, MemoryBudget: 16 * cs, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	b, err := m.NewBuffer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Write(make([]byte, 7*cs)); err != nil {
+		t.Fatal(err)
+	}
+	m.arena.early.Wait()
+	if st := m.Stats(); st.SpillFiles != 0 {
+		t.Fatalf("below half the budget: %d spill files, want 0", st.SpillFiles)
+	}
+	if _, err := b.Write(make([]byte, cs)); err != nil {
+		t.Fatal(err)
+	}
+	m.arena.early.Wait()
+	if st := m.Stats(); st.SpillFiles != 1 || st.Spills != 0 {
+		t.Fatalf("at half the budget: %d spill files, %d spills; want 1, 0", st.SpillFiles, st.Spills)
+	}
+	first := m.arena.segment(0)
+	if err := b.Rollover(); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Stats(); st.SpillFiles != 1 || m.arena.segment(0) != first {
+		t.Errorf("the first spill made another file: %d spill files", st.SpillFiles)
+	}
+}
+
+// TestPrepareFailureLeftToFirstSpill: a spill file that cannot be created
+// ahead is created at the first spill, which reports its error if it
+// fails then too; Close waits for a creation in progress, and leaves no
+// file open.
+func TestPrepareFailureLeftToFirstSpill(t *testing.T) {
+	const cs = 4 << 10
+	for _, times := range []int{1, 2} {
+		f := &Faults{FailAt: 0, Times: times, Err: syscall.ENOSPC}
+		m, err := newManager(Options{ChunkSize: cs, MemoryBudget: 4 * cs, TempDir: t.TempDir()}, faultyFS{f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := m.NewBuffer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Write(make([]byte, 2*cs)); err != nil {
+			t.Fatal(err)
+		}
+		m.arena.early.Wait()
+		if st := m.Stats(); st.SpillFiles != 0 {
+			t.Fatalf("a creation ahead that failed left %d spill files", st.SpillFiles)
+		}
+		err = b.Rollover()
+		if times == 1 && (err != nil || !b.OnDisk()) {
+			t.Errorf("first spill after a failed creation ahead: %v, on disk %v", err, b.OnDisk())
+		}
+		if times == 2 && !errors.Is(err, syscall.ENOSPC) {
+			t.Errorf("first spill that cannot create its file either: %v, want ENOSPC", err)
+		}
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if st := m.Stats(); st.SpillFiles != 0 {
+			t.Errorf("after Close: %d spill files", st.SpillFiles)
+		}
+	}
+}
+
+// TestPrepareRacesClose: Managers closed while their first spill file is
+// being created ahead close it, or never create it.
+func TestPrepareRacesClose(t *testing.T) {
+	const cs = 4 << 10
+	for range 50 {
+		m, err := NewManager(Options{ChunkSize: cs, MemoryBudget: 2 * cs, TempDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := m.NewBuffer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Write(make([]byte, cs)); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n := m.arena.open.Load(); n != 0 {
+			t.Fatalf("%d spill files open after Close", n)
+		}
 	}
 }

@@ -52,6 +52,10 @@ type budget struct {
 	resize   sync.Mutex          // serializes resizes
 	inUse    atomic.Int64
 	peak     atomic.Int64 // highest inUse so far
+	// half, if set, is called once, when inUse first reaches half the
+	// size (the spill arena's prepare); halfDone is set then.
+	half     func()
+	halfDone atomic.Bool
 }
 
 // maxBudget is the weight of a budget's semaphore: the largest budget.
@@ -74,7 +78,11 @@ func (b *budget) tryAcquire(n int64) bool {
 	if n > b.size.Load() || !b.sem.TryAcquire(n) {
 		return false
 	}
-	raise(&b.peak, b.inUse.Add(n))
+	u := b.inUse.Add(n)
+	raise(&b.peak, u)
+	if b.half != nil && !b.halfDone.Load() && 2*u >= b.size.Load() && b.halfDone.CompareAndSwap(false, true) {
+		b.half()
+	}
 	return true
 }
 

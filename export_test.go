@@ -80,8 +80,17 @@ func (f *Faults) fail() bool {
 
 // NewManagerWithFaults is NewManager with spill files that fail as f says.
 func NewManagerWithFaults(opts Options, f *Faults) (*Manager, error) {
-	return newManager(opts, faultyFS{f})
+	m, err := newManager(opts, faultyFS{f})
+	if err == nil {
+		noPrepare(m)
+	}
+	return m, err
 }
+
+// noPrepare stops m creating its first spill file ahead of the first
+// spill (arena.prepare): tests that count file operations from the
+// first spill on.
+func noPrepare(m *Manager) { m.budget.half = nil }
 
 type faultyFS struct{ f *Faults }
 

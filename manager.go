@@ -133,6 +133,7 @@ func newManager(opts Options, fs fileSystem) (*Manager, error) {
 	m.setMemLimit(o.MemoryBudget)
 	m.disk.limit.Store(o.DiskBudget)
 	m.arena = newArena(o.TempDir, o.Pattern, fs, &m.disk, cs, files)
+	bud.half = m.arena.prepare
 	m.spares.New = newSpare
 	if o.Policy == LeastFrequentlyUsed {
 		m.freq = new(frequency)

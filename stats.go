@@ -75,7 +75,10 @@ type Stats struct {
 	DiskLive int64
 	// SpillFiles is the number of spill files open: the segments of the
 	// Manager's spill arena, shared by all its buffers. It never exceeds
-	// Options.MaxSpillFiles (by default two per CPU).
+	// Options.MaxSpillFiles (by default two per CPU). The first is created
+	// in the background when MemoryInUse first reaches half the budget,
+	// before anything spills, so that the first spills do not wait for it;
+	// the others as buffers spill.
 	SpillFiles int
 	// Buffers is the number of live (not closed) buffers.
 	Buffers int

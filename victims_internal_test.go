@@ -205,6 +205,7 @@ func fullManager(t *testing.T, n int, opts Options, fs fileSystem) (*Manager, []
 	if err != nil {
 		t.Fatal(err)
 	}
+	noPrepare(m) // fs's faults count from the first spill on
 	t.Cleanup(func() { m.Close() })
 	bufs := make([]*Buffer, n)
 	for i := range bufs {
