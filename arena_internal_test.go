@@ -1294,15 +1294,8 @@ func TestArenaConcurrentGiveBack(t *testing.T) {
 // before anything spills; the first spill then uses it.
 func TestPrepareCreatesFirstSegment(t *testing.T) {
 	const cs = 4 << 10
-	m, err := NewManager(Options{ChunkSize: cs, MemoryBudget: 16 * cs, TempDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, b := managerWith(t, Options{ChunkSize: cs, MemoryBudget: 16 * cs, TempDir: t.TempDir()})
 	defer m.Close()
-	b, err := m.NewBuffer()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := b.Write(make([]byte, 7*cs)); err != nil {
 		t.Fatal(err)
 	}
@@ -1370,14 +1363,7 @@ func TestPrepareFailureLeftToFirstSpill(t *testing.T) {
 func TestPrepareRacesClose(t *testing.T) {
 	const cs = 4 << 10
 	for range 50 {
-		m, err := NewManager(Options{ChunkSize: cs, MemoryBudget: 2 * cs, TempDir: t.TempDir()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := m.NewBuffer()
-		if err != nil {
-			t.Fatal(err)
-		}
+		m, b := managerWith(t, Options{ChunkSize: cs, MemoryBudget: 2 * cs, TempDir: t.TempDir()})
 		if _, err := b.Write(make([]byte, cs)); err != nil {
 			t.Fatal(err)
 		}

@@ -38,7 +38,13 @@ func TestRenewAfterAdoptAndClose(t *testing.T) {
 // dir, and an empty Buffer of it.
 func managerAndBuffer(t *testing.T, dir string) (*Manager, *Buffer) {
 	t.Helper()
-	m, err := NewManager(Options{MemoryBudget: 1 << 20, TempDir: dir})
+	return managerWith(t, Options{MemoryBudget: 1 << 20, TempDir: dir})
+}
+
+// managerWith returns a Manager of opts, and a Buffer of it.
+func managerWith(t *testing.T, opts Options) (*Manager, *Buffer) {
+	t.Helper()
+	m, err := NewManager(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
