@@ -205,12 +205,14 @@
 //
 // On Unix systems (outside the race detector), the budget's memory is
 // mapped from the operating system (mmap), not taken from Go's heap. The
-// slices of 16 KiB and more that are whole pages, whole chunks among
-// them, each have a mapping of their own, unmapped as soon as spool lets
-// them go: the RSS follows the memory in use down at once. The smaller
-// slices are cut from slabs of 256 KiB, each holding slices of one size,
-// unmapped when the last of their slices is let go; until then a slab
-// keeps the pages of slices let go out of order. The garbage collector
+// slices larger than 32 KiB, whole chunks among them, each have a mapping
+// of their own, unmapped as soon as spool lets them go; the smaller ones
+// are cut from slabs of 256 KiB, each holding slices of one size, and
+// unmapped when the last of their slices is let go. The pages of a slice
+// of 16 KiB or more are given back to the system as soon as spool lets it
+// go, so for those the RSS follows the memory in use down at once; a slab
+// of smaller slices keeps the pages of slices let go out of order until
+// they are used again or the slab is emptied. The garbage collector
 // neither scans this memory nor paces itself on it, so filling the budget
 // starts no collection (whose start stalls every goroutine that allocates
 // meanwhile), and a budget of small slices does not double the heap's

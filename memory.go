@@ -21,10 +21,10 @@ import (
 // class of Go's allocator (runtime/sizeclasses.go) or, above 32 KiB, a
 // whole number of its 8 KiB pages, so the budget, which counts the
 // capacity of the slices, is what the heap holds for them where they are
-// on it. Where the system can map memory, none is: pages.go maps each
-// slice of the classes of whole pages from minMapped up, the chunk size
-// among them, exactly its size, and unmaps it when memory lets it go, and
-// carves the smaller classes out of slabs (slab.go).
+// on it. Where the system can map memory, none is: pages.go carves the
+// classes up to 32 KiB out of slabs (slab.go), and maps each slice of the
+// larger ones, the chunk size among them, exactly its size, unmapping it
+// when memory lets it go.
 //
 // The free lists are not sync.Pools: a sync.Pool drops what it holds at
 // every garbage collection, and slices of many classes given back and

@@ -31,13 +31,12 @@ import (
 // calls where the heap reused memory in place: that lockstep took 1-20%
 // more CPU in eight alternating pairs of runs.
 //
-// Which slices: those of a class that is a whole number of pages and at
-// least minMapped bytes (mappable), which includes the chunk size, get a
-// mapping of their own. A smaller slice would waste most of a page, and a
-// mapping per slice would cost a system call where a slab hands out a
-// slot: those of the other classes up to maxSlabbed (slabbed) are slots
-// of slabs. Each mapping, slabs included, is an entry in the kernel's list of the process's mappings,
-// which is bounded (vm.max_map_count, 65,530 by default on Linux; past it
+// Which slices: those of the classes up to maxSlabbed (slabbed) are slots
+// of slabs; those of the larger classes, whole numbers of pages, the
+// chunk size among them, get a mapping of their own (mappable). A
+// mapping per small slice would waste most of a page, and cost a system
+// call where a slab hands out a slot. Each mapping, slabs included, is an
+// entry in the kernel's list of the process's mappings, which is bounded (vm.max_map_count, 65,530 by default on Linux; past it
 // every mmap fails, the Go runtime's own included, and so does a munmap
 // that would split one): pages keeps at most maxMappings (1 GiB of 64 KiB
 // chunks). Past that, or if a mapping fails, the slice comes from Go's
@@ -95,17 +94,14 @@ func (p *pages) shard(b *byte) *pageShard {
 	return &p.shards[h>>(64-4)]
 }
 
-// minMapped is the smallest slice that pages maps.
-const minMapped = 16 << 10
-
 // maxMappings bounds the mappings pages holds at once: a quarter of
 // Linux's default vm.max_map_count.
 const maxMappings = 16 << 10
 
-// mappable reports whether slices of size bytes are mapped: a whole number
-// of pages, at least minMapped.
+// mappable reports whether slices of size bytes get a mapping of their
+// own: a whole number of pages, larger than maxSlabbed.
 func mappable(size int) bool {
-	return mapping && size >= minMapped && size%pageSize == 0
+	return mapping && size > maxSlabbed && size%pageSize == 0
 }
 
 // alloc returns size bytes mapped from the system, and reports whether it

@@ -7,17 +7,17 @@ import (
 	"testing"
 )
 
-// TestPagesMapAndUnmap: pages maps the classes of whole pages from
-// minMapped up, zeroed and writable, unmaps each once, and leaves any
+// TestPagesMapAndUnmap: pages maps the classes of whole pages above
+// maxSlabbed, zeroed and writable, unmaps each once, and leaves any
 // other slice alone (the small classes come from slabs: slab_test.go).
 func TestPagesMapAndUnmap(t *testing.T) {
 	if !mapping {
 		t.Skip("no mapped memory on this system or under the race detector (pages.go)")
 	}
 	p := new(pages)
-	for _, size := range []int{minMapped + 1, 1000, minClass - slabAlign, maxSlabbed + slabAlign} {
+	for _, size := range []int{maxSlabbed + 1, 1000, minClass - slabAlign, maxSlabbed + slabAlign} {
 		if _, ok := p.alloc(size); ok {
-			t.Errorf("alloc(%d) mapped a slice that is neither whole pages from %d bytes nor of a slab", size, minMapped)
+			t.Errorf("alloc(%d) mapped a slice that is neither whole pages above %d bytes nor of a slab", size, maxSlabbed)
 		}
 	}
 	b, ok := p.alloc(64 << 10)
@@ -64,7 +64,7 @@ func TestMemoryUnmapsWhatItLetsGo(t *testing.T) {
 	if !mapping {
 		t.Skip("no mapped memory on this system or under the race detector (pages.go)")
 	}
-	const cs, slack = 64 << 10, 64 << 10
+	const cs, slack = 256 << 10, 256 << 10
 	a := newMemory(cs, slack)
 	want := func(what string, n int64) {
 		t.Helper()
@@ -88,20 +88,21 @@ func TestMemoryUnmapsWhatItLetsGo(t *testing.T) {
 	want("free chunks trimmed to one", cs)
 	gone("the chunk trimmed", second) // the free list is a stack: the last one given back goes first
 
-	var small []*[]byte
+	const small, larger = 64 << 10, 120 << 10 // classes of their own mappings below a chunk
+	var smalls []*[]byte
 	for range 5 {
-		small = append(small, a.get(16<<10))
+		smalls = append(smalls, a.get(small))
 	}
-	want("five 16 KiB slices taken", cs+5*16<<10)
-	for _, c := range small {
+	want("five 64 KiB slices taken", cs+5*small)
+	for _, c := range smalls {
 		a.put(c)
 	}
-	want("five 16 KiB slices given back, four within the slack", cs+4*16<<10)
-	a.put(a.get(32 << 10))
-	want("a 32 KiB slice given back in place of two 16 KiB ones", cs+2*16<<10+32<<10)
+	want("five 64 KiB slices given back, four within the slack", cs+4*small)
+	a.put(a.get(larger))
+	want("a 120 KiB slice given back in place of two 64 KiB ones", cs+2*small+larger)
 
 	inUse := a.get(cs)
-	want("a chunk taken from the free list", 2*16<<10+32<<10+cs)
+	want("a chunk taken from the free list", 2*small+larger+cs)
 	a.drop()
 	want("the Manager closed with a chunk in use", cs)
 	for i := range *inUse {

@@ -13,3 +13,5 @@ var pageSize = 4096
 func mapAnon(int) ([]byte, error) { return nil, errors.ErrUnsupported }
 
 func unmap([]byte) error { return errors.ErrUnsupported }
+
+func release([]byte) {}

@@ -4,3 +4,5 @@ package spool
 
 // mappedNow cannot tell here: known is false.
 func mappedNow([]byte) (mapped, known bool) { return false, false }
+
+func residentNow([]byte) (resident, known bool) { return false, false }

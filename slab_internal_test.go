@@ -14,20 +14,17 @@ func skipWithoutMapping(t *testing.T) {
 	}
 }
 
-// TestSlabClassesOfEveryChunkSize: the classes memory carves from slabs
-// are those of the small classes not mapped each on its own, and each
-// wastes at most 1/32 of its slab in a tail too short for a slice.
+// TestSlabClassesOfEveryChunkSize: every class is either carved from
+// slabs or mapped on its own, not both.
 func TestSlabClassesOfEveryChunkSize(t *testing.T) {
 	skipWithoutMapping(t)
 	for cs := MinChunkSize; cs <= MaxChunkSize; cs *= 2 {
 		for _, c := range newMemory(cs, int64(cs)).classes {
 			switch {
-			case c <= maxSlabbed && !mappable(c) && !slabbed(c):
+			case !mappable(c) && !slabbed(c):
 				t.Errorf("chunk size %d: class %d is neither slabbed nor mapped", cs, c)
 			case slabbed(c) && mappable(c):
 				t.Errorf("chunk size %d: class %d is both slabbed and mapped", cs, c)
-			case slabbed(c) && slabSize-slotsPerSlab(c)*c > slabSize/32:
-				t.Errorf("class %d wastes %d bytes of each slab", c, slabSize-slotsPerSlab(c)*c)
 			}
 		}
 	}
@@ -176,5 +173,46 @@ func TestSlabsConcurrent(t *testing.T) {
 	wg.Wait()
 	if p.mapped() != 0 || p.count.Load() != 0 {
 		t.Errorf("every slice given back: %d bytes, %d mappings left", p.mapped(), p.count.Load())
+	}
+}
+
+// TestSlabReleasesLargeSlots: a slot of minReleased or more, whole pages,
+// has its pages given back to the system when it comes back to its slab,
+// and reads as zeros when handed out again; a smaller slot keeps its
+// pages, and its bytes.
+func TestSlabReleasesLargeSlots(t *testing.T) {
+	skipWithoutMapping(t)
+	p := new(pages)
+	for _, size := range []int{minReleased, maxSlabbed, 4096} {
+		keep, _ := p.alloc(size) // keeps the slab mapped
+		b, ok := p.alloc(size)
+		if !ok {
+			t.Fatalf("alloc(%d) failed", size)
+		}
+		for i := range b {
+			b[i] = 0xA5
+		}
+		p.free(b)
+		resident, known := residentNow(b)
+		switch {
+		case !known:
+			t.Skip("cannot tell which pages are in memory here")
+		case releasable(size) && resident:
+			t.Errorf("slot of %d bytes given back: its pages are still in memory", size)
+		case !releasable(size) && !resident:
+			t.Errorf("slot of %d bytes given back: its pages were released", size)
+		}
+		again, _ := p.alloc(size)
+		if &again[0] != &b[0] {
+			t.Fatalf("slot of %d bytes not handed out again", size)
+		}
+		if releasable(size) && again[0] != 0 {
+			t.Errorf("released slot of %d bytes reads %#x", size, again[0])
+		}
+		p.free(again)
+		p.free(keep)
+	}
+	if p.mapped() != 0 {
+		t.Errorf("%d bytes mapped at the end", p.mapped())
 	}
 }
