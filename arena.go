@@ -83,7 +83,8 @@ type arena struct {
 	closed bool
 	next   atomic.Uint64 // segment for the next buffer to spill, round robin
 	// ahead is set once the first segment's creation ahead of need has
-	// started (prepare); early waits for it (close).
+	// started (prepare); close waits for its goroutine (early) to end, so
+	// that none of the Manager's goroutines outlives Close.
 	ahead atomic.Bool
 	early sync.WaitGroup
 

@@ -209,10 +209,11 @@
 // of their own, unmapped as soon as spool lets them go; the smaller ones
 // are cut from slabs of 256 KiB, each holding slices of one size, and
 // unmapped when the last of their slices is let go. The pages of a slice
-// of 16 KiB or more are given back to the system as soon as spool lets it
-// go, so for those the RSS follows the memory in use down at once; a slab
-// of smaller slices keeps the pages of slices let go out of order until
-// they are used again or the slab is emptied. The garbage collector
+// that is whole pages of 16 KiB or more (16, 24, 28, 32 KiB, and every
+// larger one) are given back to the system as soon as spool lets it go,
+// so for those the RSS follows the memory in use down at once; a slab of
+// other slices keeps the pages of slices let go out of order until they
+// are used again or the slab is emptied. The garbage collector
 // neither scans this memory nor paces itself on it, so filling the budget
 // starts no collection (whose start stalls every goroutine that allocates
 // meanwhile), and a budget of small slices does not double the heap's

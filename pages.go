@@ -36,9 +36,10 @@ import (
 // chunk size among them, get a mapping of their own (mappable). A
 // mapping per small slice would waste most of a page, and cost a system
 // call where a slab hands out a slot. Each mapping, slabs included, is an
-// entry in the kernel's list of the process's mappings, which is bounded (vm.max_map_count, 65,530 by default on Linux; past it
-// every mmap fails, the Go runtime's own included, and so does a munmap
-// that would split one): pages keeps at most maxMappings (1 GiB of 64 KiB
+// entry in the kernel's list of the process's mappings, which is bounded
+// (vm.max_map_count, 65,530 by default on Linux; past it every mmap
+// fails, the Go runtime's own included, and so does a munmap that would
+// split one): pages keeps at most maxMappings (1 GiB of 64 KiB
 // chunks). Past that, or if a mapping fails, the slice comes from Go's
 // heap instead, and so do slices of any other size; free tells the kinds
 // apart. A munmap that fails anyway leaves the mapping listed, its pages
@@ -73,9 +74,9 @@ type pages struct {
 
 type pageShard struct {
 	mu   sync.Mutex
-	live map[*byte]listed // by first byte
-	room int              // entries live was made for: it grows past them with mu released (list)
-	_    [32]byte         // a cache line each
+	live map[uintptr]listed // by the address of its first byte
+	room int                // entries live was made for: it grows past them with mu released (list)
+	_    [32]byte           // a cache line each
 }
 
 // listed is a mapping pages lists: a slice's own, or a slab.
@@ -89,8 +90,8 @@ const pageShards = 16 // 1<<4: shard takes the hash's top 4 bits
 // shard returns the shard that lists the mapping starting at b: a hash of
 // its page number (Fibonacci hashing), since consecutive mappings of a
 // chunk each would otherwise fall in a few shards, or one.
-func (p *pages) shard(b *byte) *pageShard {
-	h := uint64(uintptr(unsafe.Pointer(b))>>12) * 0x9E3779B97F4A7C15
+func (p *pages) shard(addr uintptr) *pageShard {
+	h := uint64(addr>>12) * 0x9E3779B97F4A7C15
 	return &p.shards[h>>(64-4)]
 }
 
@@ -138,12 +139,13 @@ func (p *pages) alloc(size int) ([]byte, bool) {
 // released, before it fills: a map made for n entries takes n without
 // allocating.
 func (p *pages) list(b []byte, sl *slab) {
-	sh := p.shard(&b[0])
+	addr := addressOf(b)
+	sh := p.shard(addr)
 	sh.mu.Lock()
 	for len(sh.live) >= sh.room {
 		room := max(2*sh.room, 64)
 		sh.mu.Unlock()
-		grown := make(map[*byte]listed, room)
+		grown := make(map[uintptr]listed, room)
 		sh.mu.Lock()
 		if len(sh.live) < sh.room {
 			break // grown by another meanwhile
@@ -156,12 +158,12 @@ func (p *pages) list(b []byte, sl *slab) {
 		}
 		sh.live, sh.room = grown, room
 	}
-	sh.live[&b[0]] = listed{mem: b, slab: sl}
+	sh.live[addr] = listed{mem: b, slab: sl}
 	sh.mu.Unlock()
 }
 
-// slabOf returns the slab that starts at base, or nil.
-func (p *pages) slabOf(base *byte) *slab {
+// slabOf returns the slab that starts at address base, or nil.
+func (p *pages) slabOf(base uintptr) *slab {
 	sh := p.shard(base)
 	sh.mu.Lock()
 	sl := sh.live[base].slab
@@ -188,11 +190,12 @@ func (p *pages) free(b []byte) bool {
 // unlistAndUnmap unmaps the mapping starting at b's first byte, if p
 // lists one, and reports whether it did.
 func (p *pages) unlistAndUnmap(b []byte) bool {
-	sh := p.shard(&b[0])
+	addr := addressOf(b)
+	sh := p.shard(addr)
 	sh.mu.Lock()
-	m, ok := sh.live[&b[0]]
+	m, ok := sh.live[addr]
 	if ok {
-		delete(sh.live, &b[0])
+		delete(sh.live, addr)
 	}
 	sh.mu.Unlock()
 	if !ok {
@@ -227,3 +230,12 @@ func (p *pages) freeAll() {
 		p.count.Add(-int64(len(live)))
 	}
 }
+
+// addressOf returns the address of b's first byte. The maps of mappings
+// are keyed by addresses, not pointers: the slab of a slice is looked up
+// by its address rounded down to a slab, which, for a slice of Go's heap
+// (past maxMappings, or after Close), may lie in memory the collector has
+// freed or given to another object; a pointer there, live while a
+// collection scans the stack, stops the program ("found bad pointer in Go
+// heap").
+func addressOf(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }

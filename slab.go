@@ -3,7 +3,6 @@ package spool
 import (
 	"sync"
 	"sync/atomic"
-	"unsafe"
 )
 
 // slabs carves the slices of the classes up to maxSlabbed bytes out of
@@ -34,8 +33,8 @@ import (
 // pages of a slab the system backs with memory are those used. A slab
 // whose last slice comes back is unmapped at once: what the slabs hold
 // in memory is the slices in use (in buffers, or in memory's free lists),
-// and the partly used pages of slabs of classes below minReleased where
-// slices came back out of order. The tail of a slab too short for a slice
+// and the partly used pages of slabs of the classes that are not
+// releasable where slices came back out of order. The tail of a slab too short for a slice
 // (slotsPerSlab) is never touched: it takes address space, and no memory.
 //
 // Lock protocol: a class's mu guards its list of slabs with free slots and
@@ -65,7 +64,8 @@ func slabbed(size int) bool {
 }
 
 // minReleased is the smallest slot whose pages a slab gives back to the
-// system when the slot comes back (releasable).
+// system when the slot comes back (releasable): of the classes up to
+// maxSlabbed, those of 16, 24, 28 and 32 KiB.
 const minReleased = 16 << 10
 
 // releasable reports whether the pages of a slot of size bytes are given
@@ -111,19 +111,23 @@ func (s *slabs) alloc(p *pages, size int) ([]byte, bool) {
 		// Map a slab with the lock released: a system call, and it
 		// allocates on Go's heap, which may wait for a collection (see
 		// freeList's growth in memory.put). The list of slabs with free
-		// slots is made to hold every slab of the class, so that free
-		// never grows it under the lock.
-		need := c.slabs + 1
+		// slots is made to hold every slab of the class, also with the
+		// lock released, so that nothing grows it under the lock.
 		c.mu.Unlock()
 		sl := p.mapSlab(c)
 		if sl == nil {
 			return nil, false
 		}
-		grown := make([]*slab, 0, 2*need)
 		c.mu.Lock()
 		c.slabs++
-		if cap(c.partial) < c.slabs {
-			c.partial = append(grown, c.partial...)
+		for cap(c.partial) < c.slabs {
+			want := 2 * c.slabs
+			c.mu.Unlock()
+			grown := make([]*slab, 0, want)
+			c.mu.Lock()
+			if cap(c.partial) < c.slabs && cap(grown) >= c.slabs {
+				c.partial = append(grown, c.partial...)
+			}
 		}
 		sl.at = len(c.partial)
 		c.partial = append(c.partial, sl)
@@ -150,10 +154,11 @@ func (s *slabs) alloc(p *pages, size int) ([]byte, bool) {
 // and reports whether it was. A slab that no slice uses any more is
 // unmapped.
 func (s *slabs) free(p *pages, b []byte) bool {
-	// The slab's first byte: within the same mapping as b's.
-	off := uintptr(unsafe.Pointer(unsafe.SliceData(b))) & (slabSize - 1)
-	base := (*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(b)), -int(off)))
-	sl := p.slabOf(base)
+	// The address where b's slab would start: an address, never a
+	// pointer (addressOf).
+	addr := addressOf(b)
+	off := addr & (slabSize - 1)
+	sl := p.slabOf(addr - off)
 	if sl == nil {
 		return false
 	}
@@ -213,19 +218,26 @@ func (p *pages) mapSlab(c *slabClass) *slab {
 		p.count.Add(-1)
 		return nil
 	}
-	start := uintptr(unsafe.Pointer(&m[0]))
+	start := addressOf(m)
 	skip := int((start+slabSize-1)&^(slabSize-1) - start)
-	if skip > 0 {
-		_ = unmap(m[:skip])
-	}
-	if tail := m[skip+slabSize:]; len(tail) > 0 {
-		_ = unmap(tail)
-	}
+	p.trim(m[:skip])
+	p.trim(m[skip+slabSize:])
 	n := slotsPerSlab(c.size)
 	sl := &slab{mem: m[skip : skip+slabSize : skip+slabSize], class: c, free: make([]uint16, 0, n), slots: n}
 	p.bytes.Add(slabSize)
 	p.list(sl.mem, sl)
 	return sl
+}
+
+// trim unmaps b, a part of a new mapping outside the slab cut from it. If
+// that fails (the process is short of mappings), b is listed as a mapping
+// of its own, its pages given back (unmap), for freeAll to unmap.
+func (p *pages) trim(b []byte) {
+	if len(b) > 0 && unmap(b) != nil {
+		p.count.Add(1)
+		p.bytes.Add(int64(len(b)))
+		p.list(b, nil)
+	}
 }
 
 // unmapSlab unlists and unmaps a slab that no slice uses.

@@ -2,6 +2,7 @@ package spool
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"testing"
 	"unsafe"
@@ -214,5 +215,41 @@ func TestSlabReleasesLargeSlots(t *testing.T) {
 	}
 	if p.mapped() != 0 {
 		t.Errorf("%d bytes mapped at the end", p.mapped())
+	}
+}
+
+// TestSlabFreeOfHeapSlice: giving back a slice of a slabbed size that came
+// from Go's heap (past maxMappings, or after Close) while a collection
+// runs: the slab it would belong to is looked up by address, never by a
+// pointer that may point into freed heap memory, which the collector
+// would find while scanning the goroutine's stack ("found bad pointer in
+// Go heap"). The lookup is held at the shard's lock while collections run.
+func TestSlabFreeOfHeapSlice(t *testing.T) {
+	skipWithoutMapping(t)
+	p := new(pages)
+	const size = 4 << 10
+	// Small slices between large ones that are then freed: many a
+	// small one's rounded-down address falls in freed heap memory.
+	kept := make([][]byte, 2000)
+	big := make([][]byte, len(kept))
+	for i := range kept {
+		big[i] = make([]byte, 200<<10)
+		kept[i] = make([]byte, size)
+	}
+	clear(big)
+	runtime.GC()
+	runtime.GC()
+	for _, b := range kept[:400] {
+		addr := addressOf(b)
+		sh := p.shard(addr - addr&(slabSize-1))
+		sh.mu.Lock()
+		done := make(chan bool)
+		go func() { done <- p.free(b) }()
+		runtime.Gosched()
+		runtime.GC() // the goroutine may be parked in slabOf, at the lock
+		sh.mu.Unlock()
+		if <-done {
+			t.Fatal("free took a slice of Go's heap for one of a slab")
+		}
 	}
 }
