@@ -53,9 +53,9 @@ import (
 // has returned. The allocator unmaps only slices given back to it. When
 // the Manager is closed (memory.drop), it unmaps what its free lists hold,
 // and each slice still in use (a stage whose Read or Write is still
-// running) when it is given back; a slab, when its last slice is. When the allocator becomes unreachable
-// without Close (a cleanup), it unmaps every mapping it still has:
-// nothing can reach one then.
+// running) when it is given back; a slab, when its last slice is. When
+// the allocator becomes unreachable without Close (a cleanup), it unmaps
+// every mapping it still has: nothing can reach one then.
 //
 // Where the system has no mmap (pages_other.go), or under the race
 // detector, which does not see memory outside Go's heap and would stop

@@ -28,14 +28,15 @@ import (
 // in nine of the ten pairs.
 //
 // A slab is aligned to its size, so the slab of a slice is found from the
-// slice's address (pages.shards lists it by its first byte). Its slots are
-// handed out from the first up, those given back first (a stack), so the
-// pages of a slab the system backs with memory are those used. A slab
-// whose last slice comes back is unmapped at once: what the slabs hold
-// in memory is the slices in use (in buffers, or in memory's free lists),
-// and the partly used pages of slabs of the classes that are not
-// releasable where slices came back out of order. The tail of a slab too short for a slice
-// (slotsPerSlab) is never touched: it takes address space, and no memory.
+// slice's address (pages.shards lists it by the address of its first
+// byte). Its slots are handed out from the first up, those given back
+// first (a stack), so the pages of a slab the system backs with memory
+// are those used. A slab whose last slice comes back is unmapped at once:
+// what the slabs hold in memory is the slices in use (in buffers, or in
+// memory's free lists), and the partly used pages of slabs of the classes
+// that are not releasable where slices came back out of order. The tail
+// of a slab too short for a slice (slotsPerSlab) is never touched: it
+// takes address space, and no memory.
 //
 // Lock protocol: a class's mu guards its list of slabs with free slots and
 // the fields of its slabs; a shard's mu (pages) guards its maps. No
