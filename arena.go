@@ -82,10 +82,8 @@ type arena struct {
 	segs   []atomic.Pointer[segment]
 	closed bool
 	next   atomic.Uint64 // segment for the next buffer to spill, round robin
-	// ahead is set once the first segment's creation ahead of need has
-	// started (prepare); close waits for its goroutine (early) to end, so
+	// early is the goroutine of prepare; close waits for it to end, so
 	// that none of the Manager's goroutines outlives Close.
-	ahead atomic.Bool
 	early sync.WaitGroup
 
 	open    atomic.Int64 // segments open
@@ -239,18 +237,15 @@ func (a *arena) create(i int) (*segment, error) {
 	return s, nil
 }
 
-// prepare creates the first segment in the background, once, if none
-// exists yet; the budget calls it when the memory in use first reaches
-// half of it, so that the first spills do not wait for a file to be
+// prepare creates the first segment in the background, if none exists
+// yet; the budget calls it once, when the memory in use first reaches
+// half of it (budget.half), so that the first spills do not wait for a file to be
 // created. They did: every writer that needed room at once queued on mu
 // behind the one creating it, and, woken, waited for a CPU behind the
 // other goroutines (in traces of the bench's uploads scenario, 14 of the
 // 50 slowest writes of a run). If the creation fails, pick tries again
 // and reports the error, at the first spill.
 func (a *arena) prepare() {
-	if a.ahead.Load() || !a.ahead.CompareAndSwap(false, true) {
-		return
-	}
 	if !a.mu.TryLock() {
 		return // a segment is being created, or the arena closed
 	}

@@ -122,6 +122,9 @@ func newMemory(cs int, slack int64) *memory {
 	}
 	classes = append(classes, cs)
 	a := &memory{classes: classes, lists: make([]freeList, len(classes)), os: new(pages)}
+	// Made once, here: made at the first recycle, it was an allocation on
+	// the write path, where several writers at once made one each.
+	a.headers.free = make([]*[]byte, 0, maxHeaders)
 	a.slack.Store(slack)
 	// A Manager dropped without Close: nothing can reach its slices.
 	runtime.AddCleanup(a, (*pages).freeAll, a.os)
@@ -241,14 +244,6 @@ func (h *headers) wrap(b []byte) *[]byte {
 func (h *headers) recycle(c *[]byte) {
 	*c = nil
 	h.mu.Lock()
-	if h.free == nil {
-		h.mu.Unlock()
-		free := make([]*[]byte, 0, maxHeaders)
-		h.mu.Lock()
-		if h.free == nil {
-			h.free = free
-		}
-	}
 	if len(h.free) < maxHeaders {
 		h.free = append(h.free, c) // within its capacity
 	}

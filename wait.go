@@ -209,11 +209,6 @@ func (b *store) retry(n int, op func(done int) (int, error)) (int, error) {
 // The writes of a Buffer, through retry.
 
 func (b *store) writeWait(p []byte) (int, error) {
-	if b.ctx == nil {
-		// Straight to Write: every frame on the way to a spill write is
-		// stack that each writer's goroutine keeps (store.ReadFrom).
-		return b.Write(p)
-	}
 	return b.retry(len(p), func(done int) (int, error) { return b.Write(p[done:]) })
 }
 
