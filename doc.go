@@ -212,8 +212,9 @@
 // that is whole pages of 16 KiB or more (16, 24, 28, 32 KiB, and every
 // larger one) are given back to the system as soon as spool lets it go,
 // so for those the RSS follows the memory in use down at once; a slab of
-// other slices keeps the pages of slices let go out of order until they
-// are used again or the slab is emptied. The garbage collector
+// other slices gives back the pages that no slice in use shares, eight at
+// a time (32 KiB of 4 KiB pages), so it keeps fewer than eight such pages
+// beside those its slices in use touch. The garbage collector
 // neither scans this memory nor paces itself on it, so filling the budget
 // starts no collection (whose start stalls every goroutine that allocates
 // meanwhile), and a budget of small slices does not double the heap's
@@ -226,10 +227,10 @@
 // pace (GOGC, GOMEMLIMIT) decides when their memory is reused.
 //
 // So the process's RSS is the budget plus what is listed above, plus the
-// pages slabs keep, plus what the collector has not yet reclaimed of the
-// heap: with GOGC alone, up to the live heap and the goroutine stacks
-// again. GOMEMLIMIT bounds Go's own
-// memory, not the mapped slices: with a process limit L and a budget B,
+// pages slabs keep beside their slices in use, plus what the collector has
+// not yet reclaimed of the heap: with GOGC alone, up to the live heap and
+// the goroutine stacks again. GOMEMLIMIT bounds Go's own memory, not the
+// mapped slices: with a process limit L and a budget B,
 // set GOMEMLIMIT (debug.SetMemoryLimit) to about L − B, unless the budget
 // is read from GOMEMLIMIT itself with Options.MemoryLimitRefresh, which
 // would then follow it down (MemoryLimitFraction). A server whose buffers

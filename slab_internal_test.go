@@ -146,7 +146,7 @@ func TestSlabsConcurrent(t *testing.T) {
 					k := rng.IntN(len(held))
 					b := held[k]
 					for j := range b {
-						if b[j] != byte(g) {
+						if b[j] != byte(g+1) {
 							t.Errorf("goroutine %d: byte %d of a %d-byte slice is %d", g, j, len(b), b[j])
 							return
 						}
@@ -162,7 +162,7 @@ func TestSlabsConcurrent(t *testing.T) {
 					return
 				}
 				for j := range b {
-					b[j] = byte(g)
+					b[j] = byte(g + 1) // not 0: a page given back reads zeros
 				}
 				held = append(held, b)
 			}
@@ -212,6 +212,89 @@ func TestSlabReleasesLargeSlots(t *testing.T) {
 		}
 		p.free(again)
 		p.free(keep)
+	}
+	if p.mapped() != 0 {
+		t.Errorf("%d bytes mapped at the end", p.mapped())
+	}
+}
+
+// TestSlabReleasesIdlePages: in a slab of a class whose slots share pages,
+// pages that no slot in use overlaps are given back to the system once
+// there are releaseIdle of them, not before; the slots still in use keep
+// their bytes, and a slot on a page given back is handed out again and
+// holds what is written to it.
+func TestSlabReleasesIdlePages(t *testing.T) {
+	skipWithoutMapping(t)
+	const size = 3072 // not releasable: slots straddle pages
+	if !tracksPages(size) {
+		t.Skipf("%d-byte pages: slabs of %d-byte slots do not count them", pageSize, size)
+	}
+	p := new(pages)
+	n := slotsPerSlab(size)
+	slots := make([][]byte, n)
+	for i := range slots {
+		b, ok := p.alloc(size)
+		if !ok {
+			t.Fatalf("alloc(%d) failed", size)
+		}
+		for j := range b {
+			b[j] = byte(i + 1)
+		}
+		slots[i] = b
+	}
+	page := func(k int) []byte {
+		base := unsafe.Slice((*byte)(unsafe.Pointer(&slots[0][0])), slabSize)
+		return base[k*pageSize : (k+1)*pageSize]
+	}
+	// Slots [0, k) cover pages [0, k·size/pageSize) whole: the first
+	// k for which releaseIdle pages are idle.
+	k := (releaseIdle*pageSize + size - 1) / size
+	for i := range k - 1 {
+		p.free(slots[i])
+	}
+	idle := (k - 1) * size / pageSize
+	if idle >= releaseIdle {
+		t.Fatalf("test setup: %d idle pages before the last free", idle)
+	}
+	resident, known := residentNow(page(0))
+	if !known {
+		t.Skip("cannot tell which pages are in memory here")
+	}
+	if !resident {
+		t.Errorf("%d idle pages, fewer than %d: page 0 was given back", idle, releaseIdle)
+	}
+	p.free(slots[k-1])
+	for pg := range releaseIdle {
+		if resident, _ := residentNow(page(pg)); resident {
+			t.Errorf("%d idle pages: page %d is still in memory", releaseIdle, pg)
+		}
+	}
+	// The page shared with slot k, still in use, stays.
+	if resident, _ := residentNow(page(k * size / pageSize)); !resident {
+		t.Errorf("page %d, shared with a slot in use, was given back", k*size/pageSize)
+	}
+	for i, b := range slots[k:] {
+		for j := range b {
+			if b[j] != byte(k+i+1) {
+				t.Fatalf("slot %d in use: byte %d is %d, want %d", k+i, j, b[j], k+i+1)
+			}
+		}
+	}
+	again, _ := p.alloc(size)
+	if &again[0] != &slots[k-1][0] {
+		t.Fatal("the last slot given back is not handed out first")
+	}
+	for j := range again {
+		again[j] = 0x5A
+	}
+	for j := range again {
+		if again[j] != 0x5A {
+			t.Fatalf("slot handed out again on a page given back: byte %d is %#x", j, again[j])
+		}
+	}
+	p.free(again)
+	for _, b := range slots[k:] {
+		p.free(b)
 	}
 	if p.mapped() != 0 {
 		t.Errorf("%d bytes mapped at the end", p.mapped())
