@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"sync"
 	"testing"
@@ -320,6 +321,51 @@ func BenchmarkNewBufferClose(b *testing.B) {
 		if err := buf.Close(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkSmallBufferChurn keeps 4,096 small buffers (256 B to 9 KiB) in
+// memory and, for each op, closes one at random and writes a new one in
+// its place: a cache of small blobs in steady state, where the slabs the
+// buffers' slices come from keep emptying pages and filling them again.
+func BenchmarkSmallBufferChurn(b *testing.B) {
+	m, err := spool.NewManager(spool.Options{TempDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	sizes := []int{256, 1000, 3000, 4096, 6000, 9000}
+	data := make([]byte, 9000)
+	rng := rand.New(rand.NewPCG(1, 2))
+	bufs := make([]*spool.Buffer, 4096)
+	fill := func(k int) {
+		buf, err := m.NewBuffer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := buf.Write(data[:sizes[rng.IntN(len(sizes))]]); err != nil {
+			b.Fatal(err)
+		}
+		bufs[k] = buf
+	}
+	for k := range bufs {
+		fill(k)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		k := rng.IntN(len(bufs))
+		if err := bufs[k].Close(); err != nil {
+			b.Fatal(err)
+		}
+		fill(k)
+	}
+	b.StopTimer()
+	if st := m.Stats(); st.Spills != 0 {
+		b.Fatalf("%d spills: the buffers should all fit in the budget", st.Spills)
+	}
+	for _, buf := range bufs {
+		buf.Close()
 	}
 }
 

@@ -336,3 +336,36 @@ func TestSlabFreeOfHeapSlice(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSlabChurn takes and gives back slices of the small classes in
+// random order, 4,096 held at a time, as many small buffers coming and
+// going do: each op gives one back and takes one (of a random class), so
+// slabs keep emptying pages (the idle pages they give back) and filling
+// them again.
+func BenchmarkSlabChurn(b *testing.B) {
+	if !mapping {
+		b.Skip("no mapped memory on this system or under the race detector (pages.go)")
+	}
+	sizes := []int{256, 1024, 3072, 4096, 6144, 9472}
+	p := new(pages)
+	defer p.freeAll()
+	rng := rand.New(rand.NewPCG(1, 2))
+	held := make([][]byte, 4096)
+	take := func() []byte {
+		s, ok := p.alloc(sizes[rng.IntN(len(sizes))])
+		if !ok {
+			b.Fatal("alloc failed")
+		}
+		s[0], s[len(s)-1] = 1, 1 // touch its pages, as a write would
+		return s
+	}
+	for i := range held {
+		held[i] = take()
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		k := rng.IntN(len(held))
+		p.free(held[k])
+		held[k] = take()
+	}
+}
