@@ -54,7 +54,14 @@ import (
 // choosing the pages and the madvise would lose the bytes written to it.
 // A page given back reads as zeros when next touched, at the cost of a
 // page fault; waiting for an eighth of the slab keeps a slab whose slots
-// are freed and taken again in turn from paying that at every turn.
+// are freed and taken again in turn from paying that at every turn. The
+// cost where nothing else is done: slices of six small classes given back
+// and taken in random order, 4,096 held (BenchmarkSlabChurn), 285-308 ns
+// a pair against 95-135 ns without; closing a small buffer and writing a
+// new one among 4,096 (BenchmarkSmallBufferChurn), 2.75-3.17 µs against
+// 2.72-2.95 µs, within the noise. Waiting for a quarter or half of a slab
+// instead kept more pages (blobs: 161 and 186 MiB) and still cost 170-220
+// ns a pair.
 //
 // Lock protocol: a class's mu guards its list of slabs with free slots and
 // the fields of its slabs, and is held over the madvise of idle pages; a shard's mu (pages) guards its maps. No
