@@ -186,11 +186,15 @@
 //   - per Manager: a few KiB, the spill arena's open files and about 56
 //     bytes per 3 chunks of each file; under LeastFrequentlyUsed with
 //     promotion, ristretto's frequency sketch and buffers, about 4.3 MiB,
-//     and three goroutines (the promoter and ristretto's two);
+//     and three goroutines (the promoter and ristretto's two); and up to
+//     two chunks per CPU (GOMAXPROCS when NewManager ran) lent to WriteTo
+//     calls of buffers with data on disk that find no budget for a chunk,
+//     so that they read and check each block once;
 //   - per call in progress: a ReadFrom or WriteTo that finds no free
-//     budget at all (ReadFrom first rolls other buffers over for it) moves
-//     data through a 1 KiB spare slice; a read or rewrite of part of a
-//     spilled block reads and checks the whole block through a scratch
+//     budget at all (ReadFrom first rolls other buffers over for it), nor
+//     for a WriteTo from disk a lent chunk, moves data through a 1 KiB
+//     spare slice; a read or rewrite of part of a spilled block reads
+//     and checks the whole block through a scratch
 //     chunk while it holds the buffer's lock, as does an append to a
 //     spilled block that outgrew its extent where the kernel cannot copy
 //     the block to a larger one itself (copy_file_range: Linux, without

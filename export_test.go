@@ -40,6 +40,14 @@ type Faults struct {
 	mu    sync.Mutex
 	ops   int
 	moves int
+	read  int64
+}
+
+// ReadBytes reports how many bytes reads of spill files returned.
+func (f *Faults) ReadBytes() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.read
 }
 
 // Moves reports how many in-kernel copies were attempted.
@@ -128,7 +136,11 @@ func (ff faultyFile) ReadAt(p []byte, off int64) (int, error) {
 	if ff.f.fail() {
 		return 0, ff.f.Err
 	}
-	return ff.spillFile.ReadAt(p, off)
+	n, err := ff.spillFile.ReadAt(p, off)
+	ff.f.mu.Lock()
+	ff.f.read += int64(max(n, 0))
+	ff.f.mu.Unlock()
+	return n, err
 }
 
 func (ff faultyFile) Truncate(size int64) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -36,6 +37,9 @@ type Manager struct {
 	budget   *budget
 	mem      *memory
 	spares   sync.Pool    // stages outside the budget (stage.go)
+	lends    sync.Pool    // chunks lent to WriteTo outside the budget (stage.go)
+	lent     atomic.Int32 // chunks lent now, at most maxLent
+	maxLent  int32
 	arena    *arena       // where spilled blocks live
 	seal     *sealer      // encrypts spilled blocks; nil without EncryptSpill
 	cs       int64        // chunk size
@@ -135,6 +139,8 @@ func newManager(opts Options, fs fileSystem) (*Manager, error) {
 	m.arena = newArena(o.TempDir, o.Pattern, fs, &m.disk, cs, files)
 	bud.half = m.arena.prepare
 	m.spares.New = newSpare
+	m.lends.New = func() any { b := make([]byte, cs); return &b }
+	m.maxLent = int32(lentPerCPU * runtime.GOMAXPROCS(0))
 	if o.Policy == LeastFrequentlyUsed {
 		m.freq = new(frequency)
 		if !o.DisablePromotion {
