@@ -64,11 +64,12 @@ import (
 // ns a pair.
 //
 // Lock protocol: a class's mu guards its list of slabs with free slots and
-// the fields of its slabs, and is held over the madvise of idle pages; a shard's mu (pages) guards its maps. No
-// goroutine holds both: the slab of a slice given back is looked up in
-// its shard, that lock released, then its class's mu taken. That slab
-// cannot be unmapped meanwhile: the slice given back keeps one of its
-// slots in use until its class's mu is held.
+// the fields of its slabs, and is held over the madvise of idle pages; a
+// shard's mu (pages) guards its maps. No goroutine holds both: the slab
+// of a slice given back is looked up in its shard, that lock released,
+// then its class's mu taken. That slab cannot be unmapped meanwhile: the
+// slice given back keeps one of its slots in use until its class's mu is
+// held.
 type slabs struct {
 	classes [maxSlabbed/slabAlign + 1]atomic.Pointer[slabClass]
 	dropped atomic.Bool // the allocator is closed: no slab is mapped any more
