@@ -1,13 +1,11 @@
 package spool
 
-import "sync"
-
 // The victim search: which buffers a write short of memory rolls over.
 //
 // makeRoom (manager.go) asks for victims a batch at a time. One call of
 // victims scans the buffers that hold memory (Manager.holding, kept by
-// store.addMem) once under Manager.mu and keeps, in a fixed array (pooled:
-// batchPool), the victimBatch eligible buffers the policy would roll over
+// store.addMem) once under Manager.mu and keeps, in a fixed array (the
+// Manager's batch), the victimBatch eligible buffers the policy would roll over
 // first (policy.go's before), skipping those that come no later than the
 // last buffer of the previous batch. A search thus costs one pass over
 // the buffers in memory per batch and allocates nothing in steady state,
@@ -23,14 +21,11 @@ import "sync"
 // number of buffers that were eligible when it began, and by
 // maxFailedRollovers failed rollovers.
 
-// batchPool holds the candidate arrays of victim searches.
-var batchPool = sync.Pool{New: func() any { return new([victimBatch]candidate) }}
-
 // victimBatch is the number of candidates in one batch of the victim
 // search. A write short of memory usually needs one victim; more cover
 // buffers that are busy (TryLock fails: at most one per goroutine holding
 // a buffer's lock) or that a Close emptied meanwhile. 64 candidates take
-// 3.5 KiB, pooled (batchPool).
+// 3.5 KiB, an array of the Manager (Manager.batch).
 const victimBatch = 64
 
 // candidate is a snapshot of one buffer taken for a spill decision.
@@ -54,13 +49,12 @@ type victimQuery struct {
 // allows, at most victimBatch of them, those the policy would roll over
 // first, in that order; it returns them, and the number of buffers and
 // memory held by every buffer q allows but for its cursor (not only those
-// in the batch).
+// in the batch). m.mu is held.
 func (m *Manager) victims(batch *[victimBatch]candidate, q victimQuery) (cs []candidate, total int64, eligible int) {
 	p := m.opts.Policy
 	// h is a max-heap by the policy's order: h[0] is the candidate that
 	// would be rolled over last, the one a better candidate displaces.
 	h := batch[:0]
-	m.mu.Lock()
 	for _, b := range m.holding {
 		if b == q.self {
 			continue
@@ -90,7 +84,6 @@ func (m *Manager) victims(batch *[victimBatch]candidate, q victimQuery) (cs []ca
 			siftDown(h, 0, p)
 		}
 	}
-	m.mu.Unlock()
 	// Sort in place: repeatedly move the last of the heap to its end.
 	for n := len(h) - 1; n > 0; n-- {
 		h[0], h[n] = h[n], h[0]

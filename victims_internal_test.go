@@ -93,7 +93,9 @@ func TestVictimBatches(t *testing.T) {
 			var after candidate
 			q := victimQuery{self: self, limit: limit, inclusive: inclusive}
 			for {
+				m.mu.Lock()
 				cs, total, eligible := m.victims(&batch, q)
+				m.mu.Unlock()
 				if total != wantTotal || eligible != len(want) {
 					t.Fatalf("batch %d: %d buffers holding %d bytes eligible, want %d holding %d", len(got)/victimBatch, eligible, total, len(want), wantTotal)
 				}
@@ -127,7 +129,9 @@ func TestVictimsAllocateNothing(t *testing.T) {
 	var batch [victimBatch]candidate
 	var found int
 	allocs := testing.AllocsPerRun(100, func() {
+		m.mu.Lock()
 		cs, _, _ := m.victims(&batch, victimQuery{limit: math.Inf(1), inclusive: true})
+		m.mu.Unlock()
 		found = len(cs)
 	})
 	if allocs != 0 {
@@ -349,5 +353,22 @@ func TestForceEvict(t *testing.T) {
 	}
 	if st := m.Stats(); st.MemoryInUse != 4<<10 {
 		t.Errorf("MemoryInUse %d after ForceEvict, want the caller's one chunk", st.MemoryInUse)
+	}
+}
+
+// TestRefillQueueAllocatesNothing: a victim search fills the queue with
+// the first victimBatch candidates, from the Manager's own array.
+func TestRefillQueueAllocatesNothing(t *testing.T) {
+	m, _ := victimManager(t, LargestFirst, 200)
+	m.refillQueue(&candidate{})
+	m.mu.Lock()
+	queued := len(m.queue)
+	m.mu.Unlock()
+	if queued != victimBatch {
+		t.Fatalf("the search queued %d candidates of 200 buffers, want %d", queued, victimBatch)
+	}
+	allocs := testing.AllocsPerRun(100, func() { m.refillQueue(&candidate{}) })
+	if allocs != 0 {
+		t.Errorf("refillQueue: %v allocations per search, want 0", allocs)
 	}
 }
