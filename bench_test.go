@@ -369,6 +369,37 @@ func BenchmarkSmallBufferChurn(b *testing.B) {
 	}
 }
 
+// BenchmarkNewBufferCloseLive is BenchmarkNewBufferClose with 4,096
+// other buffers live meanwhile, as in a server or cache with many.
+func BenchmarkNewBufferCloseLive(b *testing.B) {
+	m, err := spool.NewManager(spool.Options{TempDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	live := make([]*spool.Buffer, 4096)
+	for i := range live {
+		if live[i], err = m.NewBuffer(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		buf, err := m.NewBuffer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := buf.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	for _, buf := range live {
+		buf.Close()
+	}
+}
+
 // BenchmarkNewBufferCloseParallel is BenchmarkNewBufferClose from all
 // cores at once, to show contention on the Manager.
 func BenchmarkNewBufferCloseParallel(b *testing.B) {

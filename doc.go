@@ -176,7 +176,7 @@
 //
 // The budget counts the memory that grows with the data. What remains
 // outside it, measured with Go 1.26 on linux/amd64:
-//   - per Buffer: about 360 bytes for the handle and its state, 8 bytes per
+//   - per Buffer: about 300 bytes for the handle and its state, 8 bytes per
 //     slot of its slot table (holes included, kept within a few times the
 //     slots it holds: a write far past the end sends the buffer to disk;
 //     a table that grew has room for up to 4 times its slots below 256,
