@@ -1375,3 +1375,53 @@ func TestPrepareRacesClose(t *testing.T) {
 		}
 	}
 }
+
+// TestArenaReclaimLargestRunsFirst: slack past max(live/8, 1 MiB) is
+// reclaimed by settle from its largest runs, until it is under three
+// quarters of that bound, not all at once; and a reclaim (as when the disk
+// budget refuses an extent) still punches out all of it.
+func TestArenaReclaimLargestRunsFirst(t *testing.T) {
+	a, s := testArenaCS(t, osFS{}, 64<<10, 0)
+	needPunch(t, s)
+	full := a.classOf(64 << 10)
+	var e [48]extent // 16 frames of 3 chunks
+	for i := range e {
+		e[i] = mustAlloc(t, a, s, full)
+		if want := int64(i/3)*a.frame + int64(i%3)<<16; e[i].offset() != want {
+			t.Fatalf("extent %d at %d, want %d", i, e[i].offset(), want)
+		}
+	}
+	// Frames 0-7: runs of 128 KiB of slack; frames 8-15: runs of 64 KiB.
+	// Every frame keeps its last extent: none is emptied.
+	for f := range 16 {
+		a.free(e[3*f])
+		if f < 8 {
+			a.free(e[3*f+1])
+		}
+	}
+	wantDisk(t, a, 48<<16, 24<<16) // 1.5 MiB of slack, over the 1 MiB bound
+	a.settle(s)
+	// Down to three quarters of the bound: six of the 128 KiB runs go.
+	wantDisk(t, a, 48<<16-12<<16, 12<<16)
+	s.mu.Lock()
+	var big, small int
+	for i := range 16 {
+		n := s.slackOf(&s.frames[i]).count() * int(a.gran)
+		switch {
+		case i < 8 && n == 2<<16:
+			big++
+		case i < 8 && n != 0:
+			t.Errorf("frame %d: %d bytes of slack, want 128 KiB or none", i, n)
+		case i >= 8 && n == 1<<16:
+			small++
+		case i >= 8:
+			t.Errorf("frame %d: %d bytes of slack, want its 64 KiB run kept", i, n)
+		}
+	}
+	s.mu.Unlock()
+	if big != 2 || small != 8 {
+		t.Errorf("runs left: %d of 128 KiB and %d of 64 KiB, want 2 and 8", big, small)
+	}
+	a.reclaim()
+	wantDisk(t, a, 48<<16-24<<16, 0)
+}

@@ -116,11 +116,12 @@
 // is held while an extent overlaps it. Freed granules are reused first and
 // given back to the file system (punched out of the file, or cut off its
 // end) at once when a whole frame of 3 chunks is free, and otherwise in
-// bulk once they pass max(Stats.DiskLive/8, 1 MiB), or when DiskBudget
-// would refuse an extent; so the disk spool holds follows its live spilled
-// bytes. Stats.DiskInUse counts the granules held, freed ones not yet
-// given back included: what the files may hold on disk. Stats.DiskLive
-// counts the data in the extents.
+// bulk once they pass max(Stats.DiskLive/8, 1 MiB) (the largest runs of
+// them, until they are under three quarters of that), or all of them when
+// DiskBudget would refuse an extent; so the disk spool holds follows its
+// live spilled bytes. Stats.DiskInUse counts the granules held, freed
+// ones not yet given back included: what the files may hold on disk.
+// Stats.DiskLive counts the data in the extents.
 //
 // A block is never overwritten in place: a write goes to a new extent,
 // and the old one is freed once the new one is written (a write that

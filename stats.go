@@ -54,11 +54,12 @@ type Stats struct {
 	// and the freed granules not yet given back. Freed space is reused
 	// first; a frame of 3 chunks whose extents are all free is given back
 	// at once (punched out of its file, or cut off its end), other freed
-	// granules in bulk once they pass max(DiskLive/8, 1 MiB), or when an
-	// extent would take DiskInUse past DiskBudget. So after each operation
-	// DiskInUse is at most the granules of the live extents plus
-	// max(DiskLive/8, 1 MiB), and the files hold no more than DiskInUse
-	// (but for the file system's own metadata). Exceptions, which only
+	// granules in bulk once they pass max(DiskLive/8, 1 MiB) (the largest
+	// runs of them, until they are under three quarters of that), or all
+	// of them when an extent would take DiskInUse past DiskBudget. So
+	// after each operation DiskInUse is at most the granules of the live
+	// extents plus max(DiskLive/8, 1 MiB), and the files hold no more than
+	// DiskInUse (but for the file system's own metadata). Exceptions, which only
 	// count more: an extent that a zero-copy WriteTo sent and that was
 	// freed keeps its granules until its whole frame is free; where the
 	// file system cannot punch holes, freed granules stay counted until
