@@ -435,10 +435,10 @@ func (a *arena) unpin(s *segment, e extent) {
 // many and short (freed extents between live ones): in the uploads
 // scenario, reclaiming every run each time made 6-10 bursts of 800-1,300
 // fallocate calls per run, on files other writers were writing to, and
-// the write latency p99.9 was 2.65-3.54x a temporary file's (medians of
-// three sets of 6-8 alternating runs), against 1.83-2.41x reclaiming the
+// the write latency p99.9 was 2.11-3.54x a temporary file's (medians of
+// five sets of 6-8 alternating runs), against 1.77-2.41x reclaiming the
 // largest runs down to three quarters (10,300 fallocate calls a run
-// against 7,400), and 1.54x for a build that never punched.
+// against 7,400-7,900), and 1.54x for a build that never punched.
 func (a *arena) settle(s *segment) {
 	s.settle()
 	slack, bound := a.slack.Load()-a.unpunched.Load(), max(a.live.Load()/8, reclaimMin)
