@@ -306,13 +306,28 @@ func readAllIn(b *testing.B, r io.ReadSeeker, p []byte, total int64) {
 }
 
 // BenchmarkNewBufferClose creates and closes an empty buffer.
-func BenchmarkNewBufferClose(b *testing.B) {
+func BenchmarkNewBufferClose(b *testing.B) { benchNewBufferClose(b, 0) }
+
+// BenchmarkNewBufferCloseLive is BenchmarkNewBufferClose with 4,096
+// other buffers live meanwhile, as in a server or cache with many.
+func BenchmarkNewBufferCloseLive(b *testing.B) { benchNewBufferClose(b, 4096) }
+
+// benchNewBufferClose creates and closes an empty buffer while live others
+// stay open.
+func benchNewBufferClose(b *testing.B, live int) {
 	m, err := spool.NewManager(spool.Options{TempDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer m.Close()
+	others := make([]*spool.Buffer, live)
+	for i := range others {
+		if others[i], err = m.NewBuffer(); err != nil {
+			b.Fatal(err)
+		}
+	}
 	b.ReportAllocs()
+	b.ResetTimer()
 	for b.Loop() {
 		buf, err := m.NewBuffer()
 		if err != nil {
@@ -321,6 +336,10 @@ func BenchmarkNewBufferClose(b *testing.B) {
 		if err := buf.Close(); err != nil {
 			b.Fatal(err)
 		}
+	}
+	b.StopTimer()
+	for _, buf := range others {
+		buf.Close()
 	}
 }
 
@@ -365,37 +384,6 @@ func BenchmarkSmallBufferChurn(b *testing.B) {
 		b.Fatalf("%d spills: the buffers should all fit in the budget", st.Spills)
 	}
 	for _, buf := range bufs {
-		buf.Close()
-	}
-}
-
-// BenchmarkNewBufferCloseLive is BenchmarkNewBufferClose with 4,096
-// other buffers live meanwhile, as in a server or cache with many.
-func BenchmarkNewBufferCloseLive(b *testing.B) {
-	m, err := spool.NewManager(spool.Options{TempDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
-	live := make([]*spool.Buffer, 4096)
-	for i := range live {
-		if live[i], err = m.NewBuffer(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		buf, err := m.NewBuffer()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := buf.Close(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	for _, buf := range live {
 		buf.Close()
 	}
 }
