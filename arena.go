@@ -675,6 +675,15 @@ type frameState struct {
 	punching bitmap
 }
 
+// clearSlots makes f a frame of class c with no slot taken, keeping the
+// granules it has on disk and those being punched out. It works in place:
+// a frameState literal would be a temporary of 80 bytes in the caller's
+// frame, and alloc and release lie under every write that takes or frees
+// an extent (goroutine stacks: doc.go).
+func (f *frameState) clearSlots(c int8) {
+	f.class, f.parked, f.used, f.dead, f.bits = c, false, 0, 0, bitmap{}
+}
+
 const (
 	frameFree      = -1 // no extent: reusable
 	frameLost      = -2 // only dead slots, and its pages could not be dropped
@@ -821,8 +830,11 @@ func (s *segment) alloc(c int, credit *int64) (int64, <-chan struct{}, error) {
 	if s.empty.Len() > 0 {
 		s.empty.pop()
 	}
-	s.frames[i] = frameState{class: int8(c), used: 1, disk: s.frames[i].disk}
-	s.frames[i].bits.set(0)
+	f := &s.frames[i]
+	f.clearSlots(int8(c))
+	f.punching = bitmap{} // none: a frame being punched is parked above
+	f.used = 1
+	f.bits.set(0)
 	if n > 1 {
 		s.partial[c].push(i)
 	}
@@ -922,7 +934,7 @@ func (s *segment) release(c int, off int64) {
 	slack := s.slackOf(fs)
 	s.addSlack(-int64(slack.count()) * s.a.gran)
 	s.recycle = append(s.recycle, recycled{frame: i, dead: fs.dead > 0})
-	*fs = frameState{class: frameRecycling, disk: fs.disk, punching: fs.punching}
+	fs.clearSlots(frameRecycling)
 }
 
 // recycled is a frame waiting for settle, whether it has dead slots, and,

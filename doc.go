@@ -187,7 +187,9 @@
 //   - per Manager: a few KiB, the spill arena's open files and about 56
 //     bytes per 3 chunks of each file; under LeastFrequentlyUsed with
 //     promotion, ristretto's frequency sketch and buffers, about 4.3 MiB,
-//     and three goroutines (the promoter and ristretto's two); and up to
+//     and three goroutines (the promoter and ristretto's two); up to 16
+//     goroutines that roll buffers over for writers (offload.go), started
+//     as needed, each with the stack it grew (8 KiB or so); and up to
 //     two chunks per CPU (GOMAXPROCS when NewManager ran) lent to WriteTo
 //     calls of buffers with data on disk that find no budget for a chunk,
 //     so that they read and check each block once;
@@ -200,14 +202,16 @@
 //     spilled block that outgrew its extent where the kernel cannot copy
 //     the block to a larger one itself (copy_file_range: Linux, without
 //     EncryptSpill);
-//   - per goroutine: a write that rolls a buffer over or goes to a spill
-//     file takes 2.3-2.9 KiB of stack below Buffer.ReadFrom, the file
-//     system calls included, so a goroutine that was already using more
-//     than about 1.2 KiB when it called grows its stack from 4 to 8 KiB,
-//     and keeps it while it waits deep in its own calls (Go halves a stack
-//     at a collection only where a quarter of it is enough): in the bench's
-//     slow scenario, the stacks of 10,000 uploads take 68-84 MiB against
-//     40 MiB for the same goroutines with a sink that discards;
+//   - per goroutine: a write to a spill file takes about 1.4 KiB of stack
+//     below Buffer.ReadFrom, the system call included; a goroutine that was
+//     already using more than about 1.7 KiB when it called grows its stack
+//     from 4 to 8 KiB, and keeps it until a collection finds it mostly
+//     unused. Rollovers, which go deeper, run on the Manager's own
+//     goroutines instead (offload.go), and so do evictions while more
+//     than 8 writes are short of memory at once: in the bench's slow
+//     scenario (10,000 uploads through io.Copy), the uploads' stacks take
+//     40-45 MiB, against 40 MiB for the same goroutines with a sink that
+//     discards (65-74 MiB when every goroutine rolled over on its own);
 //   - slices given back wait in free lists for reuse (memory.go): whole
 //     chunks never outnumber the most ever in use, and the smaller classes
 //     that growing buffers trade in are kept up to 1/32 of the budget (at

@@ -458,9 +458,14 @@ func FreeChunkBytes(m *Manager) int64 { return m.mem.chunks.Load() }
 // chunk at a time, calling done after each chunk with b's lock released;
 // it returns the bytes moved and whether done reported true.
 func Evict(b *Buffer, done func() bool) (int64, bool) {
-	ev, ok, _ := b.s.m.evict(b.s, done)
-	b.s.m.deliver([]SpillEvent{ev})
-	return ev.Moved, ok
+	var events []SpillEvent
+	ok, _ := b.s.m.evict(b.s, done, &events)
+	b.s.m.deliver(events)
+	var moved int64
+	for _, ev := range events {
+		moved += ev.Moved
+	}
+	return moved, ok
 }
 
 // HoldLock takes b's lock, as an operation in progress holds it, and

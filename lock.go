@@ -86,7 +86,11 @@ package spool
 //     does not wait for them: it gives back everything still charged and
 //     marks the segment closed, and a commit after it gives back nothing
 //     more (punches use the descriptor through os.File.SyscallConn, so
-//     closing it meanwhile cannot make them punch another file).
+//     closing it meanwhile cannot make them punch another file). Reads,
+//     writes and in-kernel copies of extents use the descriptor's number
+//     directly (osFile.WriteAt): each runs under the lock of the buffer
+//     whose extents it touches, and arena.close runs only once every
+//     buffer is closed, so none can meet a closed descriptor.
 //
 //  6. diskBudget.mu (sync.Mutex) guards the queue of writers waiting for
 //     disk budget (buffers made by NewBufferContext). It is a leaf: taken
@@ -167,6 +171,20 @@ package spool
 // lock; a stage is never shared, and a stage a buffer adopts as a slot
 // (store.adopt) is handed over under the buffer's lock, after the Read
 // that filled it has returned.
+//
+// Offloaded calls (offload.go). A rollover that a buffer's own operation
+// makes (store.spill), and an eviction while many writes are short of
+// memory, run on a goroutine of the Manager's offloader while the caller
+// waits on a channel: the worker acts for the caller, under the locks the
+// caller holds (the buffer's store.mu; for an eviction, the victim's is
+// taken with TryLock by the worker as by the caller), and takes no other
+// lock than the caller would. The caller holds nothing the worker waits
+// for, and a worker makes one call at a time, so a handoff adds no edge
+// to the order above. offloader.mu, a leaf, is held only to start a
+// worker or to close the offloader; a caller that finds every worker busy
+// waits for one with no lock taken beyond its own, and workers wait for
+// nothing but calls. Manager.Close stops the workers after every buffer
+// is closed.
 //
 // Manager.Close sets closed under Manager.mu, takes a snapshot of the live
 // buffers, releases Manager.mu, and then closes each buffer with a blocking

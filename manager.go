@@ -54,6 +54,7 @@ type Manager struct {
 	freq     *frequency
 	adm      *admission
 	promoter *promoter
+	off      *offloader
 	watcher  *limitWatcher // Options.MemoryLimitRefresh
 
 	disk         diskBudget
@@ -75,6 +76,9 @@ type Manager struct {
 	readBytesMem  atomic.Int64
 	readBytesDisk atomic.Int64
 	skippedBusy   atomic.Int64
+	// making is the writes making room for themselves (store.making):
+	// past offloadEvictionsPast of them, evictions go to the offloader.
+	making        atomic.Int32
 	spillNanos    atomic.Int64
 	zeroCopyBytes atomic.Int64
 	waitNanos     atomic.Int64
@@ -125,6 +129,7 @@ func newManager(opts Options, fs fileSystem) (*Manager, error) {
 		}
 	}
 	m := &Manager{
+		off:    newOffloader(offloadWorkers),
 		seal:   seal,
 		opts:   o,
 		budget: bud,
@@ -282,6 +287,7 @@ func (m *Manager) Close() error {
 	// Every buffer is closed: nothing can offer a promotion or touch
 	// ristretto any more, and no spill holds an extent.
 	m.promoter.stop()
+	m.off.close()
 	m.adm.close()
 	if err := m.arena.close(); err != nil {
 		errs = append(errs, fmt.Errorf("spool: close spill file: %w", err))
@@ -392,12 +398,15 @@ func (m *Manager) freeMemory(done func() bool, self *store, limit float64, inclu
 		if !ok {
 			break
 		}
-		ev, satisfied, err := m.evict(v, done)
-		if ev.Buffer != 0 {
-			events = append(events, ev)
+		var satisfied bool
+		var err error
+		if m.making.Load() > offloadEvictionsPast { // offload.go
+			satisfied, err = m.off.evict(v, done, &events)
+		} else {
+			satisfied, err = m.evict(v, done, &events)
 		}
 		if satisfied {
-			if v.mem.Load() > 0 && ev.Err == nil {
+			if v.mem.Load() > 0 && err == nil {
 				// v still holds memory and comes first in the policy's
 				// order: the next search starts with it again.
 				m.requeue(v)
@@ -419,11 +428,12 @@ func (m *Manager) freeMemory(done func() bool, self *store, limit float64, inclu
 // true or v holds no memory, taking v's lock (with TryLock: it is never
 // the caller's) for one chunk's write at a time, so that v's owner, if it
 // comes back, waits for one chunk at most, and then keeps v: evict stops
-// at the first TryLock that fails. It returns the spill event of what it
-// moved (zero if nothing), whether done reported true, and the error of a
-// failed rollover.
-func (m *Manager) evict(v *store, done func() bool) (ev SpillEvent, satisfied bool, err error) {
-	var moved int64
+// at the first TryLock that fails. It appends to *events the spill event
+// of what it moved, if it took v's lock, and returns whether done reported
+// true and the error of a failed rollover.
+func (m *Manager) evict(v *store, done func() bool, events *[]SpillEvent) (satisfied bool, err error) {
+	var moved, size int64
+	hopped := false
 	for hops := 0; ; hops++ {
 		if !v.mu.TryLock() {
 			if hops == 0 {
@@ -438,11 +448,10 @@ func (m *Manager) evict(v *store, done func() bool) (ev SpillEvent, satisfied bo
 		var n int64
 		n, err = v.spillChunk()
 		moved += n
-		size := v.size
+		size = v.size
 		v.mu.Unlock()
-		ev = SpillEvent{Buffer: v.id, Reason: SpillEvicted, Size: size, Moved: moved}
+		hopped = true
 		if err != nil {
-			ev.Err = err
 			m.spillErrors.Add(1)
 			break
 		}
@@ -456,7 +465,20 @@ func (m *Manager) evict(v *store, done func() bool) (ev SpillEvent, satisfied bo
 		m.evictions.Add(1)
 		m.spilledBytes.Add(moved)
 	}
-	return ev, satisfied, err
+	if hopped {
+		appendEvicted(events, v, size, moved, err)
+	}
+	return satisfied, err
+}
+
+// appendEvicted appends to *events the event of an eviction of v. It is a
+// call of its own, given the event's fields, so that the frames of evict
+// and freeMemory, which lie under the victim's writes to disk on a
+// writer's goroutine, hold no SpillEvent (goroutine stacks: doc.go).
+//
+//go:noinline
+func appendEvicted(events *[]SpillEvent, v *store, size, moved int64, err error) {
+	*events = append(*events, SpillEvent{Buffer: v.id, Reason: SpillEvicted, Size: size, Moved: moved, Err: err})
 }
 
 // nextVictim returns the next buffer the policy would roll over, other

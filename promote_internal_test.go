@@ -131,7 +131,7 @@ func TestPromotePartlyResident(t *testing.T) {
 	}
 	s := b.s
 	// Roll one slot over, as an eviction whose writer needed one chunk.
-	if _, satisfied, err := m.evict(s, func() bool { return true }); err != nil || !satisfied {
+	if satisfied, err := m.evict(s, func() bool { return true }, new([]SpillEvent)); err != nil || !satisfied {
 		t.Fatalf("evict: satisfied %v, err %v", satisfied, err)
 	}
 	if !b.OnDisk() || s.mem.Load() == 0 {
@@ -183,7 +183,7 @@ func TestPromoteNotItsOwnVictim(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := b.s
-	if _, _, err := m.evict(s, func() bool { return true }); err != nil { // slot 0 on disk
+	if _, err := m.evict(s, func() bool { return true }, new([]SpillEvent)); err != nil { // slot 0 on disk
 		t.Fatal(err)
 	}
 	for range 6 { // the budget is full: 2 + 6 chunks

@@ -44,6 +44,12 @@ type spill struct {
 	// set while it holds any (store.holdsDisk).
 	live  int64
 	holds *atomic.Bool
+	// unsettled is set when a write freed an extent that it replaced;
+	// the write's entry point (WriteAt, writeSlot) settles the arena
+	// once it is done (settle), at a shallow depth: settling may punch
+	// the file, a deep call, which under writePart and moveAppend
+	// would grow the goroutine stack of a slow upload (doc.go).
+	unsettled bool
 }
 
 // addLive adds d to the bytes of data the spill holds, and the arena's,
@@ -120,24 +126,50 @@ func (sp *spill) eachBlock(p []byte, off int64, f func(i int64, lo int, seg []by
 // written; a block whose write failed keeps its former content. A block
 // that a write leaves short of a chunk gets an extent with room for as
 // much again: writes to a spilled buffer usually append.
-func (sp *spill) WriteAt(p []byte, off int64) (int, error) {
-	return sp.eachBlock(p, off, sp.writeGrowing)
+func (sp *spill) WriteAt(p []byte, off int64) (n int, err error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	cs := sp.a.cs
+	i := off / cs
+	if lo := int(off - i*cs); lo+len(p) <= int(cs) {
+		// Within one block, the usual write (a slow upload's pieces):
+		// straight to writePart, past eachBlock's closure, whose frame
+		// would lie under every write to the file (goroutine stacks:
+		// doc.go).
+		if err = sp.writePart(i, lo, p, true); err == nil {
+			n = len(p)
+		}
+	} else {
+		n, err = sp.eachBlock(p, off, sp.writeGrowing)
+	}
+	sp.settle()
+	return n, err
+}
+
+// settle has the arena settle the spill's segment (arena.settle) if a
+// write freed extents since it last did.
+func (sp *spill) settle() {
+	if sp.unsettled {
+		sp.unsettled = false
+		sp.a.settle(sp.seg)
+	}
 }
 
 // writeSlot makes p the whole content of the block at off (a multiple of
 // the chunk size), in an extent that fits it: a rollover writes each slot
 // of a buffer as one block, complete.
 func (sp *spill) writeSlot(p []byte, off int64) error {
-	_, err := sp.eachBlock(p, off, sp.writeExact)
+	if len(p) == 0 {
+		return nil
+	}
+	err := sp.writePart(off/sp.a.cs, 0, p, false) // a slot is one block
+	sp.settle()
 	return err
 }
 
 func (sp *spill) writeGrowing(i int64, lo int, seg []byte) error {
 	return sp.writePart(i, lo, seg, true)
-}
-
-func (sp *spill) writeExact(i int64, lo int, seg []byte) error {
-	return sp.writePart(i, lo, seg, false)
 }
 
 // writePart writes seg at lo in block i: after the block's bytes if it
@@ -149,43 +181,56 @@ func (sp *spill) writeExact(i int64, lo int, seg []byte) error {
 // Buffer.ReserveDisk), a whole chunk at once: it never moves, so what the
 // buffer spends stays within whole blocks, as its reservation counted,
 // rather than leaving the extents it grew out of to the shared budget.
+//
+// Every write to the file passes through here: the block's metadata goes
+// to the calls below by pointer, and the merge has a function of its own,
+// so that this frame stays small (goroutine stacks: doc.go).
 func (sp *spill) writePart(i int64, lo int, seg []byte, grow bool) error {
 	m := sp.meta.get(i)
 	hi := lo + len(seg)
-	appending := m.n > 0 && lo == int(m.n) && m.valid == m.n
-	if appending && sp.seal == nil && int64(hi) <= sp.a.size(m.ext) {
-		return sp.appendBlock(i, m, seg)
+	appending := m.n > 0 && lo == int(m.n) && m.valid == m.n && sp.seal == nil
+	switch {
+	case appending && int64(hi) <= sp.a.size(m.ext):
+		return sp.appendBlock(i, &m, seg)
+	case lo == 0 && hi >= int(m.valid):
+		return sp.writeBlock(i, m.ext, m.n, seg, sp.room(len(seg), grow))
+	case appending && sp.a.canMove(sp.seg):
+		return sp.moveAppend(i, &m, seg, sp.room(hi, grow))
 	}
-	room := func(n int) int {
-		switch {
-		case !grow:
-			return n
-		case sp.credit != nil && *sp.credit > 0:
-			return int(sp.a.cs)
-		}
-		return min(int(sp.a.cs), 2*n)
+	return sp.mergeBlock(i, &m, lo, seg, grow)
+}
+
+// room returns the bytes of extent that writePart gives a block of n bytes.
+func (sp *spill) room(n int, grow bool) int {
+	switch {
+	case !grow:
+		return n
+	case sp.credit != nil && *sp.credit > 0:
+		return int(sp.a.cs)
 	}
-	if lo == 0 && hi >= int(m.valid) {
-		return sp.writeBlock(i, m, seg, room(len(seg)))
-	}
-	if appending && sp.seal == nil && sp.a.canMove(sp.seg) {
-		return sp.moveAppend(i, m, seg, room(hi))
-	}
+	return min(int(sp.a.cs), 2*n)
+}
+
+// mergeBlock writes seg at lo in block i, whose metadata is *m, through a
+// scratch block that holds the block's bytes read and checked, with seg
+// copied over them.
+func (sp *spill) mergeBlock(i int64, m *blockMeta, lo int, seg []byte, grow bool) error {
+	hi := lo + len(seg)
 	bp := sp.a.getScratch()
 	defer sp.a.putScratch(bp)
 	n := max(int(m.valid), hi)
 	buf := (*bp)[:n]
-	if err := sp.readVerified(i, m, buf[:m.n]); err != nil {
+	if err := sp.readVerified(i, *m, buf[:m.n]); err != nil {
 		return err
 	}
 	clear(buf[m.valid:]) // bytes past valid, and any gap, are zeros
 	copy(buf[lo:], seg)
-	return sp.writeBlock(i, m, buf, room(n))
+	return sp.writeBlock(i, m.ext, m.n, buf, sp.room(n, grow))
 }
 
 // appendBlock writes seg after the m.n bytes of block i, in the room its
 // extent has left, and extends the checksum over it.
-func (sp *spill) appendBlock(i int64, m blockMeta, seg []byte) error {
+func (sp *spill) appendBlock(i int64, m *blockMeta, seg []byte) error {
 	if err := sp.a.writeAt(m.ext, int64(m.n), seg); err != nil {
 		return err
 	}
@@ -193,7 +238,7 @@ func (sp *spill) appendBlock(i int64, m blockMeta, seg []byte) error {
 	m.n += uint32(len(seg))
 	m.valid = m.n
 	sp.addLive(int64(len(seg)))
-	sp.meta.set(i, m)
+	sp.meta.set(i, *m)
 	return nil
 }
 
@@ -209,7 +254,7 @@ func (sp *spill) appendBlock(i int64, m blockMeta, seg []byte) error {
 // the extent already allocated (so that room a reservation set aside is
 // not spent twice). The caller calls it only where the arena may move in
 // the kernel (arena.canMove); it returns the write's error.
-func (sp *spill) moveAppend(i int64, m blockMeta, seg []byte, room int) error {
+func (sp *spill) moveAppend(i int64, m *blockMeta, seg []byte, room int) error {
 	a := sp.a
 	ext, err := a.alloc(sp.seg, a.classOf(int64(room)), sp.credit)
 	if err != nil {
@@ -217,7 +262,7 @@ func (sp *spill) moveAppend(i int64, m blockMeta, seg []byte, room int) error {
 	}
 	moved, err := a.copyExtent(m.ext, ext, int64(m.n))
 	if err == nil && !moved {
-		err = sp.copyThrough(i, m, ext)
+		err = sp.copyThrough(i, *m, ext)
 	}
 	if err == nil {
 		err = a.writeAt(ext, int64(m.n), seg)
@@ -229,7 +274,7 @@ func (sp *spill) moveAppend(i int64, m blockMeta, seg []byte, room int) error {
 	next := blockMeta{ext: ext, n: m.n + uint32(len(seg)), sum: crc64nvme.Update(m.sum, seg)}
 	next.valid = next.n
 	a.free(m.ext)
-	a.settle(sp.seg)
+	sp.unsettled = true
 	sp.addLive(int64(len(seg)))
 	sp.meta.set(i, next)
 	return nil
@@ -248,9 +293,11 @@ func (sp *spill) copyThrough(i int64, m blockMeta, ext extent) error {
 }
 
 // writeBlock makes p, at most a chunk, the whole content of block i, whose
-// metadata was m: in a new extent of room bytes at least, checksummed or
-// sealed, freeing the old one once the new one is written.
-func (sp *spill) writeBlock(i int64, m blockMeta, p []byte, room int) error {
+// extent was oldExt (0 if none) holding oldN bytes: in a new extent of room
+// bytes at least, checksummed or sealed, freeing the old one once the new
+// one is written. It takes the old metadata's two fields, not the whole
+// blockMeta, which would be passed on the stack (goroutine stacks: doc.go).
+func (sp *spill) writeBlock(i int64, oldExt extent, oldN uint32, p []byte, room int) error {
 	a := sp.a
 	ext, err := a.alloc(sp.seg, a.classOf(int64(room)), sp.credit)
 	if err != nil {
@@ -258,11 +305,7 @@ func (sp *spill) writeBlock(i int64, m blockMeta, p []byte, room int) error {
 	}
 	next := blockMeta{ext: ext, n: uint32(len(p)), valid: uint32(len(p))}
 	if sp.seal != nil {
-		bp := a.getScratch()
-		defer a.putScratch(bp)
-		var ct []byte
-		next.ctr, ct, next.tag = sp.seal.seal((*bp)[:0], sp.id, i, p, a.sideOf(bp))
-		err = a.writeAt(ext, 0, ct)
+		err = sp.writeSealed(i, &next, p)
 	} else {
 		next.sum = crc64nvme.Checksum(p)
 		err = a.writeAt(ext, 0, p)
@@ -271,13 +314,27 @@ func (sp *spill) writeBlock(i int64, m blockMeta, p []byte, room int) error {
 		a.discard(ext)
 		return err
 	}
-	if m.ext != 0 {
-		a.free(m.ext)
-		a.settle(sp.seg)
+	if oldExt != 0 {
+		a.free(oldExt)
+		sp.unsettled = true
 	}
-	sp.addLive(int64(len(p)) - int64(m.n))
+	sp.addLive(int64(len(p)) - int64(oldN))
 	sp.meta.set(i, next)
 	return nil
+}
+
+// writeSealed encrypts p, the whole content of block i, through a scratch
+// block and writes it to next.ext, setting next's counter and tag. It is
+// writeBlock's path under EncryptSpill, apart so that the plain path's
+// frame does not carry its scratch and deferred call (goroutine stacks:
+// doc.go).
+func (sp *spill) writeSealed(i int64, next *blockMeta, p []byte) error {
+	a := sp.a
+	bp := a.getScratch()
+	defer a.putScratch(bp)
+	var ct []byte
+	next.ctr, ct, next.tag = sp.seal.seal((*bp)[:0], sp.id, i, p, a.sideOf(bp))
+	return a.writeAt(next.ext, 0, ct)
 }
 
 // ReadAt reads len(p) bytes at off. Bytes never written read as zeros; a

@@ -3,6 +3,10 @@
 package spool
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -110,5 +114,45 @@ func TestAnonymousCloexec(t *testing.T) {
 	flags, err := unix.FcntlInt(f.Fd(), unix.F_GETFD, 0)
 	if err != nil || flags&unix.FD_CLOEXEC == 0 {
 		t.Errorf("F_GETFD = %#x, %v: not close-on-exec", flags, err)
+	}
+}
+
+// TestOSFileReadWriteAt checks osFile's own pread and pwrite against what
+// os.File's ReadAt and WriteAt do: whole writes, reads that fill p, io.EOF
+// with the bytes there were at the end of the file, and an *os.PathError
+// naming the file when the system call fails.
+func TestOSFileReadWriteAt(t *testing.T) {
+	sf, err := osFS{}.createTemp(t.TempDir(), "x-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := sf.(osFile)
+	defer f.Close()
+	data := bytes.Repeat([]byte("0123456789"), 1000)
+	if n, err := f.WriteAt(data, 100); n != len(data) || err != nil {
+		t.Fatalf("WriteAt = %d, %v", n, err)
+	}
+	p := make([]byte, len(data))
+	if n, err := f.ReadAt(p, 100); n != len(p) || err != nil || !bytes.Equal(p, data) {
+		t.Fatalf("ReadAt = %d, %v", n, err)
+	}
+	if n, err := f.ReadAt(p[:10], 0); n != 10 || err != nil || !bytes.Equal(p[:10], make([]byte, 10)) {
+		t.Errorf("ReadAt of the hole = %d, %v, %q", n, err, p[:10])
+	}
+	end := int64(100 + len(data))
+	if n, err := f.ReadAt(p[:10], end-4); n != 4 || err != io.EOF || string(p[:4]) != "6789" {
+		t.Errorf("ReadAt across the end = %d, %v, %q; want 4, io.EOF", n, err, p[:4])
+	}
+	if n, err := f.ReadAt(p[:10], end+10); n != 0 || err != io.EOF {
+		t.Errorf("ReadAt past the end = %d, %v; want 0, io.EOF", n, err)
+	}
+	ro, err := os.Open(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	defer ro.Close()
+	var pe *os.PathError
+	if _, err := (osFile{ro}).WriteAt(data[:1], 0); !errors.As(err, &pe) || pe.Op != "write" || pe.Path != ro.Name() {
+		t.Errorf("WriteAt to a read-only descriptor: %v, want an *os.PathError of write on %s", err, ro.Name())
 	}
 }

@@ -3,8 +3,10 @@ package spool
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"golang.org/x/sys/unix"
 )
@@ -44,6 +46,70 @@ func memoryBacked(dir string) (bool, error) {
 	return t == uint32(unix.TMPFS_MAGIC) || t == uint32(unix.RAMFS_MAGIC), nil
 }
 
+// WriteAt writes p at off with pwrite(2) on the file's descriptor.
+//
+// Not through os.File's WriteAt: its layers (os, internal/poll, syscall)
+// add about 360 bytes of stack to spool's own, and a write to a spill file
+// is the deepest call that a goroutine feeding a spilled buffer makes for
+// every piece (goroutine stacks: doc.go). What internal/poll adds beyond
+// the call, a reference that keeps Close from giving the descriptor's
+// number away while the call runs, the arena ensures by its own protocol:
+// a segment's extents are read and written only under the lock of the
+// buffer that holds them, and arena.close runs once every buffer is
+// closed (arena.go). The errors are os.File's: an *os.PathError.
+func (f osFile) WriteAt(p []byte, off int64) (int, error) {
+	fd := int(f.Fd())
+	n := 0
+	for n < len(p) {
+		k, err := unix.Pwrite(fd, p[n:], off+int64(n))
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			runtime.KeepAlive(f.File)
+			return n, f.pathError("write", err)
+		case k == 0:
+			return n, f.pathError("write", io.ErrShortWrite)
+		}
+		n += k
+	}
+	runtime.KeepAlive(f.File)
+	return n, nil
+}
+
+// ReadAt reads len(p) bytes at off with pread(2) on the file's descriptor,
+// for the reasons WriteAt gives. Like os.File's ReadAt, it returns io.EOF
+// when the file ends first.
+func (f osFile) ReadAt(p []byte, off int64) (int, error) {
+	fd := int(f.Fd())
+	n := 0
+	for n < len(p) {
+		k, err := unix.Pread(fd, p[n:], off+int64(n))
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			runtime.KeepAlive(f.File)
+			return n, f.pathError("read", err)
+		case k == 0:
+			return n, io.EOF
+		}
+		n += k
+	}
+	runtime.KeepAlive(f.File)
+	return n, nil
+}
+
+// pathError returns err as an error of operation op on the file, as
+// os.File's own methods report them. It is a call of its own so that the
+// frames of WriteAt and ReadAt, on the deepest path of a write, do not
+// hold the error's construction (goroutine stacks: doc.go).
+//
+//go:noinline
+func (f osFile) pathError(op string, err error) error {
+	return &os.PathError{Op: op, Path: f.Name(), Err: err}
+}
+
 // punch deallocates [off, off+n) of the file, keeping its size: the range
 // reads as zeros and takes no space.
 func (f osFile) punch(off, n int64) error {
@@ -77,36 +143,32 @@ func (f osFile) punch(off, n int64) error {
 // copies through memory instead, which reports a real disk error again if
 // there was one.
 func (f osFile) copyWithin(src, dst, n int64) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return &os.PathError{Op: "copy_file_range", Path: f.Name(), Err: err}
-	}
+	// On the descriptor, as WriteAt: the arena copies a buffer's extents
+	// under the buffer's lock.
+	fd := int(f.Fd())
 	copied := false
-	// Through SyscallConn for the reason punch gives.
-	cerr := rc.Control(func(fd uintptr) {
-		for n > 0 {
-			var k int
-			k, err = unix.CopyFileRange(int(fd), &src, int(fd), &dst, int(n), 0)
-			switch {
-			case err == unix.EINTR:
-				err = nil
-				continue
-			case err != nil:
-				return
-			case k == 0 && !copied:
-				err = errors.ErrUnsupported
-				return
-			case k == 0:
-				err = fmt.Errorf("%w: %d bytes short of the end of the file", ErrCorrupt, n)
-				return
-			}
-			copied = true
-			n -= int64(k) // src and dst advanced by k
+	var err error
+	for n > 0 {
+		var k int
+		k, err = unix.CopyFileRange(fd, &src, fd, &dst, int(n), 0)
+		if err == unix.EINTR {
+			err = nil
+			continue
 		}
-	})
-	if cerr != nil {
-		err = cerr
+		if err == nil && k == 0 {
+			if !copied {
+				err = errors.ErrUnsupported
+			} else {
+				err = fmt.Errorf("%w: %d bytes short of the end of the file", ErrCorrupt, n)
+			}
+		}
+		if err != nil {
+			break
+		}
+		copied = true
+		n -= int64(k) // src and dst advanced by k
 	}
+	runtime.KeepAlive(f.File)
 	switch {
 	case err == nil:
 		return nil

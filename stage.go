@@ -196,7 +196,7 @@ func (b *store) ReadFrom(r io.Reader) (n int64, err error) {
 		p := *st.buf
 		k, rerr := r.Read(p)
 		if k < 0 || k > len(p) {
-			return n, fmt.Errorf("%w: Read returned %d for %d bytes", ErrInvalidCount, k, len(p))
+			return n, invalidCount(k, len(p))
 		}
 		if k > 0 {
 			if k == len(p) && st.charged && b.adopt(st.buf) {
@@ -221,6 +221,16 @@ func (b *store) ReadFrom(r io.Reader) (n int64, err error) {
 			return n, rerr
 		}
 	}
+}
+
+// invalidCount returns ReadFrom's error for a Read that returned k for n
+// bytes. It is a call of its own, so that ReadFrom's frame, under every
+// write it makes, does not hold the formatting's arguments (goroutine
+// stacks: doc.go).
+//
+//go:noinline
+func invalidCount(k, n int) error {
+	return fmt.Errorf("%w: Read returned %d for %d bytes", ErrInvalidCount, k, n)
 }
 
 // adopt makes c, a whole chunk of budget memory that a Read filled, the

@@ -35,6 +35,10 @@ type store struct {
 	ctx       context.Context // NewBufferContext: writes wait for disk budget while it allows; set once
 	stopWait  func()          // cancels ctx, a child of the caller's: Close ends the buffer's waits; set once
 	holdsDisk atomic.Bool     // its spill holds data (spill.addLive)
+	// making is set while a write makes room for itself (makeRoom),
+	// holding the buffer's lock: victim searches pass the buffer by,
+	// since its eviction would find it busy.
+	making atomic.Bool
 
 	// mu protects the following fields. See lock.go for the lock order.
 	mu     sync.RWMutex
@@ -341,7 +345,7 @@ func (b *store) Rollover() error {
 	if b.closed {
 		return ErrClosed
 	}
-	return b.rollover(SpillRequested)
+	return b.spill(SpillRequested)
 }
 
 // Close implements Buffer.Close.
@@ -399,11 +403,11 @@ func (b *store) writeAt(p []byte, off int64) (int, error) {
 	b.dropWindow()
 	if b.file == nil {
 		if end > b.m.memLimit.Load() {
-			if err := b.rollover(b.growReason(end)); err != nil {
+			if err := b.spill(b.growReason(end)); err != nil {
 				return 0, err
 			}
 		} else if b.tooSparse(off, end) {
-			if err := b.rollover(SpillSparse); err != nil {
+			if err := b.spill(SpillSparse); err != nil {
 				return 0, err
 			}
 		} else if last, ok, err := b.reserve(off, end); err != nil {
@@ -490,13 +494,17 @@ func (b *store) reserve(off, end int64) (lastSlot int, ok bool, err error) {
 		limit = density(b.m.freq.count(&b.freq), b.mem.Load()+need)
 	}
 	start := time.Now()
+	b.making.Store(true)
+	b.m.making.Add(1)
 	ev, ok := b.m.makeRoom(need, b, limit, true)
+	b.m.making.Add(-1)
+	b.making.Store(false)
 	b.m.waitNanos.Add(int64(time.Since(start)))
 	b.pending = append(b.pending, ev...)
 	if ok {
 		return lastSlot, true, nil
 	}
-	return 0, false, b.rollover(SpillBudget)
+	return 0, false, b.spill(SpillBudget)
 }
 
 // memWrite copies p to [off, end) of a buffer without a file, whose memory
@@ -729,6 +737,16 @@ func (b *store) readFile(p []byte, off int64) (int, error) {
 	}
 	clear(p[len(fp):])
 	return len(p), nil
+}
+
+// spill rolls the buffer over (rollover) on a goroutine of the Manager's
+// offloader (offload.go), for a write or a Rollover on the caller's
+// goroutine. b.mu is held for writing.
+func (b *store) spill(reason SpillReason) error {
+	if b.file != nil && b.mem.Load() == 0 {
+		return nil // nothing to move: no handoff
+	}
+	return b.m.off.rollover(b, reason)
 }
 
 // rollover moves every chunk held in memory to the file, creating it if

@@ -72,6 +72,14 @@ func (m *Manager) victims(batch *[victimBatch]candidate, q victimQuery) (cs []ca
 		}
 		total += mem
 		eligible++
+		if b.making.Load() {
+			// Its writer holds its lock while it waits for room: an
+			// eviction would find it busy. Left in the batch, such
+			// buffers used up the queue for nothing while thousands of
+			// writers were short of memory, each refill searching again
+			// under Manager.mu.
+			continue
+		}
 		if q.after != nil && !p.before(q.after, &c) {
 			continue // tried in an earlier batch
 		}

@@ -372,3 +372,30 @@ func TestRefillQueueAllocatesNothing(t *testing.T) {
 		t.Errorf("refillQueue: %v allocations per search, want 0", allocs)
 	}
 }
+
+// TestVictimSearchSkipsWritersMakingRoom checks that a search passes by
+// the buffers whose writers are making room for themselves, which hold
+// their locks, and offers the others.
+func TestVictimSearchSkipsWritersMakingRoom(t *testing.T) {
+	const n = 8
+	m, bufs := fullManager(t, n, Options{}, osFS{})
+	for i, b := range bufs {
+		if i%2 == 0 {
+			b.s.making.Store(true)
+		}
+	}
+	m.mu.Lock()
+	cs, _, eligible := m.victims(&m.batch, victimQuery{limit: math.Inf(1), inclusive: true})
+	m.mu.Unlock()
+	if eligible != n {
+		t.Errorf("eligible %d, want %d: a writer making room still holds its memory", eligible, n)
+	}
+	if len(cs) != n/2 {
+		t.Errorf("%d candidates, want %d", len(cs), n/2)
+	}
+	for _, c := range cs {
+		if c.b.making.Load() {
+			t.Errorf("buffer %d offered while its writer makes room", c.id)
+		}
+	}
+}

@@ -209,6 +209,17 @@ func (b *store) retry(n int, op func(done int) (int, error)) (int, error) {
 // The writes of a Buffer, through retry.
 
 func (b *store) writeWait(p []byte) (int, error) {
+	if b.ctx == nil {
+		return b.Write(p)
+	}
+	return b.retryWrite(p)
+}
+
+// retryWrite is writeWait's path for a buffer that waits. It is a
+// function of its own so that the path of every other buffer, the one a
+// slow upload's ReadFrom takes for each piece, does not carry its frame
+// and closure (goroutine stacks: doc.go).
+func (b *store) retryWrite(p []byte) (int, error) {
 	return b.retry(len(p), func(done int) (int, error) { return b.Write(p[done:]) })
 }
 
