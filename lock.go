@@ -78,8 +78,9 @@ package spool
 //     (arena.awaitLanding). Neither can deadlock: a punch or cut in flight
 //     goes from its mark to its landing taking no lock but segment.mu,
 //     diskBudget.mu and arena.landMu, leaves, and waiting for nothing
-//     else (arena.landMu guards the count of those in flight and the
-//     channel a landing closes, changed together, so that a refused
+//     else (arena.landMu guards the count of those in flight, the count
+//     of landings and the channel the next landing closes, made by its
+//     first waiter, changed together, so that a refused
 //     allocation that finds one in flight waits for a landing still to
 //     come); and its own goroutine never waits for a landing or a cut
 //     meanwhile. arena.close

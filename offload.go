@@ -67,8 +67,11 @@ type offloadCall struct {
 	events    []SpillEvent // the eviction's, if any: its spill event
 	satisfied bool
 	err       error
-	panic     any           // what the call panicked with, re-raised by the caller
-	done      chan struct{} // buffered: the worker never waits on it
+	panic     any // what the call panicked with, re-raised by the caller
+	// done is done once the call is made. A WaitGroup, not a channel:
+	// each writer waiting for a worker holds a call, thousands of them
+	// while many writes are short of memory.
+	done sync.WaitGroup
 }
 
 // evict calls m.evict(v, until, events) on one of the offloader's
@@ -97,7 +100,8 @@ func (o *offloader) rollover(b *store, why SpillReason) error {
 // call panicked with.
 func (o *offloader) release(c *offloadCall) {
 	p := c.panic
-	*c = offloadCall{done: c.done, events: c.events[:0]}
+	c.v, c.until, c.b, c.why = nil, nil, nil, 0
+	c.events, c.satisfied, c.err, c.panic = c.events[:0], false, nil, nil
 	o.calls.Put(c)
 	if p != nil {
 		panic(p)
@@ -106,12 +110,13 @@ func (o *offloader) release(c *offloadCall) {
 
 // run has a worker make call c, and returns once it is made.
 func (o *offloader) run(c *offloadCall) {
+	c.done.Add(1)
 	select {
 	case o.reqs <- c: // an idle worker took it
 	default:
 		o.wait(c)
 	}
-	<-c.done
+	c.done.Wait()
 }
 
 // wait hands c to a worker when none is idle: it starts one if there are
@@ -156,11 +161,11 @@ func (o *offloader) work() {
 }
 
 // call makes call c, keeping what it panicked with for the caller, and
-// signals c.done.
+// marks c.done.
 func (o *offloader) call(c *offloadCall) {
 	defer func() {
 		c.panic = recover()
-		c.done <- struct{}{}
+		c.done.Done()
 	}()
 	if c.v != nil {
 		c.satisfied, c.err = c.v.m.evict(c.v, c.until, &c.events)
@@ -195,7 +200,7 @@ func newOffloader(max int) *offloader {
 		stop: make(chan struct{}),
 		max:  int32(max),
 		calls: sync.Pool{New: func() any {
-			return &offloadCall{done: make(chan struct{}, 1)}
+			return new(offloadCall)
 		}},
 	}
 }
