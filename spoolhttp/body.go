@@ -41,8 +41,7 @@ func readBody(body io.Reader, contentLength int64, m *spool.Manager, maxBytes in
 	}
 	if body != nil {
 		var n int64
-		src := &limitReader{r: body, n: &n, max: maxBytes,
-			tooLarge: fmt.Errorf("%w: body exceeds %d bytes", ErrTooLarge, maxBytes)}
+		src := &limitReader{r: body, n: &n, max: maxBytes, exceeds: "body exceeds"}
 		if _, err := buf.ReadFrom(fullReader{src}); err != nil {
 			buf.Close()
 			return nil, copyError(err, "body")

@@ -157,7 +157,6 @@ func (f *Form) read(ctx context.Context, r *multipart.Reader, m *spool.Manager, 
 		parts                      int
 		headerBytes, total, values int64
 	)
-	tooLarge := fmt.Errorf("%w: form contents exceed %d bytes", ErrTooLarge, lim.MaxTotalBytes)
 	newBuffer := m.NewBuffer
 	if lim.WaitForDisk {
 		newBuffer = func() (*spool.Buffer, error) { return m.NewBufferContext(ctx) }
@@ -176,7 +175,7 @@ func (f *Form) read(ctx context.Context, r *multipart.Reader, m *spool.Manager, 
 		if headerBytes += headerSize(p.Header); lim.MaxHeaderBytes >= 0 && headerBytes > lim.MaxHeaderBytes {
 			return fmt.Errorf("%w: more than %d bytes", ErrHeaderTooLarge, lim.MaxHeaderBytes)
 		}
-		src := &limitReader{r: p, n: &total, max: lim.MaxTotalBytes, tooLarge: tooLarge}
+		src := &limitReader{r: p, n: &total, max: lim.MaxTotalBytes, exceeds: "form contents exceed"}
 		name, filename := p.FormName(), p.FileName()
 		if name == "" {
 			if err := skipPart(src); err != nil {
@@ -250,28 +249,34 @@ func skipPart(src *limitReader) error {
 	return nil
 }
 
+// partName names a part in errors: its file name, or, for a value, its
+// form name. It is called only on an error, so that a form that is read
+// whole formats nothing.
+func partName(name, filename string) string {
+	if filename == "" {
+		return fmt.Sprintf("value %q", name)
+	}
+	return fmt.Sprintf("file %q", filename)
+}
+
 // addFile stores a part in a Buffer from newBuffer, head and then the
 // rest of src, and adds it to f.File, rewound.
 func (f *Form) addFile(newBuffer func() (*spool.Buffer, error), name, filename string, h textproto.MIMEHeader, head []byte, src io.Reader) error {
-	what := fmt.Sprintf("file %q", filename)
-	if filename == "" {
-		what = fmt.Sprintf("value %q", name)
-	}
 	buf, err := newBuffer()
 	if err != nil {
-		return fmt.Errorf("spoolhttp: spooling %s: %w", what, err)
+		return fmt.Errorf("spoolhttp: spooling %s: %w", partName(name, filename), err)
 	}
 	// In f at once, so that RemoveAll closes it whatever happens next.
 	fh := &FileHeader{Filename: filename, Header: h, buf: buf}
 	f.File[name] = append(f.File[name], fh)
 	if _, err := buf.Write(head); err != nil {
-		return fmt.Errorf("spoolhttp: spooling %s: %w", what, err)
+		return fmt.Errorf("spoolhttp: spooling %s: %w", partName(name, filename), err)
 	}
 	if _, err := buf.ReadFrom(fullReader{src}); err != nil {
-		return copyError(err, what)
+		return copyError(err, partName(name, filename))
 	}
 	if _, err := buf.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("spoolhttp: spooling %s: %w", what, err)
+		return fmt.Errorf("spoolhttp: spooling %s: %w", partName(name, filename), err)
 	}
 	fh.Size = buf.Size()
 	return nil

@@ -11,20 +11,27 @@ import (
 // A limitReader reads from a request body, or a part of one, while
 // counting the bytes it returns into *n, which several limitReaders may
 // share (the parts of one form). Once *n passes max (if max >= 0) it
-// returns tooLarge. It wraps every other error of r, io.EOF aside, in a
-// readError, so that callers can tell the request's errors from those of
-// the Buffer it is copied into.
+// returns an error wrapping ErrTooLarge that says what passed it
+// (exceeds: "body exceeds", "form contents exceed"), made only then. It
+// wraps every other error of r, io.EOF aside, in a readError, so that
+// callers can tell the request's errors from those of the Buffer it is
+// copied into.
 type limitReader struct {
-	r        io.Reader
-	n        *int64
-	max      int64 // -1: no limit
-	tooLarge error
+	r       io.Reader
+	n       *int64
+	max     int64 // -1: no limit
+	exceeds string
+}
+
+// tooLarge returns the error of a read past the limit.
+func (l *limitReader) tooLarge() error {
+	return fmt.Errorf("%w: %s %d bytes", ErrTooLarge, l.exceeds, l.max)
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
 	if l.max >= 0 {
 		if *l.n > l.max {
-			return 0, l.tooLarge
+			return 0, l.tooLarge()
 		}
 		// Read at most one byte past the limit: enough to see it passed.
 		if rem := l.max - *l.n; rem < int64(len(p)) {
@@ -34,7 +41,7 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
 	*l.n += int64(n)
 	if l.max >= 0 && *l.n > l.max {
-		return n, l.tooLarge
+		return n, l.tooLarge()
 	}
 	if err != nil && err != io.EOF {
 		err = &readError{err}
