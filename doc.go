@@ -193,7 +193,9 @@
 //     two chunks per CPU (GOMAXPROCS when NewManager ran) lent to WriteTo
 //     calls of buffers with data on disk that find no budget for a chunk,
 //     so that they read and check each block once;
-//   - per call in progress: a ReadFrom or WriteTo that finds no free
+//   - per call in progress: a write that hands a rollover or an eviction
+//     to the Manager's goroutines (offload.go) holds a record of about 128
+//     bytes until it is done, pooled; a ReadFrom or WriteTo that finds no free
 //     budget at all (ReadFrom first rolls other buffers over for it), nor
 //     for a WriteTo from disk a lent chunk, moves data through a 1 KiB
 //     spare slice; a read or rewrite of part of a spilled block reads
