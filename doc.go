@@ -194,7 +194,7 @@
 //     calls of buffers with data on disk that find no budget for a chunk,
 //     so that they read and check each block once;
 //   - per call in progress: a write that hands a rollover or an eviction
-//     to the Manager's goroutines (offload.go) holds a record of about 128
+//     to the Manager's goroutines (offload.go) holds a record of 112
 //     bytes until it is done, pooled; a ReadFrom or WriteTo that finds no free
 //     budget at all (ReadFrom first rolls other buffers over for it), nor
 //     for a WriteTo from disk a lent chunk, moves data through a 1 KiB
