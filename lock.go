@@ -160,7 +160,8 @@ package spool
 // writes it to disk under its lock; an eviction by another goroutine holds
 // the victim's lock for one chunk's write at a time and TryLocks it again
 // for the next, so that the victim's owner, when it comes back, waits for
-// one chunk at most and stops the eviction.
+// one chunk at most and stops the eviction; if that write panics, the
+// eviction releases the victim's lock as the panic passes.
 // WriteTo's zero-copy path (copyout.go) verifies each block under the
 // read lock, pins its extent, and releases the lock before the kernel
 // sends the block to a socket or file, so a slow or stalled peer holds up

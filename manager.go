@@ -433,7 +433,12 @@ func (m *Manager) freeMemory(done func() bool, self *store, limit float64, inclu
 // true and the error of a failed rollover.
 func (m *Manager) evict(v *store, done func() bool, events *[]SpillEvent) (satisfied bool, err error) {
 	var moved, size int64
-	hopped := false
+	hopped, held := false, false
+	defer func() {
+		if held { // spillChunk panicked: the victim's owner must not hang
+			v.mu.Unlock()
+		}
+	}()
 	for hops := 0; ; hops++ {
 		if !v.mu.TryLock() {
 			if hops == 0 {
@@ -445,10 +450,12 @@ func (m *Manager) evict(v *store, done func() bool, events *[]SpillEvent) (satis
 			v.mu.Unlock()
 			break
 		}
+		held = true
 		var n int64
 		n, err = v.spillChunk()
 		moved += n
 		size = v.size
+		held = false
 		v.mu.Unlock()
 		hopped = true
 		if err != nil {

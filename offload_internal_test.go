@@ -264,3 +264,45 @@ func workersRunning() int {
 	n := runtime.Stack(buf, true)
 	return strings.Count(string(buf[:n]), "spool.(*offloader).work")
 }
+
+// TestMakingClearedAfterPanic checks that a write whose eviction panics
+// (here, its victim's spill file) stops counting as making room, so that
+// its buffer is a candidate again and evictions are not offloaded for
+// want of the count coming down; and that the victim's lock is released,
+// so that the Manager still closes.
+func TestMakingClearedAfterPanic(t *testing.T) {
+	const cs = 4 << 10
+	m, fs := newWhereManager(t, 4*cs)
+	victim, err := m.NewBuffer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := victim.Write(make([]byte, 4*cs)); err != nil {
+		t.Fatal(err)
+	}
+	w, err := m.NewBuffer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.mu.Lock()
+	fs.panicWrites = true
+	fs.mu.Unlock()
+	func() {
+		defer func() {
+			if r := recover(); r != "whereFile: write" {
+				t.Errorf("recovered %v, want the spill file's panic", r)
+			}
+		}()
+		w.Write(make([]byte, cs))
+		t.Error("Write returned")
+	}()
+	fs.mu.Lock()
+	fs.panicWrites = false
+	fs.mu.Unlock()
+	if w.s.making.Load() || m.making.Load() != 0 {
+		t.Errorf("after the panic: buffer making %v, Manager making %d", w.s.making.Load(), m.making.Load())
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

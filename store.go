@@ -494,17 +494,26 @@ func (b *store) reserve(off, end int64) (lastSlot int, ok bool, err error) {
 		limit = density(b.m.freq.count(&b.freq), b.mem.Load()+need)
 	}
 	start := time.Now()
-	b.making.Store(true)
-	b.m.making.Add(1)
-	ev, ok := b.m.makeRoom(need, b, limit, true)
-	b.m.making.Add(-1)
-	b.making.Store(false)
+	ev, ok := b.makeRoom(need, limit)
 	b.m.waitNanos.Add(int64(time.Since(start)))
 	b.pending = append(b.pending, ev...)
 	if ok {
 		return lastSlot, true, nil
 	}
 	return 0, false, b.spill(SpillBudget)
+}
+
+// makeRoom is Manager.makeRoom for a write of b short of need bytes, with
+// b marked as making room (store.making, Manager.making) meanwhile, even
+// if makeRoom panics. b.mu is held for writing.
+func (b *store) makeRoom(need int64, limit float64) ([]SpillEvent, bool) {
+	b.making.Store(true)
+	b.m.making.Add(1)
+	defer func() {
+		b.m.making.Add(-1)
+		b.making.Store(false)
+	}()
+	return b.m.makeRoom(need, b, limit, true)
 }
 
 // memWrite copies p to [off, end) of a buffer without a file, whose memory
