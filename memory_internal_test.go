@@ -3,6 +3,7 @@ package spool
 import (
 	"slices"
 	"testing"
+	"unsafe"
 )
 
 // TestSizeClasses checks the classes of every chunk size: from minClass up
@@ -95,5 +96,22 @@ func TestFreeListsFollowDemand(t *testing.T) {
 	b.put(q)
 	if got := b.held.Load(); got != 4096 {
 		t.Errorf("held %d bytes with a slack of 4096", got)
+	}
+}
+
+// TestStoreSizeClass checks that a buffer's state stays within 288 bytes
+// on 64-bit systems, a size class of Go's allocator: the next is 320, and
+// a field added past it (store.making was, at first) costs 32 bytes per
+// buffer, 3 MiB at 100,000 blobs, outside the budget. A spill's state
+// stays within 112, for the same reason (the next class is 128).
+func TestStoreSizeClass(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("sizes checked on 64-bit systems")
+	}
+	if n := unsafe.Sizeof(store{}); n > 288 {
+		t.Errorf("store is %d bytes, past the 288-byte size class", n)
+	}
+	if n := unsafe.Sizeof(spill{}); n > 112 {
+		t.Errorf("spill is %d bytes, past the 112-byte size class", n)
 	}
 }

@@ -44,12 +44,6 @@ type spill struct {
 	// set while it holds any (store.holdsDisk).
 	live  int64
 	holds *atomic.Bool
-	// unsettled is set when a write freed an extent that it replaced;
-	// the write's entry point (WriteAt, writeSlot) settles the arena
-	// once it is done (settle), at a shallow depth: settling may punch
-	// the file, a deep call, which under writePart and moveAppend
-	// would grow the goroutine stack of a slow upload (doc.go).
-	unsettled bool
 }
 
 // addLive adds d to the bytes of data the spill holds, and the arena's,
@@ -137,21 +131,27 @@ func (sp *spill) WriteAt(p []byte, off int64) (n int, err error) {
 		// straight to writePart, past eachBlock's closure, whose frame
 		// would lie under every write to the file (goroutine stacks:
 		// doc.go).
+		old := sp.meta.extent(i)
 		if err = sp.writePart(i, lo, p, true); err == nil {
 			n = len(p)
 		}
-	} else {
-		n, err = sp.eachBlock(p, off, sp.writeGrowing)
+		sp.settleAfter(i, old)
+		return n, err
 	}
-	sp.settle()
+	n, err = sp.eachBlock(p, off, sp.writeGrowing)
+	sp.a.settle(sp.seg)
 	return n, err
 }
 
-// settle has the arena settle the spill's segment (arena.settle) if a
-// write freed extents since it last did.
-func (sp *spill) settle() {
-	if sp.unsettled {
-		sp.unsettled = false
+// settleAfter has the arena settle the spill's segment (arena.settle) if
+// the write just made to block i freed old, its extent before the write:
+// a write that does not append in place writes a new extent and frees the
+// old one. The writes settle here, at their entry point, rather than
+// where they free: settling may punch the file, a deep call, which under
+// writePart and moveAppend would grow the goroutine stack of a slow
+// upload (doc.go).
+func (sp *spill) settleAfter(i int64, old extent) {
+	if old != 0 && sp.meta.extent(i) != old {
 		sp.a.settle(sp.seg)
 	}
 }
@@ -163,8 +163,10 @@ func (sp *spill) writeSlot(p []byte, off int64) error {
 	if len(p) == 0 {
 		return nil
 	}
-	err := sp.writePart(off/sp.a.cs, 0, p, false) // a slot is one block
-	sp.settle()
+	i := off / sp.a.cs // a slot is one block
+	old := sp.meta.extent(i)
+	err := sp.writePart(i, 0, p, false)
+	sp.settleAfter(i, old)
 	return err
 }
 
@@ -273,8 +275,7 @@ func (sp *spill) moveAppend(i int64, m *blockMeta, seg []byte, room int) error {
 	}
 	next := blockMeta{ext: ext, n: m.n + uint32(len(seg)), sum: crc64nvme.Update(m.sum, seg)}
 	next.valid = next.n
-	a.free(m.ext)
-	sp.unsettled = true
+	a.free(m.ext) // WriteAt settles
 	sp.addLive(int64(len(seg)))
 	sp.meta.set(i, next)
 	return nil
@@ -315,8 +316,7 @@ func (sp *spill) writeBlock(i int64, oldExt extent, oldN uint32, p []byte, room 
 		return err
 	}
 	if oldExt != 0 {
-		a.free(oldExt)
-		sp.unsettled = true
+		a.free(oldExt) // WriteAt or writeSlot settles
 	}
 	sp.addLive(int64(len(p)) - int64(oldN))
 	sp.meta.set(i, next)
