@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -2228,11 +2229,17 @@ func TestParentMainShrink(t *testing.T) {
 	if code := parentMain(cfg, &out, &errs); code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errs.String())
 	}
-	for _, want := range []string{"| implementation | writes |", "| p99.9 ÷ os.CreateTemp |", "Lock contention", "| on spool's store lock |", "| os.CreateTemp  |           0 |",
+	for _, want := range []string{"| implementation | writes |", "| p99.9 ÷ os.CreateTemp |", "Lock contention", "| on spool's store lock |",
 		"spool's p99.9 write latency <= 2x a temp file per upload's: "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("no %q in the report:\n%s", want, out.String())
 		}
+	}
+	// The temporary file's row of the contention table: no spool lock.
+	// Its count is not checked: the harness's own mutex may be contended
+	// on a loaded machine (it was, once, in CI).
+	if !regexp.MustCompile(`\| os\.CreateTemp  \| +\d+ \| +[^|]+ \| +– \| +– \|`).MatchString(out.String()) {
+		t.Errorf("no contention row for os.CreateTemp without spool's locks in the report:\n%s", out.String())
 	}
 	// The only target not measured: no per-buffer spool ran.
 	if strings.Count(out.String(), "n/a") != 1 || strings.Contains(out.String(), "NOTE") {
