@@ -60,10 +60,6 @@ type sealMeta struct {
 	tag [16]byte
 }
 
-// extent returns the extent of block i, 0 for a hole: get's first field,
-// without the rest of blockMeta.
-func (t *blockTable) extent(i int64) extent { return t.base.get(i).w.extent(t.seg) }
-
 func (t *blockTable) get(i int64) blockMeta {
 	b := t.base.get(i)
 	n := b.w.n()

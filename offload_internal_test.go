@@ -69,6 +69,26 @@ func newWhereManager(t *testing.T, budget int64) (*Manager, *whereFS) {
 	return m, fs
 }
 
+// writtenBuffer returns a new Buffer of m holding n zero bytes.
+func writtenBuffer(t *testing.T, m *Manager, n int) *Buffer {
+	t.Helper()
+	b, err := m.NewBuffer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Write(make([]byte, n)); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// setPanic sets whether the files' writes panic.
+func (fs *whereFS) setPanic(on bool) {
+	fs.mu.Lock()
+	fs.panicWrites = on
+	fs.mu.Unlock()
+}
+
 func allEqual(got []bool, want bool) bool {
 	for _, g := range got {
 		if g != want {
@@ -120,13 +140,7 @@ func TestEvictionOffloadedUnderPressure(t *testing.T) {
 	for _, busy := range []bool{false, true} {
 		const cs = 4 << 10
 		m, fs := newWhereManager(t, 4*cs)
-		victim, err := m.NewBuffer()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := victim.Write(make([]byte, 4*cs)); err != nil { // the whole budget
-			t.Fatal(err)
-		}
+		victim := writtenBuffer(t, m, 4*cs) // the whole budget
 		w, err := m.NewBuffer()
 		if err != nil {
 			t.Fatal(err)
@@ -157,16 +171,8 @@ func TestEvictionOffloadedUnderPressure(t *testing.T) {
 // deferred recover meaningful, and that the Manager still closes.
 func TestOffloadedPanicReachesCaller(t *testing.T) {
 	m, fs := newWhereManager(t, 64<<10)
-	b, err := m.NewBuffer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Write(make([]byte, 8<<10)); err != nil {
-		t.Fatal(err)
-	}
-	fs.mu.Lock()
-	fs.panicWrites = true
-	fs.mu.Unlock()
+	b := writtenBuffer(t, m, 8<<10)
+	fs.setPanic(true)
 	func() {
 		defer func() {
 			if r := recover(); r != "whereFile: write" {
@@ -176,9 +182,7 @@ func TestOffloadedPanicReachesCaller(t *testing.T) {
 		b.Rollover()
 		t.Error("Rollover returned")
 	}()
-	fs.mu.Lock()
-	fs.panicWrites = false
-	fs.mu.Unlock()
+	fs.setPanic(false)
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -192,14 +196,7 @@ func TestOffloaderStops(t *testing.T) {
 	m, _ := newWhereManager(t, 64<<10)
 	var bufs []*Buffer
 	for range 3 {
-		b, err := m.NewBuffer()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := b.Write(make([]byte, 8<<10)); err != nil {
-			t.Fatal(err)
-		}
-		bufs = append(bufs, b)
+		bufs = append(bufs, writtenBuffer(t, m, 8<<10))
 	}
 	var wg sync.WaitGroup
 	for _, b := range bufs {
@@ -228,13 +225,7 @@ func TestOffloaderStops(t *testing.T) {
 	// buffer might: the store is set up by hand, since the Buffer's
 	// methods return ErrClosed.
 	m2, fs2 := newWhereManager(t, 64<<10)
-	b, err := m2.NewBuffer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Write(make([]byte, 8<<10)); err != nil {
-		t.Fatal(err)
-	}
+	b := writtenBuffer(t, m2, 8<<10)
 	m2.off.close()
 	done := make(chan error, 1)
 	go func() {
@@ -273,20 +264,12 @@ func workersRunning() int {
 func TestMakingClearedAfterPanic(t *testing.T) {
 	const cs = 4 << 10
 	m, fs := newWhereManager(t, 4*cs)
-	victim, err := m.NewBuffer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := victim.Write(make([]byte, 4*cs)); err != nil {
-		t.Fatal(err)
-	}
+	writtenBuffer(t, m, 4*cs) // the victim: the whole budget
 	w, err := m.NewBuffer()
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs.mu.Lock()
-	fs.panicWrites = true
-	fs.mu.Unlock()
+	fs.setPanic(true)
 	func() {
 		defer func() {
 			if r := recover(); r != "whereFile: write" {
@@ -296,9 +279,7 @@ func TestMakingClearedAfterPanic(t *testing.T) {
 		w.Write(make([]byte, cs))
 		t.Error("Write returned")
 	}()
-	fs.mu.Lock()
-	fs.panicWrites = false
-	fs.mu.Unlock()
+	fs.setPanic(false)
 	if w.s.making.Load() || m.making.Load() != 0 {
 		t.Errorf("after the panic: buffer making %v, Manager making %d", w.s.making.Load(), m.making.Load())
 	}

@@ -131,29 +131,19 @@ func (sp *spill) WriteAt(p []byte, off int64) (n int, err error) {
 		// straight to writePart, past eachBlock's closure, whose frame
 		// would lie under every write to the file (goroutine stacks:
 		// doc.go).
-		old := sp.meta.extent(i)
-		if err = sp.writePart(i, lo, p, true); err == nil {
+		var freed bool
+		freed, err = sp.writePart(i, lo, p, true)
+		if err == nil {
 			n = len(p)
 		}
-		sp.settleAfter(i, old)
+		if freed {
+			sp.a.settle(sp.seg)
+		}
 		return n, err
 	}
 	n, err = sp.eachBlock(p, off, sp.writeGrowing)
 	sp.a.settle(sp.seg)
 	return n, err
-}
-
-// settleAfter has the arena settle the spill's segment (arena.settle) if
-// the write just made to block i freed old, its extent before the write:
-// a write that does not append in place writes a new extent and frees the
-// old one. The writes settle here, at their entry point, rather than
-// where they free: settling may punch the file, a deep call, which under
-// writePart and moveAppend would grow the goroutine stack of a slow
-// upload (doc.go).
-func (sp *spill) settleAfter(i int64, old extent) {
-	if old != 0 && sp.meta.extent(i) != old {
-		sp.a.settle(sp.seg)
-	}
 }
 
 // writeSlot makes p the whole content of the block at off (a multiple of
@@ -163,15 +153,16 @@ func (sp *spill) writeSlot(p []byte, off int64) error {
 	if len(p) == 0 {
 		return nil
 	}
-	i := off / sp.a.cs // a slot is one block
-	old := sp.meta.extent(i)
-	err := sp.writePart(i, 0, p, false)
-	sp.settleAfter(i, old)
+	freed, err := sp.writePart(off/sp.a.cs, 0, p, false) // a slot is one block
+	if freed {
+		sp.a.settle(sp.seg)
+	}
 	return err
 }
 
 func (sp *spill) writeGrowing(i int64, lo int, seg []byte) error {
-	return sp.writePart(i, lo, seg, true)
+	_, err := sp.writePart(i, lo, seg, true)
+	return err
 }
 
 // writePart writes seg at lo in block i: after the block's bytes if it
@@ -184,22 +175,29 @@ func (sp *spill) writeGrowing(i int64, lo int, seg []byte) error {
 // buffer spends stays within whole blocks, as its reservation counted,
 // rather than leaving the extents it grew out of to the shared budget.
 //
-// Every write to the file passes through here: the block's metadata goes
-// to the calls below by pointer, and the merge has a function of its own,
-// so that this frame stays small (goroutine stacks: doc.go).
-func (sp *spill) writePart(i int64, lo int, seg []byte, grow bool) error {
+// It reports whether it freed the block's former extent, having written
+// a new one: the caller then settles the arena (arena.settle), at the
+// write's entry point rather than here, since settling may punch the
+// file, a deep call. Every write to the file passes through here: the
+// block's metadata goes to the calls below by pointer, and the merge has
+// a function of its own, so that this frame stays small (goroutine
+// stacks: doc.go).
+func (sp *spill) writePart(i int64, lo int, seg []byte, grow bool) (freed bool, err error) {
 	m := sp.meta.get(i)
 	hi := lo + len(seg)
 	appending := m.n > 0 && lo == int(m.n) && m.valid == m.n && sp.seal == nil
 	switch {
 	case appending && int64(hi) <= sp.a.size(m.ext):
-		return sp.appendBlock(i, &m, seg)
+		return false, sp.appendBlock(i, &m, seg)
 	case lo == 0 && hi >= int(m.valid):
-		return sp.writeBlock(i, m.ext, m.n, seg, sp.room(len(seg), grow))
+		err = sp.writeBlock(i, m.ext, m.n, seg, sp.room(len(seg), grow))
 	case appending && sp.a.canMove(sp.seg):
-		return sp.moveAppend(i, &m, seg, sp.room(hi, grow))
+		err = sp.moveAppend(i, &m, seg, sp.room(hi, grow))
+	default:
+		err = sp.mergeBlock(i, &m, lo, seg, grow)
 	}
-	return sp.mergeBlock(i, &m, lo, seg, grow)
+	// A write that fails leaves the block, and its extent, as they were.
+	return err == nil && m.ext != 0, err
 }
 
 // room returns the bytes of extent that writePart gives a block of n bytes.
@@ -275,7 +273,7 @@ func (sp *spill) moveAppend(i int64, m *blockMeta, seg []byte, room int) error {
 	}
 	next := blockMeta{ext: ext, n: m.n + uint32(len(seg)), sum: crc64nvme.Update(m.sum, seg)}
 	next.valid = next.n
-	a.free(m.ext) // WriteAt settles
+	a.free(m.ext) // the write's entry point settles (writePart)
 	sp.addLive(int64(len(seg)))
 	sp.meta.set(i, next)
 	return nil
@@ -316,7 +314,7 @@ func (sp *spill) writeBlock(i int64, oldExt extent, oldN uint32, p []byte, room 
 		return err
 	}
 	if oldExt != 0 {
-		a.free(oldExt) // WriteAt or writeSlot settles
+		a.free(oldExt) // the write's entry point settles (writePart)
 	}
 	sp.addLive(int64(len(p)) - int64(oldN))
 	sp.meta.set(i, next)
