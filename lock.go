@@ -45,7 +45,10 @@ package spool
 //  5. segment.mu (sync.Mutex), one per segment file of the spill arena
 //     (arena.go), guards that segment's frames: which extents are taken,
 //     which granules are charged to the disk budget, its slack count, and
-//     the pins of extents a zero-copy send is reading. It is a leaf: it is
+//     the pins of extents a zero-copy send is reading. It is always taken
+//     through segment.lock, which tries it for about 2 µs before it waits
+//     (a writer parked on it waits for a CPU behind every other writer
+//     once woken: see segment.lock). It is a leaf: it is
 //     taken while holding a store.mu (a buffer's writes, Truncate and
 //     Close allocate and free extents) or with no spool lock held (the end
 //     of a zero-copy send, Manager.Close), and while holding it code takes
