@@ -498,7 +498,7 @@ func (m *Manager) SetMemoryBudget(n int64) error {
 	var events []SpillEvent
 	done := func() bool { return b.owing() == 0 }
 	for owed := b.owing(); owed > 0; {
-		ev, _ := m.freeMemory(done, nil, math.Inf(1), true)
+		ev, _ := m.freeMemory(done, nil, math.Inf(1), true, false)
 		events = append(events, ev...)
 		now := b.owing()
 		if now >= owed {

@@ -48,7 +48,8 @@
 // spilled buffer that has become hot comes back into memory (promotion)
 // when ristretto's TinyLFU admission finds it worth more than what it
 // would displace and the budget has room, or can make room by rolling over
-// buffers colder than it. Promotion runs on a goroutine of the Manager and
+// buffers colder than it, each entirely (a write short of memory rolls a
+// victim over only as far as it needs). Promotion runs on a goroutine of the Manager and
 // never makes a reader wait; a read from disk offers its buffer, and
 // while offers pile up faster than promotions, the densest offered buffer
 // (reads per byte) is promoted first. Options.DisablePromotion turns it

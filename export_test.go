@@ -276,7 +276,7 @@ func ForceEvict(b *Buffer) {
 		// buffer frees that much, so every one of them is tried. If that
 		// worked, the budget taken is given back.
 		need := s.m.budget.size.Load() - s.mem.Load()
-		ev, ok := s.m.makeRoom(need, s, math.Inf(1), true)
+		ev, ok := s.m.makeRoom(need, s, math.Inf(1), true, false)
 		if ok {
 			s.m.budget.release(need)
 		}
@@ -459,7 +459,7 @@ func FreeChunkBytes(m *Manager) int64 { return m.mem.chunks.Load() }
 // it returns the bytes moved and whether done reported true.
 func Evict(b *Buffer, done func() bool) (int64, bool) {
 	var events []SpillEvent
-	ok, _ := b.s.m.evict(b.s, done, &events)
+	ok, _ := b.s.m.evict(b.s, done, &events, false)
 	b.s.m.deliver(events)
 	var moved int64
 	for _, ev := range events {

@@ -54,7 +54,8 @@ type offloader struct {
 }
 
 // An offloadCall is one call handed to a worker, with its results: an
-// eviction of v until until reports true (Manager.evict), or, if v is nil,
+// eviction of v until until reports true, of all of v if whole
+// (Manager.evict), or, if v is nil,
 // a rollover of b for the reason why (store.rollover). It is typed rather
 // than a closure, which would put the caller's variables on the heap at
 // every call of freeMemory, offloaded or not.
@@ -66,6 +67,7 @@ type offloadCall struct {
 
 	events    []SpillEvent // the eviction's, if any: its spill event
 	satisfied bool
+	whole     bool
 	err       error
 	panic     any // what the call panicked with, re-raised by the caller
 	// done is done once the call is made. A WaitGroup, not a channel:
@@ -74,11 +76,11 @@ type offloadCall struct {
 	done sync.WaitGroup
 }
 
-// evict calls m.evict(v, until, events) on one of the offloader's
+// evict calls m.evict(v, until, events, whole) on one of the offloader's
 // goroutines.
-func (o *offloader) evict(v *store, until func() bool, events *[]SpillEvent) (bool, error) {
+func (o *offloader) evict(v *store, until func() bool, events *[]SpillEvent, whole bool) (bool, error) {
 	c := o.calls.Get().(*offloadCall)
-	c.v, c.until, c.events = v, until, c.events[:0]
+	c.v, c.until, c.events, c.whole = v, until, c.events[:0], whole
 	o.run(c)
 	*events = append(*events, c.events...)
 	satisfied, err := c.satisfied, c.err
@@ -101,7 +103,7 @@ func (o *offloader) rollover(b *store, why SpillReason) error {
 func (o *offloader) release(c *offloadCall) {
 	p := c.panic
 	c.v, c.until, c.b, c.why = nil, nil, nil, 0
-	c.events, c.satisfied, c.err, c.panic = c.events[:0], false, nil, nil
+	c.events, c.satisfied, c.whole, c.err, c.panic = c.events[:0], false, false, nil, nil
 	o.calls.Put(c)
 	if p != nil {
 		panic(p)
@@ -168,7 +170,7 @@ func (o *offloader) call(c *offloadCall) {
 		c.done.Done()
 	}()
 	if c.v != nil {
-		c.satisfied, c.err = c.v.m.evict(c.v, c.until, &c.events)
+		c.satisfied, c.err = c.v.m.evict(c.v, c.until, &c.events, c.whole)
 	} else {
 		c.err = c.b.rollover(c.why)
 	}

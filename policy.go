@@ -32,7 +32,7 @@ const (
 	// flush the hot set. Hot spilled buffers come back into memory
 	// (promotion; see Options.DisablePromotion) when ristretto's TinyLFU
 	// admits them and the budget has room, or can make room by rolling
-	// over colder buffers.
+	// over colder buffers, each entirely.
 	LeastFrequentlyUsed
 )
 

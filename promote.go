@@ -244,7 +244,7 @@ func (m *Manager) promote(s *store) {
 		// and out for nothing.
 		var got bool
 		// s itself is never a victim: partly resident, it holds memory.
-		ev, got = m.makeRoom(need, s, score/promoteMargin, false)
+		ev, got = m.makeRoom(need, s, score/promoteMargin, false, true)
 		if !got {
 			m.promoteNoRoom.Add(1)
 			m.adm.forget(s.id)

@@ -131,7 +131,7 @@ func TestPromotePartlyResident(t *testing.T) {
 	}
 	s := b.s
 	// Roll one slot over, as an eviction whose writer needed one chunk.
-	if satisfied, err := m.evict(s, func() bool { return true }, new([]SpillEvent)); err != nil || !satisfied {
+	if satisfied, err := m.evict(s, func() bool { return true }, new([]SpillEvent), false); err != nil || !satisfied {
 		t.Fatalf("evict: satisfied %v, err %v", satisfied, err)
 	}
 	if !b.OnDisk() || s.mem.Load() == 0 {
@@ -183,7 +183,7 @@ func TestPromoteNotItsOwnVictim(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := b.s
-	if _, err := m.evict(s, func() bool { return true }, new([]SpillEvent)); err != nil { // slot 0 on disk
+	if _, err := m.evict(s, func() bool { return true }, new([]SpillEvent), false); err != nil { // slot 0 on disk
 		t.Fatal(err)
 	}
 	for range 6 { // the budget is full: 2 + 6 chunks
@@ -233,4 +233,56 @@ func promoteByHand(t *testing.T, budget int64) (*Manager, *Buffer) {
 	}
 	t.Cleanup(func() { b.Close() })
 	return m, b
+}
+
+// TestPromoteRollsVictimsOverWhole checks that the room a promotion makes
+// is made by rolling its victims over entirely: a victim left partly in
+// memory would hold memory that serves no read of it whole. A write short
+// of memory rolls over only what it needs (TestPromotePartlyResident
+// makes such a buffer by hand).
+func TestPromoteRollsVictimsOverWhole(t *testing.T) {
+	const cs = 64 << 10
+	m, b := promoteByHand(t, 8*cs)
+	if _, err := b.Write(make([]byte, 2*cs)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Rollover(); err != nil {
+		t.Fatal(err)
+	}
+	var cold []*Buffer // the budget full: two cold buffers of 4 chunks
+	for range 2 {
+		o, err := m.NewBuffer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		if _, err := o.Write(make([]byte, 4*cs)); err != nil {
+			t.Fatal(err)
+		}
+		cold = append(cold, o)
+	}
+	full := cold[0].s.mem.Load()
+	for range 100 {
+		if _, err := b.ReadAt(make([]byte, 1), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.promote(b.s)
+	if b.OnDisk() {
+		st := m.Stats()
+		t.Fatalf("not promoted (promotions %d, rejected %d, no room %d)", st.Promotions, st.PromotionsRejected, st.PromotionsNoRoom)
+	}
+	wholly := 0
+	for i, o := range cold {
+		switch mem := o.s.mem.Load(); mem {
+		case 0:
+			wholly++
+		case full:
+		default:
+			t.Errorf("victim %d left partly in memory: %d of %d bytes", i, mem, full)
+		}
+	}
+	if wholly != 1 {
+		t.Errorf("%d victims rolled over, want 1 (2 chunks needed, 4 in each)", wholly)
+	}
 }

@@ -80,7 +80,7 @@ func (b *store) takeStage(size int) (stage, bool) {
 		limit = density(m.freq.count(&b.freq), b.mem.Load()+int64(size))
 	}
 	start := time.Now()
-	ev, ok := m.makeRoom(int64(size), b, limit, true)
+	ev, ok := m.makeRoom(int64(size), b, limit, true, false)
 	m.waitNanos.Add(int64(time.Since(start)))
 	m.deliver(ev)
 	if !ok {

@@ -516,7 +516,7 @@ func (b *store) makeRoom(need int64, limit float64) ([]SpillEvent, bool) {
 		b.m.making.Add(-1)
 		b.making.Store(false)
 	}()
-	return b.m.makeRoom(need, b, limit, true)
+	return b.m.makeRoom(need, b, limit, true, false)
 }
 
 // memWrite copies p to [off, end) of a buffer without a file, whose memory
