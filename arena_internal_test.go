@@ -1461,3 +1461,52 @@ func TestSegmentLockExcludes(t *testing.T) {
 		t.Fatalf("count %d, want %d", n, goroutines*rounds)
 	}
 }
+
+// TestArenaReclaimLooksAgain checks that reclaim, which finds the slack
+// runs and marks them in two passes over the frames, each releasing the
+// segment's lock every reclaimSlice frames, marks only what is still slack
+// when it marks: granules allocated in between are neither punched out
+// (their bytes read back) nor uncharged.
+func TestArenaReclaimLooksAgain(t *testing.T) {
+	a, s := testArenaCS(t, osFS{}, 64<<10, 0)
+	needPunch(t, s)
+	full := a.classOf(64 << 10)
+	frames := 2*reclaimSlice + 10
+	e := make([]extent, 3*frames)
+	for i := range e {
+		e[i] = mustAlloc(t, a, s, full)
+	}
+	for f := range frames { // 64 KiB of slack in each frame, none emptied
+		a.free(e[3*f])
+	}
+	runs, found := s.slackRuns(nil)
+	if len(runs) != frames || found != int64(frames)<<16 {
+		t.Fatalf("found %d runs, %d bytes; want %d, %d", len(runs), found, frames, int64(frames)<<16)
+	}
+	// In between, five of those slots are taken again, and written.
+	const again = 5
+	var taken [again]extent
+	for i := range taken {
+		taken[i] = mustAlloc(t, a, s, full)
+		if err := a.writeAt(taken[i], 0, bytes.Repeat([]byte{byte(0xa0 + i)}, 64<<10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := holes{s: s}
+	if marked := s.markRuns(&h, runs); marked != int64(frames-again)<<16 {
+		t.Fatalf("marked %d bytes, want %d", marked, int64(frames-again)<<16)
+	}
+	if err := h.punch(); err != nil {
+		t.Fatal(err)
+	}
+	wantDisk(t, a, int64(3*frames-(frames-again))<<16, 0)
+	for i, x := range taken {
+		p := make([]byte, 64<<10)
+		if err := a.readAt(x, p); err != nil {
+			t.Fatal(err)
+		}
+		if j := slices.IndexFunc(p, func(c byte) bool { return c != byte(0xa0+i) }); j >= 0 {
+			t.Fatalf("extent taken in between, at %d: byte %d is %#x after the reclaim", x.offset(), j, p[j])
+		}
+	}
+}

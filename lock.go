@@ -54,7 +54,10 @@ package spool
 //     of a zero-copy send, Manager.Close), and while holding it code takes
 //     no other lock but arena.landMu (a leaf, to count a punch or cut in
 //     flight: arena.fly); the disk budget is charged under it by an atomic
-//     compare-and-swap, which never waits. It is held for no I/O, not even
+//     compare-and-swap, which never waits. It is held for no allocation
+//     (growFrames allocates with it released), for no pass over all the
+//     frames (a reclaim looks at reclaimSlice of them per hold, and checks
+//     again what it found before it marks), and for no I/O, not even
 //     the fallocate and ftruncate calls that give space back (punching out
 //     or cutting off frames that have just become free, punching out slack:
 //     freed granules that no extent occupies): those are decided and
