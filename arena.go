@@ -645,8 +645,8 @@ const segmentSpins = 2000
 // ms at segment.alloc for writers that held the lock while they waited to
 // run. The mutex is held for no I/O, for well under a microsecond but for
 // settle and reclaim, so trying for about 2 µs nearly always gets it.
-// Measured (README, the uploads scenario): p99.9 medians of 1.67-1.88×
-// the temporary file's against 1.84-2.06× without the spinning, in five
+// Measured (README, the uploads scenario): p99.9 medians of 1.67-1.97×
+// the temporary file's against 1.84-2.37× without the tries, in seven
 // sets of 8 alternating runs.
 func (s *segment) lock() {
 	if s.mu.TryLock() {
