@@ -78,6 +78,9 @@ type arena struct {
 	classes      []int64 // extent sizes, ascending; the last is cs
 	gran         int64   // bytes of a granule: max(4 KiB, cs/64)
 	grans        int     // granules in a frame: frame/gran, at most 192
+	// spins is how many times segment.lock tries a segment's mutex
+	// before it waits (spinsFor).
+	spins int
 
 	// segs[i] is segment i once created (lazily, under mu); read without
 	// mu. mu also guards closed.
@@ -150,6 +153,7 @@ func newArena(dir, pattern string, fs fileSystem, disk *diskBudget, cs int64, ma
 		segs: make([]atomic.Pointer[segment], maxFiles),
 	}
 	a.grans = int(a.frame / a.gran)
+	a.spins = spinsFor()
 	a.scratch.New = func() any {
 		b := make([]byte, cs+16+sideSize)
 		return &b
@@ -580,7 +584,7 @@ type segment struct {
 
 	// mu guards the frames and the fields below. It is a leaf, and held
 	// for no I/O: see lock.go.
-	mu sync.Mutex
+	mu spinMutex
 	// frames[i] describes bytes [i·frame, (i+1)·frame) of the file; the
 	// file holds nothing past the last frame.
 	frames []frameState
@@ -626,41 +630,14 @@ type segment struct {
 	tainted map[int64]bool
 }
 
-// segmentSpins is how many times lock tries s.mu before it waits on it:
-// about 2 µs on the project's machine, longer than the mutex is held
-// but for a settle's or reclaim's pass over the frames.
-const segmentSpins = 2000
+// lock takes s.mu (see spinMutex: in execution traces of the bench's
+// uploads scenario, the writes slowest to return waited 1-5 ms at
+// segment.alloc for writers that held it while they waited to run).
+func (s *segment) lock() { s.mu.lock(s.a.spins) }
 
-// lock takes s.mu. If it is held, and another CPU may be running its
-// holder, it tries again for a while before it waits, because waiting is
-// what makes the tail of the writes. sync.Mutex parks a goroutine that
-// finds it held at once when other goroutines are ready to run (it only
-// spins when its CPU has nothing else to do), and a goroutine parked, once
-// woken, waits for a CPU behind all those others: milliseconds with
-// hundreds of writers on a few CPUs. Worse, a waiter that waited over a
-// millisecond turns the mutex over to direct handoff, so that the lock
-// belongs to a goroutine that is not running and every writer that comes
-// queues behind it, each in turn waiting for a CPU: in execution traces of
-// the bench's uploads scenario, the writes slowest to return waited 1-5
-// ms at segment.alloc for writers that held the lock while they waited to
-// run. The mutex is held for no I/O, for well under a microsecond but for
-// settle and reclaim, so trying for about 2 µs nearly always gets it.
-// Measured (README, the uploads scenario): p99.9 medians of 1.67-1.97×
-// the temporary file's against 1.84-2.37× without the tries, in seven
-// sets of 8 alternating runs.
-func (s *segment) lock() {
-	if s.mu.TryLock() {
-		return
-	}
-	if runtime.GOMAXPROCS(0) > 1 { // else the holder cannot be running
-		for range segmentSpins {
-			if s.mu.TryLock() {
-				return
-			}
-		}
-	}
-	s.mu.Lock()
-}
+// relock releases s.mu and takes it again, between the slices of a long
+// pass over the frames (spinMutex.relock).
+func (s *segment) relock() { s.mu.relock(s.a.spins) }
 
 // pin marks the extent at off as read by a send.
 func (s *segment) pin(off int64) {
@@ -894,9 +871,9 @@ func (s *segment) alloc(c int, credit *int64) (int64, <-chan struct{}, error) {
 // array with s.mu released: an allocation may have to help the garbage
 // collector for as long as its size asks (the array of a segment of 1,000
 // frames is 80 KB), and every writer that needs an extent of the segment
-// would wait for it meanwhile (see segment.lock); nothing on the write
-// path allocates with a shared lock held. s.mu is held on entry and on
-// return, and anything may have changed in between.
+// would wait for it meanwhile (see segment.lock): the largest allocation
+// that would be made under s.mu is made with it released. s.mu is held on
+// entry and on return, and anything may have changed in between.
 func (s *segment) growFrames() {
 	want := max(64, 2*cap(s.frames))
 	s.mu.Unlock()
@@ -1256,6 +1233,9 @@ func (s *segment) reclaim(target int64) (int64, error) {
 	buf := runsPool.Get().(*[][2]int)
 	defer runsPool.Put(buf)
 	runs, found := s.slackRuns((*buf)[:0])
+	if len(runs) == 0 {
+		return 0, nil
+	}
 	if target < found {
 		// The largest first, then back in file order for markRuns.
 		slices.SortFunc(runs, func(x, y [2]int) int { return (y[1] - y[0]) - (x[1] - x[0]) })
@@ -1285,7 +1265,7 @@ func (s *segment) reclaim(target int64) (int64, error) {
 const reclaimSlice = 64
 
 // slackRuns appends to runs the runs of adjacent slack granules of the
-// segment (granules [from, to)), in file order, and returns them with
+// segment (each the granules [from, to)), in file order, and returns them with
 // their bytes in all. It releases s.mu every reclaimSlice frames, so the
 // runs may be out of date when it returns.
 func (s *segment) slackRuns(runs [][2]int) ([][2]int, int64) {
@@ -1294,8 +1274,7 @@ func (s *segment) slackRuns(runs [][2]int) ([][2]int, int64) {
 	s.lock()
 	for i := 0; i < len(s.frames) && s.slack > 0; i++ {
 		if i > 0 && i%reclaimSlice == 0 {
-			s.mu.Unlock()
-			s.lock()
+			s.relock()
 			if i >= len(s.frames) {
 				break // cut off meanwhile
 			}
@@ -1334,8 +1313,7 @@ func (s *segment) markRuns(h *holes, runs [][2]int) int64 {
 			}
 			if seen++; seen > reclaimSlice {
 				seen = 0
-				s.mu.Unlock()
-				s.lock()
+				s.relock()
 				continue // look again
 			}
 			end := min(r[1]-i*G, G)

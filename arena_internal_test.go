@@ -1428,12 +1428,12 @@ func TestArenaReclaimLargestRunsFirst(t *testing.T) {
 	wantDisk(t, a, 48<<16-24<<16, 0)
 }
 
-// TestSegmentLockExcludes checks that segment.lock gives the mutex to one
+// TestSegmentLockExcludes checks that segment.lock (a spinMutex) gives the mutex to one
 // goroutine at a time, whether it takes it at once, while trying, or after
 // waiting for a holder that keeps it past the tries (one goroutine yields
 // its CPU while holding it).
 func TestSegmentLockExcludes(t *testing.T) {
-	s := new(segment)
+	s := &segment{a: &arena{spins: lockSpins}}
 	const goroutines, rounds = 8, 2000
 	var inside atomic.Int32
 	n := 0 // guarded by s.mu: the race detector sees any overlap

@@ -437,12 +437,19 @@ func (m *Manager) freeMemory(done func() bool, self *store, limit float64, inclu
 // true or v holds no memory, taking v's lock (with TryLock: it is never
 // the caller's) for one chunk's write at a time, so that v's owner, if it
 // comes back, waits for one chunk at most, and then keeps v: evict stops
-// at the first TryLock that fails. It appends to *events the spill event
-// of what it moved, if it took v's lock, and returns whether done reported
-// true and the error of a failed rollover.
+// at the first TryLock that fails. If whole is set, and v holds at most
+// wholeVictimShare of the budget, done is asked only once v holds no
+// memory, or evict stops short of that (v busy, closed, or a failed
+// rollover). It appends to *events the spill event of what it moved, if
+// it took v's lock, and returns whether done reported true and the error
+// of a failed rollover.
 func (m *Manager) evict(v *store, done func() bool, events *[]SpillEvent, whole bool) (satisfied bool, err error) {
 	var moved, size int64
 	hopped, held := false, false
+	// A victim that holds much of the budget is rolled over only as far
+	// as needed even then: a promotion of 64 KiB would otherwise write
+	// out a whole cold buffer of any size before it could go on.
+	whole = whole && v.mem.Load() <= m.budget.size.Load()/wholeVictimShare
 	defer func() {
 		if held { // spillChunk panicked: the victim's owner must not hang
 			v.mu.Unlock()
@@ -453,10 +460,12 @@ func (m *Manager) evict(v *store, done func() bool, events *[]SpillEvent, whole 
 			if hops == 0 {
 				m.skippedBusy.Add(1)
 			}
+			satisfied = whole && hopped && done()
 			break
 		}
 		if v.closed || v.mem.Load() <= 0 {
 			v.mu.Unlock()
+			satisfied = whole && hopped && done()
 			break
 		}
 		held = true
@@ -486,6 +495,10 @@ func (m *Manager) evict(v *store, done func() bool, events *[]SpillEvent, whole 
 	}
 	return satisfied, err
 }
+
+// wholeVictimShare: evict rolls a victim over whole, when asked to, only
+// if it holds at most 1/wholeVictimShare of the budget.
+const wholeVictimShare = 16
 
 // appendEvicted appends to *events the event of an eviction of v. It is a
 // call of its own, given the event's fields, so that the frames of evict
