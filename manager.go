@@ -369,8 +369,9 @@ func (m *Manager) makeRoom(need int64, self *store, limit float64, inclusive, wh
 // A victim is rolled over a chunk at a time (evict), and only as far as
 // done needs: its owner never waits for more than one chunk's write, and
 // the writer short of memory writes no more than it needs. If whole is
-// set, each victim is rolled over entirely before done is asked: that is
-// for promotions (promote.go), which no writer waits for. A victim that a
+// set, each victim that holds at most 1/wholeVictimShare of the budget is
+// rolled over entirely before done is asked (evict): that is for
+// promotions (promote.go), which no writer waits for. A victim that a
 // promotion left partly in memory held memory that served no read of it
 // whole, until its own promotion moved it back, rolling others over
 // partly in turn (measured in the bench's cache scenario, 5 alternating
