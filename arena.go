@@ -871,8 +871,8 @@ func (s *segment) alloc(c int, credit *int64) (int64, <-chan struct{}, error) {
 // array with s.mu released: an allocation may have to help the garbage
 // collector for as long as its size asks (the array of a segment of 1,000
 // frames is 80 KB), and every writer that needs an extent of the segment
-// would wait for it meanwhile (see segment.lock): the largest allocation
-// that would be made under s.mu is made with it released. s.mu is held on
+// would wait for it meanwhile (see spinMutex): the frames array, the
+// largest thing the segment allocates, is not allocated under s.mu. s.mu is held on
 // entry and on return, and anything may have changed in between.
 func (s *segment) growFrames() {
 	want := max(64, 2*cap(s.frames))

@@ -20,7 +20,9 @@ import (
 // a buffer holds one unit of weight for every byte of chunk capacity it
 // keeps in memory.
 //
-// budget never blocks. semaphore.Weighted has two properties that rule out
+// budget never waits for memory (only, for a moment, for budget.gate,
+// held for one call into the semaphore). semaphore.Weighted has two
+// properties that rule out
 // its blocking Acquire here: TryAcquire fails whenever any Acquire is
 // queued (even if the free weight would satisfy it), and an Acquire of more
 // than the semaphore's size waits until its context ends. spool therefore
@@ -78,7 +80,7 @@ func newBudget(size int64) *budget {
 }
 
 // tryAcquire takes n bytes of the budget if they are free right now, and
-// reports whether it did. It never blocks.
+// reports whether it did. It never waits for memory.
 func (b *budget) tryAcquire(n int64) bool {
 	if n <= 0 {
 		return true

@@ -29,8 +29,8 @@ import (
 //     short of memory in another buffer takes it with TryLock alone, to
 //     take the window back (Manager.reclaimWindows). While holding it, code
 //     may take Manager.mu (to list or unlist the window), take or give back
-//     budget (never waiting) and read the buffer's spill, nothing
-//     else.
+//     budget (never waiting for memory) and read the buffer's spill,
+//     nothing else.
 //
 //  3. Manager.mu (sync.Mutex) guards the Manager's lists of live buffers,
 //     of buffers holding memory and of buffers with a read window, and its
@@ -41,23 +41,25 @@ import (
 //     per batch of candidates, reading their atomics.
 //
 //  4. The memory budget (budget.go) is a semaphore used only through
-//     TryAcquire and Release, which never block. No code ever waits for
-//     memory. Both are called through budget.gate (a spinMutex, below), a
-//     leaf held for nothing but the call, so that the semaphore's own
-//     mutex is never contended. budget.resize (sync.Mutex) serializes
-//     SetMemoryBudget calls: it is held with no other spool lock held,
-//     around TryAcquire and
-//     Release and the rollovers of a shrink, which TryLock their victims
-//     as a write short of memory does; the spill events of those
-//     rollovers are delivered after it is released.
+//     TryAcquire and Release, which never wait for weight. No code ever
+//     waits for memory. Both are called through budget.gate (a spinMutex,
+//     below), a leaf held for nothing but the call, so that the
+//     semaphore's own mutex is never contended; a goroutine may wait a
+//     moment for the gate, never for memory. budget.resize (sync.Mutex)
+//     serializes SetMemoryBudget calls: it is held with no other spool
+//     lock held, around TryAcquire and Release and the rollovers of a
+//     shrink, which TryLock their victims as a write short of memory
+//     does; the spill events of those rollovers are delivered after it is
+//     released.
 //
 //  5. segment.mu (a spinMutex), one per segment file of the spill arena
 //     (arena.go), guards that segment's frames: which extents are taken,
 //     which granules are charged to the disk budget, its slack count, and
 //     the pins of extents a zero-copy send is reading. It is always taken
-//     through segment.lock, which tries it for about 2 µs before it waits
-//     (a writer parked on it waits for a CPU behind every other writer
-//     once woken: see spinMutex). It is a leaf: it is
+//     through segment.lock or segment.relock, which try it for about 2 µs
+//     before they wait if GOMAXPROCS > 1 (a writer parked on it waits for
+//     a CPU behind every other writer once woken: see spinMutex). It is a
+//     leaf: it is
 //     taken while holding a store.mu (a buffer's writes, Truncate and
 //     Close allocate and free extents) or with no spool lock held (the end
 //     of a zero-copy send, Manager.Close), and while holding it code takes
@@ -270,7 +272,9 @@ const lockSpins = 2000
 // spinsFor returns how many tries a spinMutex.lock should make: lockSpins,
 // or none if GOMAXPROCS is 1, since the holder cannot be running
 // meanwhile. Its callers ask once, when they are made (runtime.GOMAXPROCS
-// takes a lock of the scheduler's).
+// takes a lock of the scheduler's): if GOMAXPROCS changes later (the
+// runtime follows a container's CPU limit), they keep the first answer,
+// which costs at most some useless tries, or tries not made.
 func spinsFor() int {
 	if runtime.GOMAXPROCS(0) > 1 {
 		return lockSpins

@@ -439,7 +439,7 @@ func (m *Manager) freeMemory(done func() bool, self *store, limit float64, inclu
 // the caller's) for one chunk's write at a time, so that v's owner, if it
 // comes back, waits for one chunk at most, and then keeps v: evict stops
 // at the first TryLock that fails. If whole is set, and v holds at most
-// wholeVictimShare of the budget, done is asked only once v holds no
+// 1/wholeVictimShare of the budget, done is asked only once v holds no
 // memory, or evict stops short of that (v busy, closed, or a failed
 // rollover). It appends to *events the spill event of what it moved, if
 // it took v's lock, and returns whether done reported true and the error
@@ -479,11 +479,17 @@ func (m *Manager) evict(v *store, done func() bool, events *[]SpillEvent, whole 
 		hopped = true
 		if err != nil {
 			m.spillErrors.Add(1)
+			satisfied = whole && done() // what it did free may do
 			break
 		}
-		if (!whole || v.mem.Load() <= 0) && done() {
-			satisfied = true
-			break
+		if !whole || v.mem.Load() <= 0 {
+			if done() {
+				satisfied = true
+				break
+			}
+			if whole {
+				break // v is on disk: the next victim
+			}
 		}
 	}
 	if moved > 0 {

@@ -301,3 +301,48 @@ func sortedInts(v []int) []int {
 	slices.Sort(v)
 	return v
 }
+
+// TestPromoteWholeVictimStopsShort checks that a promotion whose whole
+// victim stops short of disk (here the disk budget refuses its last
+// chunk) still uses what the victim did free: 3 chunks were freed, 2 were
+// needed, and the promotion goes on.
+func TestPromoteWholeVictimStopsShort(t *testing.T) {
+	const cs = 64 << 10
+	const budget = 4 * wholeVictimShare // chunks
+	m, err := NewManager(Options{TempDir: t.TempDir(), Policy: LeastFrequentlyUsed, MemoryBudget: budget * cs, DiskBudget: 5 * cs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	StopPromoter(m)
+	b, err := m.NewBuffer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Write(make([]byte, 2*cs)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Rollover(); err != nil { // 2 of the 5 chunks of disk
+		t.Fatal(err)
+	}
+	for range budget / 4 {
+		o, err := m.NewBuffer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		if _, err := o.Write(make([]byte, 4*cs)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 100 {
+		if _, err := b.ReadAt(make([]byte, 1), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.promote(b.s)
+	if st := m.Stats(); b.OnDisk() {
+		t.Fatalf("not promoted (promotions %d, rejected %d, no room %d, spill errors %d)", st.Promotions, st.PromotionsRejected, st.PromotionsNoRoom, st.SpillErrors)
+	}
+}
