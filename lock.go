@@ -53,41 +53,38 @@ import (
 //     released.
 //
 //  5. segment.mu (a spinMutex), one per segment file of the spill arena
-//     (arena.go), guards that segment's frames: which extents are taken,
-//     which granules are charged to the disk budget, its slack count, and
-//     the pins of extents a zero-copy send is reading. It is always taken
-//     through segment.lock or segment.relock, which try it for about 2 µs
-//     before they wait if GOMAXPROCS > 1 (a writer parked on it waits for
-//     a CPU behind every other writer once woken: see spinMutex). It is a
-//     leaf: it is
-//     taken while holding a store.mu (a buffer's writes, Truncate and
-//     Close allocate and free extents) or with no spool lock held (the end
-//     of a zero-copy send, Manager.Close), and while holding it code takes
-//     no other lock but arena.landMu (a leaf, to count a punch or cut in
-//     flight: arena.fly); the disk budget is charged under it by an atomic
-//     compare-and-swap, which never waits. Holds are kept short: a
-//     reclaim looks at reclaimSlice frames per hold, yielding to waiters
-//     in between (segment.relock), and checks again what it found before
-//     it marks; the frames array grows with it released (growFrames);
-//     settle and a punch's commit pass over the frames they changed only.
-//     It is held for no I/O, not even
-//     the fallocate and ftruncate calls that give space back (punching out
-//     or cutting off frames that have just become free, punching out slack:
-//     freed granules that no extent occupies): those are decided and
-//     marked under it (frame states frameSettling and frameCutting, a
-//     frame's punching bitmap, segment.cut), made with it released, and
-//     committed under it again; the disk budget they free is released
-//     after that, with no segment.mu held (arena.land). A reclaim of the
-//     arena's slack, after an operation that freed extents or when an
-//     allocation meets the disk budget (after that allocation has released
-//     its segment.mu), takes the segments' locks one at a time, never two
-//     at once. arena.mu only guards the creation and closing of segments
-//     (a leaf too: arena.close takes each segment.mu after releasing it).
-//     Reads and writes of extents need no arena lock: an extent belongs to
-//     the buffer that allocated it, under its lock, until it frees it, no
-//     punch touches a granule that an extent overlaps (live, read by a
-//     send, or dead), and nothing is written past a cut in flight before
-//     its ftruncate has returned.
+//     (arena.go), guards that segment's frames: which extents are taken, which
+//     granules are charged to the disk budget, its slack count, and the pins
+//     of extents a zero-copy send is reading. It is always taken through
+//     segment.lock or segment.relock, which try it for about 2 µs before they
+//     wait if GOMAXPROCS > 1 (a writer parked on it waits for a CPU behind
+//     every other writer once woken: see spinMutex). It is a leaf: it is taken
+//     while holding a store.mu (a buffer's writes, Truncate and Close allocate
+//     and free extents) or with no spool lock held (the end of a zero-copy
+//     send, Manager.Close), and while holding it code takes no other lock but
+//     arena.landMu (a leaf, to count a punch or cut in flight: arena.fly); the
+//     disk budget is charged under it by an atomic compare-and-swap, which
+//     never waits. Holds are kept short: a reclaim looks at reclaimSlice
+//     frames per hold, yielding to waiters in between (segment.relock), and
+//     checks again what it found before it marks; the frames array grows with
+//     it released (growFrames); settle and a punch's commit pass over the
+//     frames they changed only. It is held for no I/O, not even the fallocate
+//     and ftruncate calls that give space back (punching out or cutting off
+//     frames that have just become free, punching out slack: freed granules
+//     that no extent occupies): those are decided and marked under it (frame
+//     states frameSettling and frameCutting, a frame's punching bitmap,
+//     segment.cut), made with it released, and committed under it again; the
+//     disk budget they free is released after that, with no segment.mu held
+//     (arena.land). A reclaim of the arena's slack, after an operation that
+//     freed extents or when an allocation meets the disk budget (after that
+//     allocation has released its segment.mu), takes the segments' locks one
+//     at a time, never two at once. arena.mu only guards the creation and
+//     closing of segments (a leaf too: arena.close takes each segment.mu after
+//     releasing it). Reads and writes of extents need no arena lock: an extent
+//     belongs to the buffer that allocated it, under its lock, until it frees
+//     it, no punch touches a granule that an extent overlaps (live, read by a
+//     send, or dead), and nothing is written past a cut in flight before its
+//     ftruncate has returned.
 //
 //     An allocation may wait, holding its buffer's store.mu (and, for an
 //     eviction, its victim's; for a shrink's rollovers, budget.resize too)
