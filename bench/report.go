@@ -207,6 +207,13 @@ func printTail(w io.Writer, rs []Result) {
 		}
 		lines = append(lines, fmt.Sprintf("  %s: %s writes of %s at or above %s, %s in all: %s", r.Label, commas(int64(t.Slow)), commas(int64(t.Writes)),
 			latCell(t.Threshold), latCell(t.Seconds*1e3), strings.Join(parts, "; ")))
+		if len(t.Holders) > 0 && t.LockWait > 0 {
+			var held []string
+			for _, p := range t.Holders {
+				held = append(held, fmt.Sprintf("%s %s (%s; most of the waits of %s slow writes)", pctCell(p.Seconds/t.LockWait), p.What, latCell(p.Seconds*1e3), commas(int64(p.Writes))))
+			}
+			lines = append(lines, fmt.Sprintf("    while those writes waited on locks (%s), the goroutines that then released them: %s", latCell(t.LockWait*1e3), strings.Join(held, "; ")))
+		}
 	}
 	if len(lines) > 0 {
 		fmt.Fprintln(w, "Where the slowest writes (at or above the p99.9 of the writes each execution trace saw) spent their time (-trace, tracetail.go):")

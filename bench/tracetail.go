@@ -65,6 +65,12 @@ type TraceTail struct {
 	Threshold float64    `json:"threshold"` // ms: the p99.9 of the writes marked
 	Seconds   float64    `json:"seconds"`   // the time of the slow writes, in all
 	Parts     []TailPart `json:"parts"`     // where it went, most first
+	// LockWait is the time the slow writes waited on locks, and Holders
+	// what the goroutines that then woke them (the lock's holders, which
+	// released it) did meanwhile, most first: a holder that waited for a
+	// CPU with the lock held makes every waiter wait as long.
+	LockWait float64    `json:"lock_wait,omitempty"`
+	Holders  []TailPart `json:"holders,omitempty"`
 }
 
 // A TailPart is the time the slow writes spent in one state.
@@ -111,13 +117,19 @@ func tailOf(r io.Reader) (TraceTail, error) {
 		state string // what the goroutine is doing, a TailPart.What
 		since xtrace.Time
 		spent map[string]time.Duration
+		waits []lockBlock
 	}
 	type done struct {
 		d     time.Duration
 		spent map[string]time.Duration
+		waits []lockBlock
 	}
 	open := map[xtrace.GoID]*inWrite{}
 	var writes []done
+	// Every goroutine's states, for what the holders did (holdersOf).
+	hist := map[xtrace.GoID][]goSpan{}
+	now := map[xtrace.GoID]goSpan{}
+	var last xtrace.Time
 	for {
 		ev, err := tr.ReadEvent()
 		if err == io.EOF {
@@ -126,6 +138,7 @@ func tailOf(r io.Reader) (TraceTail, error) {
 		if err != nil {
 			return TraceTail{}, fmt.Errorf("read trace: %w", err)
 		}
+		last = ev.Time()
 		switch ev.Kind() {
 		case xtrace.EventLog:
 			l := ev.Log()
@@ -143,21 +156,34 @@ func tailOf(r io.Reader) (TraceTail, error) {
 			}
 			delete(open, g)
 			w.spent[w.state] += ev.Time().Sub(w.since)
-			writes = append(writes, done{ev.Time().Sub(w.start), w.spent})
+			writes = append(writes, done{ev.Time().Sub(w.start), w.spent, w.waits})
 		case xtrace.EventStateTransition:
 			st := ev.StateTransition()
 			if st.Resource.Kind != xtrace.ResourceGoroutine {
 				continue
 			}
-			w := open[st.Resource.Goroutine()]
+			id := st.Resource.Goroutine()
+			_, to := st.Goroutine()
+			if c, ok := now[id]; ok {
+				c.to = ev.Time()
+				hist[id] = append(hist[id], c)
+			}
+			now[id] = goSpan{from: ev.Time(), what: holderState(to, st.Reason, st.Stack, ev.Stack())}
+			w := open[id]
 			if w == nil {
 				continue
 			}
+			if strings.HasPrefix(w.state, lockWaitPrefix) && to == xtrace.GoRunnable {
+				w.waits = append(w.waits, lockBlock{from: w.since, to: ev.Time(), by: ev.Goroutine()})
+			}
 			w.spent[w.state] += ev.Time().Sub(w.since)
 			w.since = ev.Time()
-			_, to := st.Goroutine()
 			w.state = stateOf(to, st.Reason, st.Stack, ev.Stack(), w.state)
 		}
+	}
+	for id, c := range now { // the states the trace ended in
+		c.to = last
+		hist[id] = append(hist[id], c)
 	}
 	t := TraceTail{Writes: len(writes)}
 	if len(writes) == 0 {
@@ -168,6 +194,9 @@ func tailOf(r io.Reader) (TraceTail, error) {
 	t.Threshold = float64(threshold) / float64(time.Millisecond)
 	sum := map[string]time.Duration{}
 	most := map[string]int{}
+	held := map[string]time.Duration{}
+	heldMost := map[string]int{}
+	var waited time.Duration
 	for _, w := range writes {
 		if w.d < threshold {
 			continue
@@ -180,20 +209,88 @@ func tailOf(r io.Reader) (TraceTail, error) {
 				most[what]++
 			}
 		}
+		mine, total := holdersOf(w.waits, hist)
+		waited += total
+		for what, d := range mine {
+			held[what] += d
+			if 4*d >= total {
+				heldMost[what]++
+			}
+		}
+	}
+	t.LockWait = waited.Seconds()
+	for what, d := range held {
+		t.Holders = append(t.Holders, TailPart{What: what, Seconds: d.Seconds(), Writes: heldMost[what]})
+	}
+	sortParts(t.Holders)
+	if len(t.Holders) > tailParts {
+		t.Holders = t.Holders[:tailParts]
 	}
 	for what, d := range sum {
 		t.Parts = append(t.Parts, TailPart{What: what, Seconds: d.Seconds(), Writes: most[what]})
 	}
-	sort.Slice(t.Parts, func(i, j int) bool {
-		if t.Parts[i].Seconds != t.Parts[j].Seconds {
-			return t.Parts[i].Seconds > t.Parts[j].Seconds
-		}
-		return t.Parts[i].What < t.Parts[j].What
-	})
+	sortParts(t.Parts)
 	if len(t.Parts) > tailParts {
 		t.Parts = t.Parts[:tailParts]
 	}
 	return t, nil
+}
+
+// sortParts sorts parts by time, most first.
+func sortParts(parts []TailPart) {
+	sort.Slice(parts, func(i, j int) bool {
+		if parts[i].Seconds != parts[j].Seconds {
+			return parts[i].Seconds > parts[j].Seconds
+		}
+		return parts[i].What < parts[j].What
+	})
+}
+
+// A goSpan is a stretch of time a goroutine spent in one state (holderState).
+type goSpan struct {
+	from, to xtrace.Time
+	what     string
+}
+
+// A lockBlock is a wait of a write on a lock, from when its goroutine
+// blocked to when the goroutine by made it runnable: for a mutex, the one
+// that released it.
+type lockBlock struct {
+	from, to xtrace.Time
+	by       xtrace.GoID
+}
+
+// lockWaitPrefix starts the state stateOf gives a wait on a lock.
+const lockWaitPrefix = "waited on a lock at "
+
+// holdersOf returns what the goroutines that ended waits did during them,
+// by state, from their spans in hist, and the waits' time in all. A wait
+// ended by no goroutine (or by its own) is counted in the total only.
+func holdersOf(waits []lockBlock, hist map[xtrace.GoID][]goSpan) (map[string]time.Duration, time.Duration) {
+	got := map[string]time.Duration{}
+	var total time.Duration
+	for _, lw := range waits {
+		total += lw.to.Sub(lw.from)
+		if lw.by == xtrace.NoGoroutine {
+			continue
+		}
+		spans := hist[lw.by]
+		i := sort.Search(len(spans), func(i int) bool { return spans[i].to > lw.from })
+		for ; i < len(spans) && spans[i].from < lw.to; i++ {
+			from, to := max(spans[i].from, lw.from), min(spans[i].to, lw.to)
+			got[spans[i].what] += to.Sub(from)
+		}
+	}
+	return got, total
+}
+
+// holderState names the state a goroutine goes to, as stateOf does, but
+// without what it did before it waited for a CPU.
+func holderState(to xtrace.GoState, reason string, own, evStack xtrace.Stack) string {
+	if to == xtrace.GoRunnable {
+		return "waited for a CPU"
+	}
+	return stateOf(to, reason, own, evStack, "")
 }
 
 // stateOf names the state a goroutine in a write goes to: to, for reason,
@@ -215,7 +312,7 @@ func stateOf(to xtrace.GoState, reason string, own, evStack xtrace.Stack, prev s
 		case strings.Contains(reason, "GC") || inCollector(own):
 			return "waited on the garbage collector at " + where(own)
 		case strings.HasPrefix(reason, "sync"):
-			return "waited on a lock at " + where(own)
+			return lockWaitPrefix + where(own)
 		}
 		return "waited (" + reason + ") at " + where(own)
 	}
@@ -235,6 +332,17 @@ func inCollector(s xtrace.Stack) bool {
 	return false
 }
 
+// lockFrames are spool's lock functions that where passes over, as it
+// passes over package sync: a wait in them is charged to their caller.
+var lockFrames = map[string]bool{
+	"github.com/spoolkit/spool.(*spinMutex).lock":    true,
+	"github.com/spoolkit/spool.(*spinMutex).relock":  true,
+	"github.com/spoolkit/spool.(*segment).lock":      true,
+	"github.com/spoolkit/spool.(*segment).relock":    true,
+	"github.com/spoolkit/spool.(*budget).semTry":     true,
+	"github.com/spoolkit/spool.(*budget).semRelease": true,
+}
+
 // where names the function of a stack that a tail is charged to: the first
 // frame outside the runtime, sync and internal packages (the code that
 // made the call), and the first frame of package spool beneath it, if
@@ -243,6 +351,9 @@ func where(s xtrace.Stack) string {
 	var first, sp string
 	for f := range s.Frames() {
 		fn := f.Func
+		if lockFrames[fn] {
+			continue // spool's own mutex: the caller is what matters
+		}
 		if first == "" && !strings.HasPrefix(fn, "runtime") && !strings.HasPrefix(fn, "sync.") &&
 			!strings.HasPrefix(fn, "internal/") && !strings.HasPrefix(fn, "syscall.") && !strings.HasPrefix(fn, "golang.org/x/sys/") {
 			first = fn

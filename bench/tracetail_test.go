@@ -12,7 +12,8 @@ import (
 // TestTailOf traces 2,000 quick marked writes and 3 that each wait 50 ms
 // for a sync.Mutex another goroutine holds, and checks that tailOf finds
 // the 3 slow ones (at or above the p99.9) and charges most of their time
-// to waiting on that lock, at the function that took it.
+// to waiting on that lock, at the function that took it, and most of the
+// waits to what the holder did meanwhile: it slept.
 func TestTailOf(t *testing.T) {
 	if trace.IsEnabled() {
 		t.Skip("a trace is already in progress")
@@ -46,6 +47,13 @@ func TestTailOf(t *testing.T) {
 	}
 	if top.Seconds < 0.5*tail.Seconds {
 		t.Errorf("the lock wait is %.3f s of %.3f s of slow writes", top.Seconds, tail.Seconds)
+	}
+	// Meanwhile the holder slept, with the lock held.
+	if len(tail.Holders) == 0 {
+		t.Fatal("no holders")
+	}
+	if h := tail.Holders[0]; !strings.HasPrefix(h.What, "waited (sleep)") || h.Writes != 3 || h.Seconds < 0.5*tail.LockWait {
+		t.Errorf("top holder part: %+v of %.3f s of lock waits; want the holder's sleep, most of the waits of 3 writes", h, tail.LockWait)
 	}
 	if t.Failed() {
 		t.Logf("%+v", tail)
