@@ -140,8 +140,10 @@
 // bytes. CRC-64 detects every error burst of up to 64 bits and every odd
 // number of flipped bits, and lets any other corruption through with a
 // probability of 2^-64 per block, against 2^-32 for CRC-32C; it extends
-// over appended bytes without the bytes before, and runs at 50 GB/s per
-// core here (AVX-512), faster than the copies that move the data.
+// over appended bytes without the bytes before, and runs at 50-60 GB/s
+// per core on a CPU with AVX-512, faster than the copies that move the
+// data, and at about 10 GB/s on one without (AMD Zen 3: there it is about
+// an eighth of spool's CPU time in the bench's uploads, README "Micro").
 //
 // Options.DiskBudget limits Stats.DiskInUse; past it (freed space given
 // back first), writes and rollovers fail with ErrDiskBudget (a write's
