@@ -263,14 +263,8 @@ func TestPromoteRollsVictimsOverWhole(t *testing.T) {
 			}
 			var cold []*Buffer
 			for _, n := range tc.sizes {
-				o, err := m.NewBuffer()
-				if err != nil {
-					t.Fatal(err)
-				}
+				o := writtenBuffer(t, m, n*cs)
 				defer o.Close()
-				if _, err := o.Write(make([]byte, n*cs)); err != nil {
-					t.Fatal(err)
-				}
 				cold = append(cold, o)
 			}
 			for range 100 {
@@ -289,17 +283,11 @@ func TestPromoteRollsVictimsOverWhole(t *testing.T) {
 			}
 			// Which of the equal small victims goes first is the policy's
 			// tie-break: compare the counts.
-			if !slices.Equal(sortedInts(got), sortedInts(tc.left)) {
+			if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(tc.left))) {
 				t.Errorf("chunks in memory of the victims: %v, want %v (in some order)", got, tc.left)
 			}
 		})
 	}
-}
-
-func sortedInts(v []int) []int {
-	v = slices.Clone(v)
-	slices.Sort(v)
-	return v
 }
 
 // TestPromoteWholeVictimStopsShort checks that a promotion whose whole
@@ -327,14 +315,7 @@ func TestPromoteWholeVictimStopsShort(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range budget / 4 {
-		o, err := m.NewBuffer()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer o.Close()
-		if _, err := o.Write(make([]byte, 4*cs)); err != nil {
-			t.Fatal(err)
-		}
+		defer writtenBuffer(t, m, 4*cs).Close()
 	}
 	for range 100 {
 		if _, err := b.ReadAt(make([]byte, 1), 0); err != nil {
